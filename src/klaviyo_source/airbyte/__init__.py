@@ -1,0 +1,1 @@
+"""Airbyte protocol: messages, catalog and the spec/check/discover/read entrypoint."""

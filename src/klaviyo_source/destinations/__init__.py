@@ -1,0 +1,1 @@
+"""Destinations for the standalone sync: DuckDB and Postgres."""

@@ -1,0 +1,1 @@
+"""HTTP client, rate limiting and retries for the Klaviyo API."""

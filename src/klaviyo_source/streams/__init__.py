@@ -1,0 +1,1 @@
+"""Stream definitions, record shaping and JSON Schemas."""

@@ -184,7 +184,8 @@ def _number(
     too_small = value <= minimum if exclusive_min else value < minimum
     if too_small or (maximum is not None and value > maximum):
         raise _expect(key, kind + bounds)
-    return value
+    number: float | int = value
+    return number
 
 
 def parse_config(raw: Any, *, api_key_override: str | None = None) -> Config:

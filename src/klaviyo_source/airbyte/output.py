@@ -1,0 +1,117 @@
+"""`AirbyteSink`: the engine's Sink written as Airbyte protocol JSON lines on stdout.
+
+Records are the bulk of the output, so they take a short path: one `orjson.dumps` of a small
+wrapper dict per record, one `write` per batch, `emitted_at` computed once per batch. Every other
+message is flushed at once so the platform's heartbeat sees it. All text that could carry an
+error's wording passes through `scrub` so the API key can never leave the process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import orjson
+
+from klaviyo_source.airbyte import messages
+from klaviyo_source.errors import KlaviyoSourceError
+from klaviyo_source.sink import Record, StreamStatus
+
+# Stream-status reasons the Airbyte protocol defines; others are reported as a LOG line.
+PROTOCOL_REASONS = frozenset({"RATE_LIMITED"})
+FAILURE_TYPES = ("config_error", "transient_error", "system_error")  # most to least actionable
+
+
+def failure_type_of(error: BaseException) -> str:
+    if isinstance(error, KlaviyoSourceError):
+        return error.failure_type
+    return "system_error"
+
+
+def describe(error: BaseException) -> tuple[str, str]:
+    """(user message, internal message) of any exception."""
+    if isinstance(error, KlaviyoSourceError):
+        return error.message, error.internal_message
+    text = str(error) or type(error).__name__
+    return f"Unexpected error: {text}", f"{type(error).__name__}: {text}"
+
+
+@dataclass
+class StreamFailure:
+    stream: str
+    reason: str
+    failure_type: str
+
+
+@dataclass
+class AirbyteSink:
+    """Implements `klaviyo_source.sink.Sink`; also remembers failures for the final trace."""
+
+    out: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
+    secrets: tuple[str, ...] = ()
+    failures: list[StreamFailure] = field(default_factory=list)
+    _since_state: dict[str, int] = field(default_factory=dict)
+
+    def emit(self, message: dict[str, Any]) -> None:
+        """Write one non-record message and flush."""
+        line = messages.scrub(orjson.dumps(message).decode(), self.secrets).encode()
+        self.out.write(line + b"\n")
+        self.out.flush()
+
+    async def records(self, stream: str, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        emitted_at = messages.now_ms()
+        dumps = orjson.dumps
+        envelope: dict[str, Any] = {"stream": stream, "data": None, "emitted_at": emitted_at}
+        wrapper = {"type": "RECORD", "record": envelope}
+        lines = []
+        for record in records:
+            envelope["data"] = record
+            lines.append(dumps(wrapper))
+        lines.append(b"")
+        self.out.write(b"\n".join(lines))
+        self._since_state[stream] = self._since_state.get(stream, 0) + len(records)
+
+    async def state(self, stream: str, state: dict[str, Any]) -> None:
+        count = self._since_state.pop(stream, 0)
+        self.emit(messages.state_message(stream, state, count))
+
+    async def status(self, stream: str, status: StreamStatus, reason: str | None = None) -> None:
+        protocol_reason = reason if reason in PROTOCOL_REASONS else None
+        self.emit(messages.stream_status_trace(stream, str(status), protocol_reason))
+        if reason is not None and protocol_reason is None:
+            self.emit(messages.log_message("INFO", f"{stream}: {status} ({reason})"))
+
+    async def log(self, level: str, message: str) -> None:
+        self.emit(messages.log_message(level, message))
+
+    async def error(self, stream: str | None, error: Exception) -> None:
+        message, internal = describe(error)
+        failure_type = failure_type_of(error)
+        self.emit(
+            messages.error_trace(message, failure_type=failure_type, internal_message=internal, stream=stream)
+        )
+        self.failures.append(StreamFailure(stream or "(sync)", message, failure_type))
+
+    def fail(self, error: BaseException) -> None:
+        """Report an error that ended the whole run (outside any stream)."""
+        message, internal = describe(error)
+        self.emit(
+            messages.error_trace(message, failure_type=failure_type_of(error), internal_message=internal)
+        )
+
+    def final_error(self, extra_failures: Sequence[StreamFailure] = ()) -> dict[str, Any] | None:
+        """Airbyte's end-of-sync summary of failed streams, or None when all succeeded."""
+        failures = [*self.failures, *extra_failures]
+        if not failures:
+            return None
+        listed = ", ".join(f"{failure.stream}: {failure.reason}" for failure in failures)
+        kinds = {failure.failure_type for failure in failures}
+        failure_type = next((kind for kind in FAILURE_TYPES if kind in kinds), "system_error")
+        return messages.error_trace(
+            f"During the sync, the following streams did not sync successfully: {listed}",
+            failure_type=failure_type,
+        )

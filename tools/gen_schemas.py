@@ -1,0 +1,297 @@
+"""Generate `src/klaviyo_source/streams/schemas/<stream>.json` from the vendored Klaviyo OpenAPI spec.
+
+    python tools/gen_schemas.py          # (re)write the schema files
+    python tools/gen_schemas.py --check  # exit 1 if a committed file differs from the generator
+
+Each stream's schema is the resource object its endpoint returns (revision 2026-07-15), made
+acceptable to Airbyte and lenient towards real data:
+
+* `$ref`s are inlined; `allOf` is merged; `oneOf` becomes the union of its branches (types joined,
+  object properties merged), so no `$ref`, `allOf`, `oneOf` or `not` remains.
+* Every property except the root `id` is nullable (`["null", type]`): Klaviyo returns null in
+  places its spec does not promise, and a source must not reject real data.
+* `enum` is dropped (Klaviyo adds values without a new revision); only `date-time` / `date`
+  formats are kept; `required`, examples, defaults and read/write flags are dropped (except the
+  root's `required: ["id"]`).
+* Every object has `additionalProperties: true`.
+* Stream extras (top-level cursor copy, fields the connector adds) and known loosenings come from
+  the `EXTRAS` / `LOOSEN` rows below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_PATH = ROOT / "src" / "klaviyo_source" / "openapi" / "klaviyo-2026-07-15.json"
+OUT_DIR = ROOT / "src" / "klaviyo_source" / "streams" / "schemas"
+
+Schema = dict[str, Any]
+
+# stream -> (component of the response document, cursor field). The resource is `data` (or its items).
+SOURCES: dict[str, tuple[str, str]] = {
+    "profiles": ("GetProfileResponsePluralConversationsCollectionCompoundDocument", "updated"),
+    "global_exclusions": ("GetProfileResponsePluralConversationsCollectionCompoundDocument", "updated"),
+    "events": ("GetEventResponseCollectionCompoundDocument", "datetime"),
+    "events_detailed": ("GetEventResponseCollectionCompoundDocument", "datetime"),
+    "email_templates": ("GetTemplateDndResponseCollection", "updated"),
+    "metrics": ("GetMetricResponseCollectionCompoundDocument", "updated"),
+    "lists": ("GetListListResponseCollectionCompoundDocument", "updated"),
+    "lists_detailed": ("GetListRetrieveResponseCompoundDocument", "updated"),
+    "campaigns": ("GetCampaignResponseCollectionCompoundDocument", "updated_at"),
+    "campaigns_detailed": ("GetCampaignResponseCollectionCompoundDocument", "updated_at"),
+    "flows": ("GetFlowResponseCollectionCompoundDocument", "updated"),
+}
+
+_STRING: Schema = {"type": "string"}
+_INTEGER: Schema = {"type": "integer"}
+_SUPPRESSION = "copy:attributes.subscriptions.email.marketing.suppression"
+# (stream, dotted path of the new property, schema or "component:<name>" / "copy:<dotted path>")
+EXTRAS: tuple[tuple[str, str, Any], ...] = (
+    # Airbyte keeps the pre-2024-10-15 plural name for the suppression list.
+    ("global_exclusions", "attributes.subscriptions.email.marketing.suppressions", _SUPPRESSION),
+    ("events_detailed", "relationships.metric.data.name", _STRING),
+    ("lists_detailed", "attributes.profile_count", _INTEGER),
+    ("campaigns", "attributes.channel", _STRING),
+    ("campaigns_detailed", "attributes.channel", _STRING),
+    ("campaigns_detailed", "estimated_recipient_count", _INTEGER),
+    (
+        "campaigns_detailed",
+        "campaign_messages",
+        "items-of:GetCampaignMessageResponseCollectionCompoundDocument",
+    ),
+)
+
+# (stream, dotted path, types) where real data is known to differ from the spec.
+LOOSEN: tuple[tuple[str, str, list[str]], ...] = (
+    # Klaviyo returns numeric regions (Airbyte 2.10.2 had to cast them); latitude/longitude vary.
+    ("profiles", "attributes.location.region", ["null", "string", "number"]),
+    ("global_exclusions", "attributes.location.region", ["null", "string", "number"]),
+)
+
+_KEPT_FORMATS = {"date-time", "date"}
+
+
+class Resolver:
+    """Turns OpenAPI 3.0 schema fragments into plain, Airbyte-friendly JSON Schema."""
+
+    def __init__(self, components: dict[str, Schema]) -> None:
+        self.components = components
+
+    def convert(self, node: Schema, stack: tuple[str, ...] = ()) -> Schema:
+        node = self._inline(node, stack)
+        if "allOf" in node:
+            parts = [self.convert(part, stack) for part in node["allOf"]]
+            merged = _merge_all(parts)
+            return _with_description(merged, node)
+        if "oneOf" in node or "anyOf" in node:
+            branches: list[Schema] = node.get("oneOf") or node.get("anyOf") or []
+            parts = [self.convert(part, stack) for part in branches]
+            return _with_description(_union(parts), node)
+        out: Schema = {}
+        if "description" in node:
+            out["description"] = node["description"]
+        kind = node.get("type") or ("object" if "properties" in node else None)
+        if kind is not None:
+            out["type"] = kind
+        if node.get("format") in _KEPT_FORMATS:
+            out["format"] = node["format"]
+        if kind == "object":
+            out["properties"] = {
+                name: self.convert(child, stack) for name, child in node.get("properties", {}).items()
+            }
+            out["additionalProperties"] = True
+        if kind == "array":
+            out["items"] = self.convert(node.get("items", {}), stack)
+        return out
+
+    def _inline(self, node: Schema, stack: tuple[str, ...]) -> Schema:
+        """Replace a `$ref` by its target (sibling keys such as description win)."""
+        while "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            if name in stack:  # recursive structure: stop with a free-form value of the right kind
+                target_type = self.components[name].get("type", "object")
+                return {"type": target_type, "properties": {}} if target_type == "object" else {}
+            stack = (*stack, name)
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            node = {**self.components[name], **siblings}
+        return node
+
+
+def _with_description(schema: Schema, node: Schema) -> Schema:
+    if "description" in node:
+        return {"description": node["description"], **{k: v for k, v in schema.items() if k != "description"}}
+    return schema
+
+
+def _types(schema: Schema) -> list[str]:
+    kind = schema.get("type")
+    if kind is None:
+        return []
+    return list(kind) if isinstance(kind, list) else [kind]
+
+
+def _merge_two(left: Schema, right: Schema) -> Schema:
+    """Combine two schemas of the same value (allOf parts or oneOf branches), keeping every field."""
+    out = dict(left)
+    for key, value in right.items():
+        if key == "properties":
+            props = dict(out.get("properties", {}))
+            for name, child in value.items():
+                props[name] = _merge_two(props[name], child) if name in props else child
+            out["properties"] = props
+        elif key == "items" and "items" in out:
+            out["items"] = _merge_two(out["items"], value)
+        elif key == "type":
+            kinds = _types(out) + [k for k in _types(right) if k not in _types(out)]
+            out["type"] = kinds[0] if len(kinds) == 1 else kinds
+        elif key == "format":
+            # keep a format only while every string branch agrees on it
+            left_plain_string = "string" in _types(left) and "format" not in left
+            if left_plain_string or out.get("format", value) != value:
+                out.pop("format", None)
+            else:
+                out["format"] = value
+        elif key not in out:
+            out[key] = value
+    if "format" in out and "string" in _types(right) and "format" not in right:
+        del out["format"]
+    if "properties" in out:
+        out["additionalProperties"] = True
+        if "type" not in out:
+            out["type"] = "object"
+    return out
+
+
+def _merge_all(parts: list[Schema]) -> Schema:
+    out: Schema = {}
+    for part in parts:
+        out = _merge_two(out, part)
+    return out
+
+
+def _union(parts: list[Schema]) -> Schema:
+    """oneOf -> one schema accepting every branch: types joined, object/array shapes merged."""
+    if any(not _types(part) for part in parts):  # a branch accepts anything
+        return {}
+    return _merge_all(parts)
+
+
+def _nullable(schema: Schema, *, is_root: bool = False) -> Schema:
+    """Make every property (recursively) accept null; order types as ["null", ...]."""
+    out = dict(schema)
+    kinds = _types(out)
+    if kinds and not is_root:
+        rest = [k for k in kinds if k != "null"]
+        out["type"] = ["null", *rest]
+    if "properties" in out:
+        out["properties"] = {name: _nullable(child) for name, child in out["properties"].items()}
+    if "items" in out:
+        out["items"] = _nullable(out["items"])
+    return out
+
+
+def _node_at(schema: Schema, dotted: str, *, create: bool) -> tuple[Schema, str]:
+    """The parent object schema of `dotted` and the last key."""
+    *parents, last = dotted.split(".")
+    node = schema
+    for key in parents:
+        props = node.setdefault("properties", {})
+        if key not in props:
+            if not create:
+                raise KeyError(dotted)
+            props[key] = {"type": "object", "properties": {}, "additionalProperties": True}
+        node = props[key]
+        node["additionalProperties"] = True
+    node.setdefault("properties", {})
+    return node, last
+
+
+def _lookup(schema: Schema, dotted: str) -> Schema:
+    parent, last = _node_at(schema, dotted, create=False)
+    found: Schema = parent["properties"][last]
+    return found
+
+
+def _resource(resolver: Resolver, component: str) -> Schema:
+    data = resolver.components[component]["properties"]["data"]
+    data = resolver._inline(data, ())
+    if data.get("type") == "array":
+        data = data["items"]
+    return resolver.convert(data)
+
+
+def build_stream(resolver: Resolver, stream: str) -> Schema:
+    component, cursor = SOURCES[stream]
+    resource = _resource(resolver, component)
+    props: dict[str, Schema] = resource["properties"]
+    attributes = props["attributes"]["properties"]
+    cursor_schema = copy.deepcopy(attributes[cursor])
+    cursor_schema["description"] = f"Copy of attributes.{cursor} (the stream's cursor)."
+    ordered: dict[str, Schema] = {key: props[key] for key in ("type", "id") if key in props}
+    ordered[cursor] = cursor_schema
+    ordered.update({key: value for key, value in props.items() if key not in ordered})
+    resource["properties"] = ordered
+    for extra_stream, dotted, spec in EXTRAS:
+        if extra_stream != stream:
+            continue
+        if isinstance(spec, str) and spec.startswith("copy:"):
+            value = copy.deepcopy(_lookup(resource, spec.removeprefix("copy:")))
+        elif isinstance(spec, str) and spec.startswith("items-of:"):
+            value = {"type": "array", "items": _resource(resolver, spec.removeprefix("items-of:"))}
+        else:
+            value = dict(spec)
+        parent, last = _node_at(resource, dotted, create=True)
+        parent["properties"][last] = value
+    schema: Schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "required": ["id"],
+        "additionalProperties": True,
+        "properties": _nullable(resource, is_root=True)["properties"],
+    }
+    schema["properties"]["id"]["type"] = "string"
+    for loose_stream, dotted, kinds in LOOSEN:
+        if loose_stream == stream:
+            _lookup(schema, dotted)["type"] = kinds
+    return schema
+
+
+def build_all(spec_path: Path = SPEC_PATH) -> dict[str, str]:
+    """stream name -> the file text the generator writes."""
+    spec = json.loads(spec_path.read_text())
+    resolver = Resolver(spec["components"]["schemas"])
+    return {
+        stream: json.dumps(build_stream(resolver, stream), indent=2, ensure_ascii=False) + "\n"
+        for stream in SOURCES
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    outputs = build_all()
+    stale = [name for name, text in outputs.items() if _read(OUT_DIR / f"{name}.json") != text]
+    if args.check:
+        for name in stale:
+            print(f"stale: {name}.json (run python tools/gen_schemas.py)", file=sys.stderr)
+        return 1 if stale else 0
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for name in stale:
+        (OUT_DIR / f"{name}.json").write_text(outputs[name])
+        print(f"wrote {name}.json")
+    return 0
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

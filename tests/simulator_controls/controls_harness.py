@@ -1,0 +1,114 @@
+"""A tiny aiohttp app that uses `Controls` exactly as the contract in controls.py says.
+
+It stands in for the real simulator core so the controls can be tested on their own, over a
+real socket on 127.0.0.1. Routes (buckets as in Klaviyo's 2026-07-15 spec):
+
+    GET /api/events               get_events, XL 350/s 3500/m, `count` records (default 3)
+    GET /api/profiles             get_profiles, L 75/s 750/m; predictive_analytics -> M 10/s 150/m
+    GET /api/lists/{id}           get_list, L; additional-fields[list]=profile_count -> XS 1/s 15/m
+    GET /api/missing              the app's own 404 through `respond`
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from aiohttp import web
+
+from klaviyo_source.simulator.controls import Controls, RouteInfo
+
+
+class FakeClock:
+    """An injectable clock that only moves when told to."""
+
+    def __init__(self, now: float = 1000.25) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def events_route() -> RouteInfo:
+    return RouteInfo("get_events", "/api/events", "get_events", burst=350, steady=3500)
+
+
+def profiles_route(request: web.Request) -> RouteInfo:
+    if "predictive_analytics" in request.query.get("additional-fields[profile]", ""):
+        return RouteInfo(
+            "get_profiles",
+            request.path,
+            "get_profiles:predictive_analytics",
+            burst=10,
+            steady=150,
+            tags=frozenset({"predictive_analytics"}),
+        )
+    return RouteInfo("get_profiles", request.path, "get_profiles", burst=75, steady=750)
+
+
+def list_route(request: web.Request) -> RouteInfo:
+    if "profile_count" in request.query.get("additional-fields[list]", ""):
+        return RouteInfo("get_list", request.path, "get_list:profile_count", burst=1, steady=15)
+    return RouteInfo("get_list", request.path, "get_list", burst=75, steady=750)
+
+
+def page(kind: str, count: int) -> bytes:
+    return orjson.dumps({"data": [{"type": kind, "id": str(i), "attributes": {}} for i in range(count)]})
+
+
+def build_app(controls: Controls) -> web.Application:
+    async def get_events(request: web.Request) -> web.StreamResponse:
+        route = events_route()
+        early = await controls.before(request, route)
+        if early is not None:
+            return early
+        count = int(request.query.get("count", "3"))
+        return await controls.respond(request, route, page("event", count), records=count)
+
+    async def get_profiles(request: web.Request) -> web.StreamResponse:
+        route = profiles_route(request)
+        early = await controls.before(request, route)
+        if early is not None:
+            return early
+        count = int(request.query.get("page[size]", "20"))
+        return await controls.respond(request, route, page("profile", count), records=count)
+
+    async def get_list(request: web.Request) -> web.StreamResponse:
+        route = list_route(request)
+        early = await controls.before(request, route)
+        if early is not None:
+            return early
+        body = orjson.dumps({"data": {"type": "list", "id": request.match_info["id"]}})
+        return await controls.respond(request, route, body, records=1)
+
+    async def missing(request: web.Request) -> web.StreamResponse:
+        body = orjson.dumps({"errors": [{"id": "x", "status": 404, "code": "not_found"}]})
+        return await controls.respond(request, None, body, status=404)
+
+    app = web.Application()
+    app.router.add_get("/api/events", get_events)
+    app.router.add_get("/api/profiles", get_profiles)
+    app.router.add_get("/api/lists/{id}", get_list)
+    app.router.add_get("/api/missing", missing)
+    controls.add_admin_routes(app)
+    return app
+
+
+@asynccontextmanager
+async def serving(controls: Controls) -> AsyncIterator[str]:
+    """Serve the tiny app on 127.0.0.1 (a free port); yields the base URL; always stops it."""
+    runner = web.AppRunner(build_app(controls), shutdown_timeout=5.0)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,217 @@
+"""What a person watching `sync` sees: live progress per stream, log lines, and the final summary.
+
+On a terminal: rich progress bars (records, records/s, partitions done of total, time waited on
+rate limits, status). Otherwise: one plain log line every few seconds. Live numbers come from the
+engine's StreamStats (updated during the run) and the destination sink's counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from klaviyo_source.destinations.sink import StreamCounts
+from klaviyo_source.sink import StreamStats, StreamStatus
+
+ProgressMode = Literal["auto", "rich", "plain", "none"]
+PLAIN_EVERY_SECONDS = 5.0
+RICH_REFRESH_SECONDS = 0.25
+
+
+@dataclass
+class SummaryRow:
+    stream: str
+    status: str
+    records: int
+    inserted: int
+    updated: int
+    requests: int
+    throttled: int
+    retries: int
+    rate_limit_wait: float
+    error: str | None = None
+
+
+def _status_text(counts: StreamCounts) -> str:
+    if counts.status is None:
+        return "waiting"
+    if counts.status is StreamStatus.RUNNING and counts.reason:
+        return counts.reason.lower().replace("_", " ")
+    return counts.status.value.lower()
+
+
+class SyncProgress:
+    """`async with SyncProgress(stats, counts, mode) as progress:` around the engine's run."""
+
+    def __init__(
+        self,
+        stats: Mapping[str, StreamStats],
+        counts: Mapping[str, StreamCounts],
+        mode: ProgressMode = "auto",
+        *,
+        stream: TextIO | None = None,
+        plain_every: float = PLAIN_EVERY_SECONDS,
+    ) -> None:
+        self.stats = stats
+        self.counts = counts
+        self.out = stream or sys.stderr
+        if mode == "auto":
+            mode = "rich" if self.out.isatty() else "plain"
+        self.mode = mode
+        self.plain_every = plain_every
+        self.started = time.monotonic()
+        self.console = Console(file=self.out, highlight=False)
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SyncProgress:
+        self.started = time.monotonic()
+        if self.mode == "rich":
+            self._progress = Progress(
+                TextColumn("{task.description:<19}"),
+                BarColumn(bar_width=24),
+                TextColumn("{task.fields[partitions]:>9} parts"),
+                TextColumn("{task.fields[records]:>10,} rec"),
+                TextColumn("{task.fields[rate]:>8,.0f}/s"),
+                TextColumn("waited {task.fields[wait]:>5.0f}s"),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                refresh_per_second=4,
+            )
+            for name in self.stats:
+                self._tasks[name] = self._progress.add_task(
+                    name, total=None, partitions="", records=0, rate=0.0, wait=0.0, status="waiting"
+                )
+            self._progress.start()
+        if self.mode in ("rich", "plain"):
+            self._ticker = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._progress is not None:
+            self._update_bars()
+            self._progress.stop()
+        elif self.mode == "plain":
+            self._plain_line()
+
+    def log(self, level: str, message: str) -> None:
+        """A log line from the engine or the sink (debug and info lines only in plain mode)."""
+        if self.mode == "none" or (self.mode == "rich" and level.upper() in ("DEBUG", "INFO", "TRACE")):
+            return
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        self.console.print(f"{stamp} {level.upper():<5} {message}", markup=False)
+
+    async def _tick(self) -> None:
+        every = RICH_REFRESH_SECONDS if self.mode == "rich" else self.plain_every
+        while True:
+            await asyncio.sleep(every)
+            if self.mode == "rich":
+                self._update_bars()
+            else:
+                self._plain_line()
+
+    def _live(self, name: str) -> tuple[int, float]:
+        records = max(self.stats[name].records, self.counts[name].received if name in self.counts else 0)
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        return records, records / elapsed
+
+    def _update_bars(self) -> None:
+        assert self._progress is not None
+        for name, task in self._tasks.items():
+            stats = self.stats[name]
+            records, rate = self._live(name)
+            total = stats.partitions_total or None
+            self._progress.update(
+                task,
+                total=total,
+                completed=stats.partitions_done,
+                partitions=f"{stats.partitions_done}/{stats.partitions_total}" if total else "",
+                records=records,
+                rate=rate,
+                wait=stats.rate_limit_wait_seconds,
+                status=_status_text(self.counts[name]) if name in self.counts else "",
+            )
+
+    def _plain_line(self) -> None:
+        parts = []
+        for name, stats in self.stats.items():
+            records, rate = self._live(name)
+            counts = self.counts.get(name)
+            status = _status_text(counts) if counts else ""
+            waited = f" waited {stats.rate_limit_wait_seconds:.0f}s" if stats.rate_limit_wait_seconds else ""
+            parts.append(
+                f"{name} {records:,} rec {rate:,.0f}/s {stats.partitions_done}/{stats.partitions_total} parts"
+                f"{waited} {status}"
+            )
+        elapsed = time.monotonic() - self.started
+        self.log("INFO", f"progress after {elapsed:.0f}s: " + "; ".join(parts))
+
+
+def summary_rows(stats: Mapping[str, StreamStats], counts: Mapping[str, StreamCounts]) -> list[SummaryRow]:
+    rows = []
+    for name, stream_stats in stats.items():
+        stream_counts = counts.get(name, StreamCounts())
+        rows.append(
+            SummaryRow(
+                stream=name,
+                status=_status_text(stream_counts),
+                records=max(stream_stats.records, stream_counts.received),
+                inserted=stream_counts.inserted,
+                updated=stream_counts.updated,
+                requests=stream_stats.requests,
+                throttled=stream_stats.throttled,
+                retries=stream_stats.retries,
+                rate_limit_wait=stream_stats.rate_limit_wait_seconds,
+                error=stream_counts.error,
+            )
+        )
+    return rows
+
+
+def summary_table(rows: list[SummaryRow], duration: float, title: str = "sync summary") -> Table:
+    """The end-of-sync table: per stream rows inserted/updated, requests, 429s, retries."""
+    table = Table(title=f"{title} ({duration:.1f}s)", title_justify="left")
+    for header in (
+        "stream",
+        "status",
+        "records",
+        "inserted",
+        "updated",
+        "requests",
+        "429s",
+        "retries",
+        "waited",
+    ):
+        table.add_column(header, justify="left" if header in ("stream", "status") else "right")
+    totals = [0, 0, 0, 0, 0, 0]
+    for row in rows:
+        numbers = [row.records, row.inserted, row.updated, row.requests, row.throttled, row.retries]
+        totals = [a + b for a, b in zip(totals, numbers, strict=True)]
+        status = row.status if row.error is None else f"{row.status}: {row.error}"
+        table.add_row(row.stream, status, *(f"{n:,}" for n in numbers), f"{row.rate_limit_wait:.0f}s")
+    table.add_section()
+    table.add_row("total", "", *(f"{n:,}" for n in totals), "")
+    return table
+
+
+def print_summary(
+    rows: list[SummaryRow], duration: float, *, stream: TextIO | None = None, title: str = ""
+) -> None:
+    console = Console(file=stream or sys.stdout, highlight=False, width=160)
+    console.print(summary_table(rows, duration, title or "sync summary"))

@@ -1,0 +1,217 @@
+"""`klaviyo-source sync`: read streams with the engine and load them into DuckDB or Postgres.
+
+    klaviyo-source sync --config config.json [--streams a,b] [--destination duckdb:///klaviyo.duckdb |
+                        postgresql://...] [--full-refresh] [--write append|dedup|overwrite]
+
+State lives in the destination and is committed with the rows it covers, so a sync killed at any
+moment resumes where it stopped. `run_sync()` is the programmatic entry (the demo uses it).
+Exit codes: 0 every stream completed; 1 a stream or the destination failed; 2 invalid arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from klaviyo_source.config import Config, parse_config
+from klaviyo_source.destinations import open_destination
+from klaviyo_source.destinations.base import DestinationSpec, SqlDestination, WriteMode, parse_destination
+from klaviyo_source.destinations.sink import DestinationSink, StreamCounts
+from klaviyo_source.errors import ConfigError, KlaviyoSourceError
+from klaviyo_source.progress import ProgressMode, SummaryRow, SyncProgress, print_summary, summary_rows
+from klaviyo_source.sink import StreamOutcome, StreamSelection, StreamStats, StreamStatus
+from klaviyo_source.streams.table import STREAMS_BY_NAME
+
+DEFAULT_DESTINATION = "duckdb:///klaviyo.duckdb"
+API_KEY_ENV = "KLAVIYO_API_KEY"
+
+
+class UsageError(Exception):
+    """Invalid command-line arguments (exit code 2)."""
+
+
+@dataclass
+class SyncOptions:
+    config: Config
+    destination: DestinationSpec
+    streams: list[str]
+    write: WriteMode = WriteMode.DEDUP
+    full_refresh: bool = False
+    progress: ProgressMode = "auto"
+
+
+@dataclass
+class SyncReport:
+    """What a sync did: per-stream outcomes and counts, how long it took, its exit code."""
+
+    sync_id: str
+    outcomes: list[StreamOutcome]
+    counts: dict[str, StreamCounts]
+    stats: dict[str, StreamStats]
+    duration: float
+    error: str | None = None  # a failure of the whole sync (destination, config)
+    rows: list[SummaryRow] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        complete = all(o.status is StreamStatus.COMPLETE for o in self.outcomes)
+        return 0 if self.error is None and complete and self.outcomes else 1
+
+
+def new_sync_id() -> str:
+    """Sortable and unique: UTC start time plus a random suffix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # raise instead of exiting, so main() decides the output
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="klaviyo-source sync",
+        description="Load Klaviyo streams into DuckDB (default) or Postgres, incrementally.",
+    )
+    parser.add_argument("--config", help="config JSON file (api_key may come from $KLAVIYO_API_KEY instead)")
+    parser.add_argument(
+        "--streams", help="comma-separated streams (default: all). " + ", ".join(STREAMS_BY_NAME)
+    )
+    parser.add_argument(
+        "--destination",
+        default=DEFAULT_DESTINATION,
+        help="duckdb:///relative/file.duckdb, duckdb:////absolute/file.duckdb or postgresql://user@host/db; "
+        "add ?schema=name to choose the schema (default klaviyo). Default: %(default)s",
+    )
+    parser.add_argument("--full-refresh", action="store_true", help="ignore saved state and read everything")
+    parser.add_argument(
+        "--write",
+        choices=[m.value for m in WriteMode],
+        default=WriteMode.DEDUP.value,
+        help="dedup: one row per id (default); append: every version; overwrite: replace each table "
+        "atomically at the end (implies --full-refresh)",
+    )
+    parser.add_argument(
+        "--progress", choices=["auto", "rich", "plain", "none"], default="auto", help="progress display"
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> SyncOptions:
+    """argv without the verb -> SyncOptions; UsageError or ConfigError on bad input."""
+    args = _parser().parse_args(list(argv))
+    env = os.environ if environ is None else environ
+    raw: Any = {}
+    if args.config:
+        try:
+            raw = orjson.loads(Path(args.config).read_bytes())
+        except FileNotFoundError:
+            raise UsageError(f"config file not found: {args.config}") from None
+        except orjson.JSONDecodeError:
+            raise UsageError(f"config file is not valid JSON: {args.config}") from None
+    elif not env.get(API_KEY_ENV):
+        raise UsageError(f"give --config config.json, or set {API_KEY_ENV}")
+    config = parse_config(raw, api_key_override=env.get(API_KEY_ENV) or None)
+    streams = list(STREAMS_BY_NAME)
+    if args.streams:
+        streams = list(dict.fromkeys(s.strip() for s in args.streams.split(",") if s.strip()))
+        unknown = [s for s in streams if s not in STREAMS_BY_NAME]
+        if unknown or not streams:
+            given = ", ".join(unknown) or "(none given)"
+            raise UsageError(f"unknown stream(s): {given}; known: {', '.join(STREAMS_BY_NAME)}")
+    write = WriteMode(args.write)
+    return SyncOptions(
+        config=config,
+        destination=parse_destination(args.destination),
+        streams=streams,
+        write=write,
+        full_refresh=args.full_refresh or write is WriteMode.OVERWRITE,
+        progress=args.progress,
+    )
+
+
+async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncReport:
+    """Open and lock the destination, read its states, run the engine into it, close it."""
+    from klaviyo_source.engine import read  # the engine pulls in aiohttp; argument errors stay fast
+
+    sync_id = new_sync_id()
+    started = time.monotonic()
+    stats = {name: StreamStats() for name in options.streams}
+    modes = {name: options.write for name in options.streams}
+    report = SyncReport(sync_id, [], {}, stats, 0.0)
+    try:
+        destination: SqlDestination = await asyncio.to_thread(open_destination, options.destination, sync_id)
+    except KlaviyoSourceError as error:
+        report.error = error.message
+        return report
+    except Exception as error:  # e.g. the DuckDB file is unreadable
+        report.error = f"cannot open {options.destination.display}: {error}"
+        return report
+    try:
+        states = {} if options.full_refresh else await asyncio.to_thread(destination.stored_states)
+        for name in options.streams:
+            await asyncio.to_thread(destination.prepare, STREAMS_BY_NAME[name], options.write)
+        selections = [StreamSelection(name, incremental=not options.full_refresh) for name in options.streams]
+        progress = SyncProgress(stats, {}, options.progress, stream=out)
+        sink = DestinationSink(destination, modes, on_log=progress.log)
+        progress.counts = sink.counts
+        async with progress:
+            try:
+                async with sink:
+                    report.outcomes = await read(
+                        options.config,
+                        selections,
+                        {k: v for k, v in states.items() if k in modes},
+                        sink,
+                        stats=stats,
+                    )
+            except KlaviyoSourceError as error:
+                report.error = error.message
+            except Exception as error:  # a write failed (database error, disk full, ...)
+                report.error = (
+                    f"writing to {options.destination.display} failed: {type(error).__name__}: {error}"
+                )
+        report.counts = sink.counts
+    finally:
+        await asyncio.to_thread(destination.close)
+    for outcome in report.outcomes:
+        if outcome.error is not None and not report.counts.get(outcome.name, StreamCounts()).error:
+            report.counts.setdefault(outcome.name, StreamCounts()).error = str(outcome.error)
+    report.duration = time.monotonic() - started
+    report.rows = summary_rows(stats, report.counts)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    """argv[0] == "sync"."""
+    try:
+        options = parse_args(argv[1:])
+    except UsageError as error:
+        print(f"klaviyo-source sync: {error}\n\n{_parser().format_usage()}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"klaviyo-source sync: {error.message}", file=sys.stderr)
+        return 2
+    try:
+        report = asyncio.run(run_sync(options))
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything committed so far is kept; run again to resume.", file=sys.stderr)
+        return 130
+    if report.error is not None:
+        print(f"klaviyo-source sync: {report.error}", file=sys.stderr)
+    if report.outcomes:
+        print_summary(
+            report.rows, report.duration, title=f"sync {report.sync_id} into {options.destination.display}"
+        )
+    return report.exit_code

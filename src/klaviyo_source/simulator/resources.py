@@ -1,0 +1,227 @@
+"""JSON:API resource objects: links, relationships, sparse fieldsets, included documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klaviyo_source.simulator import records
+from klaviyo_source.simulator.data import Row, frac, mix
+from klaviyo_source.simulator.query import iso_seconds
+from klaviyo_source.simulator.store import Store
+
+PLURAL = {
+    "event": "events",
+    "profile": "profiles",
+    "metric": "metrics",
+    "list": "lists",
+    "segment": "segments",
+    "template": "templates",
+    "campaign": "campaigns",
+    "campaign-message": "campaign-messages",
+    "campaign-recipient-estimation": "campaign-recipient-estimations",
+    "flow": "flows",
+    "flow-action": "flow-actions",
+    "flow-message": "flow-messages",
+    "tag": "tags",
+    "tag-group": "tag-groups",
+    "attribution": "attributions",
+    "push-token": "push-tokens",
+    "conversation": "conversations",
+    "image": "images",
+}
+TO_ONE = frozenset(
+    {
+        "profile",
+        "metric",
+        "campaign",
+        "template",
+        "flow",
+        "flow-action",
+        "tag-group",
+        "image",
+        "event",
+        "attributed-event",
+        "campaign-message",
+        "flow-message",
+    }
+)
+
+
+def sparse(attributes: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
+    """Keep only the requested attributes; dotted paths (`location.city`) keep nested members."""
+    if wanted is None:
+        return attributes
+    tree: dict[str, Any] = {}
+    for path in wanted:
+        node = tree
+        parts = path.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if child is True:
+                break
+            node = child
+        else:
+            node[parts[-1]] = True
+    return _prune(attributes, tree)
+
+
+def _prune(value: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, sub in tree.items():
+        if key not in value:
+            continue
+        if sub is True or not isinstance(value[key], dict):
+            out[key] = value[key]
+        else:
+            out[key] = _prune(value[key], sub)
+    return out
+
+
+class Renderer:
+    """Builds resource objects for one request (base URL, sparse fieldsets, includes)."""
+
+    def __init__(self, store: Store, base: str, fields: dict[str, list[str]], includes: list[str]) -> None:
+        self.store = store
+        self.base = base
+        self.fields = fields
+        self.includes = includes
+        self.included: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def link(self, rtype: str, rid: str) -> str:
+        return f"{self.base}/api/{PLURAL[rtype]}/{rid}/"
+
+    def resource(
+        self,
+        rtype: str,
+        rid: str,
+        attributes: dict[str, Any] | None,
+        relationships: dict[str, tuple[str, Any]],
+        *,
+        with_data: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        self_link = self.link(rtype, rid)
+        out: dict[str, Any] = {"type": rtype, "id": rid}
+        if attributes is not None:
+            out["attributes"] = sparse(attributes, self.fields.get(rtype))
+        if relationships:
+            rels: dict[str, Any] = {}
+            for name, (target_type, ids) in relationships.items():
+                rel: dict[str, Any] = {}
+                if name in TO_ONE:
+                    if ids is not None:
+                        rel["data"] = {"type": target_type, "id": ids}
+                elif name in with_data:
+                    rel["data"] = [{"type": target_type, "id": i} for i in ids or []]
+                rel["links"] = {"self": f"{self_link}relationships/{name}/", "related": f"{self_link}{name}/"}
+                rels[name] = rel
+            out["relationships"] = rels
+        out["links"] = {"self": self_link}
+        return out
+
+    def include(self, resource: dict[str, Any]) -> None:
+        self.included.setdefault((resource["type"], resource["id"]), resource)
+
+    # ------------------------------------------------------------------ small collections
+
+    def small(self, row: Row, extra: dict[str, Any] | None = None, nested: bool = False) -> dict[str, Any]:
+        attributes = dict(row.attributes, **extra) if extra else row.attributes
+        with_data = frozenset() if nested else frozenset(self.includes)
+        resource = self.resource(row.type, row.id, attributes, row.relationships, with_data=with_data)
+        if not nested:
+            for name in self.includes:
+                target_type, ids = row.relationships.get(name, ("", None))
+                for rid in [ids] if isinstance(ids, str) else ids or []:
+                    target = self.store.get(target_type, rid)
+                    if target is not None:
+                        self.include(self.small(target, nested=True))
+        return resource
+
+    # ------------------------------------------------------------------ events
+
+    def event(self, row: int) -> dict[str, Any]:
+        store = self.store
+        eid = records.event_id(row)
+        metric = store.small["metric"][store.cols.event_metric[row]]
+        profile_row = store.cols.event_profile[row]
+        has_profile = store.profile_count > 0
+        attributions = self._attribution_ids(row)
+        rels: dict[str, tuple[str, Any]] = {
+            "profile": ("profile", store.profile_id(profile_row) if has_profile else None),
+            "metric": ("metric", metric.id),
+            "attributions": ("attribution", attributions),
+        }
+        resource = self.resource(
+            "event", eid, store.event_attributes(row), rels, with_data=frozenset(self.includes)
+        )
+        if "metric" in self.includes:
+            self.include(self.small(metric, nested=True))
+        if "profile" in self.includes and has_profile:
+            self.include(self.profile(profile_row, nested=True))
+        if "attributions" in self.includes:
+            for index, aid in enumerate(attributions):
+                self.include(self._attribution(aid, eid, row, index))
+        return resource
+
+    def _attribution_ids(self, row: int) -> list[str]:
+        name = self.store.small["metric"][self.store.cols.event_metric[row]].attributes["name"]
+        if (
+            name != "Placed Order"
+            or frac(self.store.seed, 49, row) >= 0.3
+            or not self.store.small["campaign"]
+        ):
+            return []
+        return [f"{records.event_id(row)}-1"]
+
+    def _attribution(self, aid: str, eid: str, row: int, index: int) -> dict[str, Any]:
+        campaigns = self.store.small["campaign"]
+        campaign = campaigns[mix(self.store.seed, 50, row, index) % len(campaigns)]
+        message_ids = campaign.relationships["campaign-messages"][1] or []
+        rels: dict[str, tuple[str, Any]] = {"event": ("event", eid), "campaign": ("campaign", campaign.id)}
+        if message_ids:
+            rels["campaign-message"] = ("campaign-message", message_ids[0])
+        return self.resource("attribution", aid, None, rels)
+
+    # ------------------------------------------------------------------ profiles
+
+    def profile(
+        self,
+        row: int,
+        additional: frozenset[str] = frozenset(),
+        joined: int | None = None,
+        nested: bool = False,
+    ) -> dict[str, Any]:
+        store = self.store
+        attributes = store.profile_attributes(row)
+        if joined is not None:
+            attributes["joined_group_at"] = iso_seconds(joined)
+        if "subscriptions" in additional:
+            attributes["subscriptions"] = store.subscriptions(row)
+        if "predictive_analytics" in additional:
+            attributes["predictive_analytics"] = store.predictive_analytics(row)
+        pid = store.profile_id(row)
+        token = store.push_token(row)
+        rels: dict[str, tuple[str, Any]] = {}
+        if joined is None and not nested:
+            rels = {
+                "push-tokens": ("push-token", [token] if token else []),
+                "conversations": ("conversation", []),
+            }
+        resource = self.resource("profile", pid, attributes, rels, with_data=frozenset(self.includes))
+        if not nested and "push-tokens" in self.includes and token:
+            self.include(self._push_token(row, pid, token))
+        return resource
+
+    def _push_token(self, row: int, pid: str, token: str) -> dict[str, Any]:
+        created = iso_seconds(self.store.cols.profile_created[row])
+        ios = mix(self.store.seed, 51, row) % 2 == 0
+        attributes = {
+            "created": created,
+            "token": token,
+            "enablement_status": "AUTHORIZED",
+            "platform": "ios" if ios else "android",
+            "vendor": "apns" if ios else "fcm",
+            "background": "AVAILABLE",
+            "recorded_date": created,
+            "metadata": None,
+        }
+        return self.resource("push-token", token, attributes, {"profile": ("profile", pid)})

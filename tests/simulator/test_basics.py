@@ -1,0 +1,144 @@
+"""Conventions: auth, scopes, revision, routing, envelope, campaigns' channel filter, advance."""
+
+from __future__ import annotations
+
+from klaviyo_source.simulator import Simulator, SimulatorOptions, start_in_thread
+
+from .client import fetch, fetch_all
+
+COLLECTIONS = [
+    "/api/profiles",
+    "/api/events",
+    "/api/metrics",
+    "/api/lists",
+    "/api/segments",
+    "/api/templates",
+    "/api/flows",
+    "/api/tags",
+]
+
+
+def test_every_collection_serves_jsonapi(sim: Simulator) -> None:
+    for path in COLLECTIONS:
+        reply = fetch(sim, path)
+        assert reply.status == 200, (path, reply.body)
+        assert reply.headers["Content-Type"].startswith("application/vnd.api+json")
+        body = reply.body
+        assert set(body) == {"data", "links", "meta"}, path
+        assert body["links"]["self"].startswith(sim.base_url)
+        assert body["links"]["prev"] is None
+        for item in body["data"]:
+            assert item["links"]["self"].startswith(f"{sim.base_url}/api/")
+            assert {"type", "id", "attributes", "links"} <= set(item)
+
+
+def test_missing_and_unknown_keys_are_401(sim: Simulator) -> None:
+    reply = fetch(sim, "/api/events", key="")
+    assert reply.status == 401
+    assert reply.body["errors"][0]["code"] == "not_authenticated"
+    reply = fetch(sim, "/api/events", key="pk_unknown")
+    assert reply.status == 401
+    assert reply.body["errors"][0]["code"] == "authentication_failed"
+    assert "pk_unknown" not in str(reply.body)
+
+
+def test_missing_scope_is_403_naming_it(sim: Simulator) -> None:
+    assert fetch(sim, "/api/events", key="pk_events_only").status == 200
+    reply = fetch(sim, "/api/profiles", key="pk_events_only")
+    assert reply.status == 403
+    error = reply.body["errors"][0]
+    assert error["code"] == "permission_denied"
+    assert "profiles:read" in error["detail"]
+
+
+def test_revision_header_is_required_and_validated(sim: Simulator) -> None:
+    reply = fetch(sim, "/api/events", revision=None)
+    assert reply.status == 400
+    assert reply.body["errors"][0]["code"] == "invalid"
+    assert fetch(sim, "/api/events", revision="yesterday").status == 400
+    assert fetch(sim, "/api/events", revision="2026-07-15.pre").status == 200
+    assert fetch(sim, "/api/events", revision="2025-01-15").status == 200
+    # header names are case-insensitive
+    assert fetch(sim, "/api/events", revision=None, headers={"Revision": "2026-07-15"}).status == 200
+
+
+def test_unknown_path_and_wrong_verb(sim: Simulator) -> None:
+    reply = fetch(sim, "/api/unknown-things")
+    assert reply.status == 404
+    assert reply.body["errors"][0]["code"] == "not_found"
+    reply = fetch(sim, "/api/events", method="POST")
+    assert reply.status == 405
+    assert "GET" in reply.headers["Allow"]
+
+
+def test_trailing_slash_is_tolerated(sim: Simulator) -> None:
+    assert fetch(sim, "/api/events/").status == 200
+
+
+def test_campaigns_require_a_channel_filter(sim: Simulator) -> None:
+    reply = fetch(sim, "/api/campaigns")
+    assert reply.status == 400
+    assert reply.body["errors"][0]["source"] == {"parameter": "filter"}
+    reply = fetch(sim, "/api/campaigns", {"filter": "equals(archived,false)"})
+    assert reply.status == 400
+    reply = fetch(sim, "/api/campaigns", {"filter": "equals(messages.channel,'email')"})
+    assert reply.status == 200
+
+
+def test_campaigns_exclude_archived_unless_asked(sim: Simulator) -> None:
+    archived_email = {
+        r.id
+        for r in sim.store.records("campaign")
+        if r.attributes["archived"] and r.hidden["messages.channel"] == "email"
+    }
+    plain = fetch_all(sim, "/api/campaigns", {"filter": "equals(messages.channel,'email')"})
+    assert not {c["id"] for c in plain} & archived_email
+    asked = fetch_all(
+        sim, "/api/campaigns", {"filter": "and(equals(messages.channel,'email'),equals(archived,true))"}
+    )
+    assert {c["id"] for c in asked} == archived_email
+
+
+def test_unknown_single_resource_is_404(sim: Simulator) -> None:
+    assert fetch(sim, "/api/lists/nope").status == 404
+    some_list = sim.store.records("list")[0]
+    reply = fetch(sim, f"/api/lists/{some_list.id}", {"additional-fields[list]": "profile_count"})
+    assert reply.status == 200
+    assert reply.body["data"]["attributes"]["profile_count"] == len(sim.store.members("list", some_list.id))
+
+
+def test_estimations_exist_for_some_campaigns_only(sim: Simulator) -> None:
+    with_estimate = {r.id for r in sim.store.records("campaign-recipient-estimation")}
+    campaigns = sim.store.records("campaign")
+    missing = [c.id for c in campaigns if c.id not in with_estimate]
+    assert with_estimate and missing
+    assert fetch(sim, f"/api/campaign-recipient-estimations/{next(iter(with_estimate))}").status == 200
+    assert fetch(sim, f"/api/campaign-recipient-estimations/{missing[0]}").status == 404
+
+
+def test_advance_creates_and_updates(sim: Simulator) -> None:
+    before = sim.store.event_count
+    changes = sim.advance(
+        events=7, profiles_created=3, profiles_updated=4, campaigns_updated=2, boundary=True
+    )
+    assert len(changes["events"]) == 7
+    assert sim.store.event_count == before + 7
+    assert len(changes["profiles_created"]) == 3
+    assert len(changes["profiles_updated"]) == 4
+    assert len(changes["campaigns_updated"]) == 2
+    boundary_second = changes["boundary"]["profiles"]
+    updated = {p["id"]: p for p in fetch_all(sim, "/api/profiles", {"sort": "updated", "page[size]": "100"})}
+    stamps = {updated[pid]["attributes"]["updated"] for pid in changes["profiles_updated"]}
+    assert boundary_second in stamps
+    for pid in changes["profiles_created"]:
+        assert pid in updated
+
+
+def test_same_seed_same_data() -> None:
+    options = SimulatorOptions(seed=3, sizes={"events": 500, "profiles": 100}, now=1_780_000_000)
+    with start_in_thread(options) as one, start_in_thread(options) as two:
+        first = fetch_all(one, "/api/events", {"page[size]": "1000"})
+        second = fetch_all(two, "/api/events", {"page[size]": "1000"})
+        assert [e["id"] for e in first] == [e["id"] for e in second]
+        assert first[10]["attributes"] == second[10]["attributes"]
+        assert one.store.profile_ids() == two.store.profile_ids()

@@ -1,0 +1,369 @@
+"""Workers: read one time window of a group page by page and hand shaped pages to the consumer.
+
+A worker follows `links.next` within its window, cuts the page at the window's upper bound
+(which adaptive splitting may lower while it runs), selects and shapes each member stream's
+records (top-level cursor copy, included merge, detail fetches), and puts the page on the
+output queue. When it has more pages to go and the scheduler has room, it splits the rest of its
+window at the midpoint: it keeps [last cursor, mid) and the new window [mid, hi) goes to another
+worker. It stops at mid by cutting, so no request is wasted and no record is read twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from klaviyo_source.config import Config
+from klaviyo_source.engine.partitions import GroupPlan, Member, Window
+from klaviyo_source.engine.requests import bucket_of, listing_params, wants_predictive
+from klaviyo_source.errors import KlaviyoSourceError, MalformedResponseError, TransientError
+from klaviyo_source.http.client import KlaviyoClient, NotFoundError, RequestObserver, ServerError
+from klaviyo_source.state import parse_time
+from klaviyo_source.streams import records as shape
+from klaviyo_source.streams.table import DETAILS
+
+Record = dict[str, Any]
+MIN_PREDICTIVE_PAGE = 25  # smallest page size tried on profiles+predictive 503s
+
+
+@dataclass(eq=False)
+class PageItem:
+    window: Window
+    batches: list[tuple[Member, list[Record]]]
+    count: int  # records of the group's page inside the window
+    last: datetime | None  # cursor of the page's last record (ordered groups)
+    max_cursor: datetime | None  # largest cursor in the page (all groups)
+    final: bool
+
+
+@dataclass(eq=False)
+class FailItem:
+    members: list[Member]
+    error: BaseException
+
+
+@dataclass(eq=False)
+class NoteItem:
+    stream: str | None
+    message: str
+    status_reason: str | None = None  # "RATE_LIMITED": sent as RUNNING status with this reason
+
+
+@dataclass(eq=False)
+class TaskEnd:
+    window: Window
+
+
+Item = PageItem | FailItem | NoteItem | TaskEnd
+
+
+class Outbox:
+    """The single ordered channel to the consumer; pages are gated so at most `capacity` pages
+    are in memory, notes never block (they are tiny and come from sync callbacks)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.gate = asyncio.Semaphore(capacity)
+
+    async def page(self, item: PageItem) -> None:
+        await self.gate.acquire()
+        self.queue.put_nowait(item)
+
+    def note(self, item: Item) -> None:
+        self.queue.put_nowait(item)
+
+
+@dataclass(eq=False)
+class StatsObserver:
+    """Counts requests, 429s, retries and waits into the members' stats; relays heartbeats."""
+
+    members: list[Member]
+    outbox: Outbox
+    path: str
+    last_status: dict[str, float] = field(default_factory=dict)
+
+    def _alive(self) -> list[Member]:
+        return [m for m in self.members if m.alive]
+
+    def on_request(self) -> None:
+        for m in self._alive():
+            m.outcome.stats.requests += 1
+
+    def on_throttled(self, wait: float) -> None:
+        for m in self._alive():
+            m.outcome.stats.throttled += 1
+            m.outcome.stats.rate_limit_wait_seconds += wait
+            self.outbox.note(
+                NoteItem(m.name, f"Rate limited on {self.path}; waiting {wait:.1f}s", "RATE_LIMITED")
+            )
+
+    def on_retry(self, reason: str, wait: float) -> None:
+        names = []
+        for m in self._alive():
+            m.outcome.stats.retries += 1
+            names.append(m.name)
+        self.outbox.note(
+            NoteItem(None, f"{'/'.join(names)}: retrying {self.path} in {wait:.1f}s after {reason}")
+        )
+
+    def on_rate_wait(self, seconds: float) -> None:
+        for m in self._alive():
+            m.outcome.stats.rate_limit_wait_seconds += seconds
+
+    def heartbeat(self, message: str) -> None:
+        names = "/".join(m.name for m in self._alive())
+        self.outbox.note(NoteItem(None, f"{names}: {message}"))
+
+
+def _parse(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"cursor {value!r} is not a string")
+    return parse_time(value)
+
+
+class Scanner:
+    def __init__(
+        self,
+        client: KlaviyoClient,
+        config: Config,
+        outbox: Outbox,
+        hi_final: datetime,
+        spawn: Callable[[Window], None],
+        can_split: Callable[[], bool],
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.outbox = outbox
+        self.hi_final = hi_final
+        self.spawn = spawn
+        self.can_split = can_split
+        self._observers: dict[str, StatsObserver] = {}
+
+    def observer(self, plan: GroupPlan) -> StatsObserver:
+        obs = self._observers.get(plan.name)
+        if obs is None:
+            obs = StatsObserver(plan.members, self.outbox, plan.row.path)
+            self._observers[plan.name] = obs
+        return obs
+
+    async def run(self, window: Window) -> None:
+        plan = window.track.group
+        try:
+            await self._scan(window, plan)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            plan.failed = True
+            self.outbox.note(FailItem([m for m in plan.members if m.alive], error))
+        finally:
+            self.outbox.note(TaskEnd(window))
+
+    async def _scan(self, window: Window, plan: GroupPlan) -> None:
+        key = window.track.key
+        row = plan.row
+        predictive = wants_predictive(plan, self.config.disable_fetching_predictive_analytics)
+        bucket = bucket_of(plan, self.config.disable_fetching_predictive_analytics)
+        observer = self.observer(plan)
+        page_size = row.page_size
+        url: str | None = row.path
+        params: dict[str, str] | None = listing_params(
+            plan, key, window.lo, window.hi, page_size=page_size, disable_predictive=not predictive
+        )
+        seen: set[str] = set()
+        skip_at: datetime | None = None  # after a restart: ids already passed at this cursor
+        skip_ids: set[str] = set()
+        last: datetime | None = None
+        ids_at_last: set[str] = set()
+        while url is not None:
+            if not plan.alive():
+                return
+            try:
+                doc = await self.client.get_json(url, params, bucket=bucket, observer=observer)
+            except ServerError as error:
+                if not (predictive and error.status == 503):
+                    raise
+                if page_size is None or page_size <= MIN_PREDICTIVE_PAGE:
+                    raise TransientError(
+                        "Klaviyo keeps answering 503 on profiles with predictive analytics "
+                        f"(even {page_size} per page). Retry the sync later, or set "
+                        "disable_fetching_predictive_analytics to true.",
+                        str(error),
+                    ) from error
+                page_size = max(MIN_PREDICTIVE_PAGE, page_size // 2)
+                restart = last or window.lo
+                skip_at, skip_ids = last, set(ids_at_last)
+                url = row.path
+                params = listing_params(
+                    plan, key, restart, window.hi, page_size=page_size, disable_predictive=False
+                )
+                seen.clear()
+                self.outbox.note(
+                    NoteItem(
+                        None, f"profiles: 503 with predictive analytics; retrying with page size {page_size}"
+                    )
+                )
+                continue
+            data = doc["data"]
+            if not isinstance(data, list):
+                raise MalformedResponseError(f"Malformed response from {row.path}: 'data' is not a list.")
+            links = doc.get("links")
+            next_url = links.get("next") if isinstance(links, dict) else None
+            if next_url is not None and not isinstance(next_url, str):
+                raise MalformedResponseError(
+                    f"Malformed response from {row.path}: links.next is not a string."
+                )
+            if next_url:
+                if next_url in seen or next_url == url:
+                    raise KlaviyoSourceError(
+                        f"Pagination loop on {row.path}: Klaviyo returned a links.next already followed "
+                        f"({next_url}). Stopping the stream instead of reading forever."
+                    )
+                seen.add(next_url)
+            else:
+                next_url = None
+            item, cut = await self._page(plan, window, data, doc, skip_at, skip_ids, final=next_url is None)
+            skip_at = None
+            if cut:
+                next_url = None
+                item.final = True
+            if item.last is not None:
+                if item.last != last:
+                    ids_at_last = set()
+                last = item.last
+                for rec in reversed(data[: item.count]):
+                    if _parse(shape.cursor_value(rec, row.cursor_path)) != last:
+                        break
+                    ids_at_last.add(rec.get("id"))
+            await self.outbox.page(item)
+            url, params = next_url, None
+            if url is not None and row.splittable and last is not None and self.can_split():
+                self._split(window, last)
+
+    def _split(self, window: Window, last: datetime) -> None:
+        mid = last + (window.hi - last) / 2
+        mid = mid.replace(microsecond=0)
+        if mid <= last or window.hi - mid < timedelta(seconds=1):
+            return
+        new = window.track.add(mid, window.hi)
+        window.hi = mid
+        self.spawn(new)
+
+    async def _page(
+        self,
+        plan: GroupPlan,
+        window: Window,
+        data: list[Record],
+        doc: dict[str, Any],
+        skip_at: datetime | None,
+        skip_ids: set[str],
+        *,
+        final: bool,
+    ) -> tuple[PageItem, bool]:
+        """Cut, select per member and shape one page; returns the item and whether it was cut."""
+        row = plan.row
+        path = row.cursor_path
+        key = window.track.key
+        cut = False
+        if plan.ordered:
+            if skip_at is not None:
+                start = 0
+                while start < len(data):
+                    cursor = _parse(shape.cursor_value(data[start], path))
+                    if cursor != skip_at or data[start].get("id") not in skip_ids:
+                        break
+                    start += 1
+                data = data[start:]
+            if data and _parse(shape.cursor_value(data[-1], path)) >= window.hi:
+                cut_at = bisect_left(data, window.hi, key=lambda r: _parse(shape.cursor_value(r, path)))
+                data = data[:cut_at]
+                cut = True
+            last = _parse(shape.cursor_value(data[-1], path)) if data else None
+            first = _parse(shape.cursor_value(data[0], path)) if data else None
+            max_cursor = last
+        else:
+            kept = []
+            max_cursor = None
+            for rec in data:
+                cursor = _parse(shape.cursor_value(rec, path))
+                if cursor < self.hi_final:
+                    kept.append(rec)
+                    if max_cursor is None or cursor > max_cursor:
+                        max_cursor = cursor
+            data, last, first = kept, None, None
+
+        field = plan.members[0].row.cursor_field
+        leaf = path[-1]
+        for rec in data:
+            rec[field] = rec["attributes"][leaf]
+        if row.name == "campaigns":
+            channel = dict(key)["campaign_type"]
+            for rec in data:
+                rec["attributes"]["channel"] = channel
+
+        index: shape.IncludedIndex | None = None
+        batches: list[tuple[Member, list[Record]]] = []
+        for member in plan.members:
+            if not member.alive:
+                continue
+            member_start = member.starts[key]
+            if plan.ordered:
+                if first is None or first >= member_start:
+                    selected = data
+                else:
+                    at = bisect_left(data, member_start, key=lambda r: _parse(shape.cursor_value(r, path)))
+                    selected = data[at:]
+            else:
+                selected = [r for r in data if _parse(shape.cursor_value(r, path)) >= member_start]
+            name = member.name
+            if name == "events_detailed":
+                index = index if index is not None else shape.include_index(doc)
+                selected = [shape.merge_included(r, index) for r in selected]
+            elif name == "global_exclusions":
+                selected = [g for r in selected if (g := shape.global_exclusion(r)) is not None]
+            elif member.row.detail:
+                index = index if index is not None else shape.include_index(doc)
+                try:
+                    selected = await self._details(plan, member, selected, index)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    self.outbox.note(FailItem([member], error))
+                    continue
+            batches.append((member, selected))
+        item = PageItem(window, batches, len(data), last, max_cursor, final)
+        return item, cut
+
+    async def _details(
+        self, plan: GroupPlan, member: Member, records: list[Record], index: shape.IncludedIndex
+    ) -> list[Record]:
+        template, fixed, bucket = DETAILS[member.row.detail]
+        observer: RequestObserver = StatsObserver([member], self.outbox, template)
+
+        async def one(rec: Record) -> Record | None:
+            try:
+                doc = await self.client.get_json(
+                    template.format(id=rec["id"]), dict(fixed) or None, bucket=bucket, observer=observer
+                )
+            except NotFoundError:
+                doc = None
+            if member.row.detail == "list_profile_count":
+                if doc is None or not isinstance(doc.get("data"), dict):
+                    return None  # the list was deleted between the listing and the detail fetch
+                detailed: Record = doc["data"]
+                detailed[member.row.cursor_field] = rec[member.row.cursor_field]
+                return detailed
+            count = 0
+            if doc is not None and isinstance(doc.get("data"), dict):
+                count = (doc["data"].get("attributes") or {}).get("estimated_recipient_count") or 0
+            return {
+                **rec,
+                "estimated_recipient_count": count,
+                "campaign_messages": shape.campaign_messages(rec, index),
+            }
+
+        results = await asyncio.gather(*(one(r) for r in records))
+        return [r for r in results if r is not None]

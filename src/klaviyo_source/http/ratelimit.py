@@ -1,0 +1,150 @@
+"""Client-side pacing: one limiter per Klaviyo rate bucket, shared by every stream of a run.
+
+Klaviyo counts requests per account and endpoint in a 1-second burst window and a 60-second
+steady window. Each limiter keeps sliding logs of its own request times for both windows with
+limits a little below Klaviyo's (clock skew, fixed vs sliding windows), so 429s stay rare.
+Server hints tighten it further: `RateLimit-Remaining: 0` pauses the bucket for
+`RateLimit-Reset` seconds and a 429's `Retry-After` pauses it for that long, so one throttled
+request does not trigger a storm from its siblings. The clock and sleep are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+# tier -> (burst per second, steady per minute), from the 2026-07-15 spec.
+TIERS: dict[str, tuple[int, int]] = {
+    "XS": (1, 15),
+    "S": (3, 60),
+    "M": (10, 150),
+    "L": (75, 750),
+    "XL": (350, 3500),
+}
+
+# bucket -> tier. Bucket names follow the simulator's (operationId[:condition]).
+BUCKET_TIERS: dict[str, str] = {
+    "get_events": "XL",
+    "get_profiles": "L",
+    "get_profiles:predictive_analytics": "M",
+    "get_templates": "L",
+    "get_lists": "L",
+    "get_list": "L",
+    "get_list:profile_count": "XS",
+    "get_campaigns": "M",
+    "get_campaign_recipient_estimation": "M",
+    "get_metrics": "M",
+    "get_flows": "S",
+}
+
+SAFETY = 0.9  # fraction of Klaviyo's published limit we allow ourselves
+
+
+@dataclass(frozen=True)
+class Limits:
+    burst: int  # per second
+    steady: int  # per minute
+
+
+def limits_for(bucket: str, safety: float = SAFETY) -> Limits:
+    burst, steady = TIERS[BUCKET_TIERS.get(bucket, "XS")]
+    return Limits(max(1, int(burst * safety)), max(1, int(steady * safety)))
+
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RateLimiter:
+    """Sliding 1 s and 60 s windows; `acquire()` returns when a request may be sent."""
+
+    def __init__(
+        self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._sleep = sleep
+        self._second: deque[float] = deque()
+        self._minute: deque[float] = deque()
+        self._paused_until = 0.0
+        self.waited = 0.0  # total seconds callers spent waiting here
+
+    def delay(self) -> float:
+        """Seconds until a request may go (0 = now); prunes the windows."""
+        now = self._clock()
+        while self._second and self._second[0] <= now - 1.0:
+            self._second.popleft()
+        while self._minute and self._minute[0] <= now - 60.0:
+            self._minute.popleft()
+        wait = max(0.0, self._paused_until - now)
+        if len(self._second) >= self.limits.burst:
+            wait = max(wait, self._second[0] + 1.0 - now)
+        if len(self._minute) >= self.limits.steady:
+            wait = max(wait, self._minute[0] + 60.0 - now)
+        return wait
+
+    async def acquire(self) -> float:
+        """Wait for a slot and take it; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            wait = self.delay()
+            if wait <= 0:
+                now = self._clock()
+                self._second.append(now)
+                self._minute.append(now)
+                self.waited += waited
+                return waited
+            await self._sleep(wait)
+            waited += wait
+
+    def pause(self, seconds: float) -> None:
+        """Nobody sends on this bucket for `seconds` (Retry-After, exhausted quota)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Adjust from `RateLimit-Remaining` / `RateLimit-Reset` (steady window) of a response."""
+        remaining = headers.get("RateLimit-Remaining")
+        reset = headers.get("RateLimit-Reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            left, reset_s = int(remaining), float(reset)
+        except ValueError:
+            return
+        if left <= 0:
+            self.pause(reset_s)
+        elif left < self.limits.steady - len(self._minute):
+            # Someone else (another key or app on the account) spends this bucket too: count the
+            # difference as requests we made just now so our pacing leaves room for them.
+            now = self._clock()
+            for _ in range(self.limits.steady - len(self._minute) - left):
+                self._minute.append(now)
+
+
+class RateLimiters:
+    """All buckets of one run; created lazily by name."""
+
+    def __init__(
+        self,
+        *,
+        safety: float = SAFETY,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        override: Limits | None = None,
+    ) -> None:
+        self._safety = safety
+        self._override = override  # same limits for every bucket (tests, proxies with their own)
+        self._clock = clock
+        self._sleep = sleep
+        self._by_bucket: dict[str, RateLimiter] = {}
+
+    def get(self, bucket: str) -> RateLimiter:
+        limiter = self._by_bucket.get(bucket)
+        if limiter is None:
+            limits = self._override or limits_for(bucket, self._safety)
+            limiter = RateLimiter(limits, clock=self._clock, sleep=self._sleep)
+            self._by_bucket[bucket] = limiter
+        return limiter

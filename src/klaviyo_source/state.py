@@ -1,0 +1,144 @@
+"""Stream state: reading every shape Airbyte's connector ever saved, and writing ours.
+
+Input (per stream, the `stream_state` object): 2.10.x raw cursor strings (`T` or space, `+00:00`),
+2.11+ `+0000` strings, campaigns/flows `{"updated_at": A, "archived": {"updated_at": B}}`, 2.13+
+per-partition `{"states": [...], "state": {...}, "use_global_cursor": ...}`, events_detailed's
+legacy `{"states": [{"partition": {"event_id": ..}, "cursor": {"datetime": ..}}]}` (minimum
+wins) and lists_detailed's per-list partitions (the global `state`, else the maximum: every list
+changed later has a later `updated`). Everything is read into one form: partition key -> saved
+cursor (`SavedState`); single-cursor streams use the key `NO_PARTITION`.
+
+Output: `{"<cursor>": "2024-09-03T10:00:00.123456+00:00"}`, or for per-partition streams
+(campaigns, campaigns_detailed, flows) Airbyte 2.13's shape, readable by either connector.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from klaviyo_source.errors import ConfigError
+from klaviyo_source.streams.table import GROUPS, NO_PARTITION, PartitionKey, StreamRow
+
+SavedState = dict[PartitionKey, datetime]
+
+
+def parse_time(value: str) -> datetime:
+    """Parse a Klaviyo/Airbyte datetime (`T` or space, `Z`, `+00:00`, `+0000`, fractions);
+    naive values are UTC. Raises ValueError."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def format_time(value: datetime) -> str:
+    """Our state format: ISO-8601 in UTC with `+00:00`."""
+    return value.astimezone(UTC).isoformat()
+
+
+def filter_time(value: datetime) -> str:
+    """A datetime literal for Klaviyo filters (bare, UTC, `Z`; fractions only when present)."""
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def _bad(stream: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"Invalid state for stream '{stream}': {why}. Reset the stream or supply a state this "
+        "connector or Airbyte's source-klaviyo wrote."
+    )
+
+
+def _cursor(stream: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise _bad(stream, f"cursor value {value!r} is not a datetime string")
+    try:
+        return parse_time(value.strip())
+    except ValueError:
+        raise _bad(stream, f"cursor value {value!r} is not a datetime") from None
+
+
+def _partition_key(row: StreamRow, partition: Any) -> PartitionKey | None:
+    """Our key for an Airbyte partition dict, or None when it is not one of ours."""
+    if not isinstance(partition, dict):
+        return None
+    for key in GROUPS[row.group].partitions:
+        if all(str(partition.get(k)).lower() == v for k, v in key):
+            return key
+    return None
+
+
+def _per_partition(row: StreamRow, raw: dict[str, Any]) -> SavedState:
+    field = row.cursor_field
+    states = raw.get("states")
+    saved: SavedState = {}
+    if raw.get("use_global_cursor") and isinstance(raw.get("state"), dict) and field in raw["state"]:
+        everywhere = _cursor(row.name, raw["state"][field])
+        return {key: everywhere for key in GROUPS[row.group].partitions}
+    if isinstance(states, list):
+        for entry in states:
+            if not isinstance(entry, dict) or not isinstance(entry.get("cursor"), dict):
+                raise _bad(row.name, "a 'states' entry lacks its 'cursor' object")
+            key = _partition_key(row, entry.get("partition"))
+            if key is not None and field in entry["cursor"]:
+                saved[key] = _cursor(row.name, entry["cursor"][field])
+        return saved
+    # Airbyte <= 2.12: {"updated_at": A, "archived": {"updated_at": B}}; it read email campaigns
+    # only, so the sms and mobile_push partitions start from start_date.
+    extra = (("campaign_type", "email"),) if row.group == "campaigns" else ()
+    if field in raw:
+        saved[(("archived", "false"), *extra)] = _cursor(row.name, raw[field])
+    archived = raw.get("archived")
+    if isinstance(archived, dict) and field in archived:
+        saved[(("archived", "true"), *extra)] = _cursor(row.name, archived[field])
+    elif archived is not None and not isinstance(archived, dict):
+        raise _bad(row.name, "'archived' must be an object")
+    return saved
+
+
+def _single(row: StreamRow, raw: dict[str, Any]) -> SavedState:
+    field = row.cursor_field
+    if field in raw:
+        return {NO_PARTITION: _cursor(row.name, raw[field])}
+    inner = raw.get("state")
+    if isinstance(inner, dict) and field in inner:
+        return {NO_PARTITION: _cursor(row.name, inner[field])}
+    states = raw.get("states")
+    if isinstance(states, list):
+        cursors = []
+        for entry in states:
+            cursor = entry.get("cursor") if isinstance(entry, dict) else None
+            if not isinstance(cursor, dict):
+                raise _bad(row.name, "a 'states' entry lacks its 'cursor' object")
+            if field in cursor:
+                cursors.append(_cursor(row.name, cursor[field]))
+        if not cursors:
+            return {}
+        # events_detailed's legacy per-event partitions: the minimum misses nothing.
+        return {NO_PARTITION: max(cursors) if row.name == "lists_detailed" else min(cursors)}
+    return {}
+
+
+def read_state(row: StreamRow, raw: Any) -> SavedState:
+    """Parse a stream's saved state (any Airbyte shape); ConfigError naming the stream if unreadable."""
+    if raw is None or raw == {}:
+        return {}
+    if isinstance(raw, str):  # a bare cursor string (seen in hand-edited states)
+        return {NO_PARTITION: _cursor(row.name, raw)} if not row.partitioned_state else {}
+    if not isinstance(raw, dict):
+        raise _bad(row.name, "expected a JSON object")
+    return _per_partition(row, raw) if row.partitioned_state else _single(row, raw)
+
+
+def write_state(row: StreamRow, cursors: dict[PartitionKey, datetime]) -> dict[str, Any]:
+    """Our output state for a stream from its per-partition watermarks."""
+    field = row.cursor_field
+    if not row.partitioned_state:
+        value = cursors.get(NO_PARTITION)
+        return {field: format_time(value)} if value is not None else {}
+    states = [
+        {"partition": dict(key), "cursor": {field: format_time(value)}} for key, value in cursors.items()
+    ]
+    out: dict[str, Any] = {"states": states, "use_global_cursor": False}
+    if cursors:
+        out["state"] = {field: format_time(min(cursors.values()))}
+    return out

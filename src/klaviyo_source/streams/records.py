@@ -1,0 +1,106 @@
+"""JSON:API shaping: top-level cursor copy, `included` merge, stream-specific additions.
+
+Records are the resources as Klaviyo returned them (parsed by orjson) plus the few keys Airbyte's
+connector adds. Functions that serve two streams from one page never mutate what the other
+stream also receives: they copy only the dicts on the path they change (no deep copies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Record = dict[str, Any]
+IncludedIndex = dict[tuple[str, str], Record]
+
+
+def include_index(doc: dict[str, Any]) -> IncludedIndex:
+    """(type, id) -> included resource of a compound document."""
+    included = doc.get("included")
+    if not included:
+        return {}
+    return {(str(item.get("type")), str(item.get("id"))): item for item in included if isinstance(item, dict)}
+
+
+def _merged_ref(ref: Any, index: IncludedIndex) -> Any:
+    if not isinstance(ref, dict):
+        return ref
+    item = index.get((ref.get("type"), ref.get("id")))  # type: ignore[arg-type]
+    if item is None:
+        return ref
+    merged = dict(ref)
+    attributes = item.get("attributes")
+    if isinstance(attributes, dict):
+        merged.update(attributes)
+    if "relationships" in item:
+        merged["relationships"] = item["relationships"]
+    return merged
+
+
+def merge_included(record: Record, index: IncludedIndex) -> Record:
+    """Airbyte 2.14's included-field extractor: every relationship's `data` (object or list of
+    objects) gets the attributes (and relationships) of the matching included resource.
+    Returns a new record; `record` is left untouched."""
+    relationships = record.get("relationships")
+    if not index or not isinstance(relationships, dict):
+        return record
+    new_relationships = {}
+    for name, rel in relationships.items():
+        data = rel.get("data") if isinstance(rel, dict) else None
+        if isinstance(data, list):
+            rel = {**rel, "data": [_merged_ref(ref, index) for ref in data]}
+        elif isinstance(data, dict):
+            rel = {**rel, "data": _merged_ref(data, index)}
+        new_relationships[name] = rel
+    return {**record, "relationships": new_relationships}
+
+
+def suppression_of(record: Record) -> Any:
+    """`attributes.subscriptions.email.marketing.suppression` or None."""
+    try:
+        return record["attributes"]["subscriptions"]["email"]["marketing"].get("suppression")
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def global_exclusion(record: Record) -> Record | None:
+    """The global_exclusions record for a profile, or None when it has no email suppression.
+    Adds `...marketing.suppressions` (Airbyte's name) as a copy of `...marketing.suppression`."""
+    suppression = suppression_of(record)
+    if not suppression:
+        return None
+    attributes = record["attributes"]
+    subscriptions = attributes["subscriptions"]
+    email = subscriptions["email"]
+    marketing = {**email["marketing"], "suppressions": suppression}
+    return {
+        **record,
+        "attributes": {
+            **attributes,
+            "subscriptions": {**subscriptions, "email": {**email, "marketing": marketing}},
+        },
+    }
+
+
+def campaign_messages(record: Record, index: IncludedIndex) -> list[Record]:
+    """The campaign's messages from the listing's `included` (include=campaign-messages)."""
+    rel = (record.get("relationships") or {}).get("campaign-messages")
+    refs = rel.get("data") if isinstance(rel, dict) else None
+    if not isinstance(refs, list):
+        return []
+    out = []
+    for ref in refs:
+        if isinstance(ref, dict):
+            item = index.get((ref.get("type"), ref.get("id")))  # type: ignore[arg-type]
+            if item is not None:
+                out.append(item)
+    return out
+
+
+def cursor_value(record: Record, path: tuple[str, ...]) -> Any:
+    """The value at `path` (e.g. ("attributes", "updated")) or None."""
+    value: Any = record
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value

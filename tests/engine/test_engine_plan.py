@@ -1,0 +1,191 @@
+"""Filter building, record shaping and the watermark, without a network."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from klaviyo_source.engine.partitions import FLOOR, GroupPlan, Member, Track, member_starts, plan_windows
+from klaviyo_source.engine.requests import bucket_of, listing_params
+from klaviyo_source.sink import StreamOutcome
+from klaviyo_source.streams import records as shape
+from klaviyo_source.streams.table import GROUPS, NO_PARTITION, STREAMS, STREAMS_BY_NAME
+
+LO = datetime(2024, 8, 1, tzinfo=UTC)
+HI = datetime(2024, 10, 15, 12, tzinfo=UTC)
+SPEC = json.loads(
+    (Path(__file__).parents[2] / "src/klaviyo_source/openapi/klaviyo-2026-07-15.json").read_text()
+)
+
+
+def _plan(*names: str) -> GroupPlan:
+    members = [
+        Member(
+            STREAMS_BY_NAME[n],
+            True,
+            {},
+            {k: LO for k in GROUPS[STREAMS_BY_NAME[n].group].partitions},
+            StreamOutcome(n),
+        )
+        for n in names
+    ]
+    group = members[0].row.group
+    return GroupPlan(GROUPS[group], members)
+
+
+def test_discover_order_and_keys_unchanged() -> None:
+    assert [r.name for r in STREAMS] == [
+        "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
+        "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows",
+    ]  # fmt: skip
+    assert all(r.primary_key == ("id",) for r in STREAMS)
+
+
+def test_page_sizes_are_each_endpoints_maximum() -> None:
+    for group in GROUPS.values():
+        params = SPEC["paths"][group.path]["get"]["parameters"]
+        size = next((p for p in params if p.get("name") == "page[size]"), None)
+        if size is None:
+            assert group.page_size is None
+        else:
+            assert group.page_size == size["schema"]["maximum"], group.name
+        sorts = next(p for p in params if p.get("name") == "sort")["schema"]["enum"] if group.sort else []
+        assert group.sort is None or group.sort in sorts
+
+
+def test_events_params() -> None:
+    params = listing_params(_plan("events"), NO_PARTITION, LO, HI, page_size=1000, disable_predictive=False)
+    assert params == {
+        "fields[metric]": "name",
+        "filter": "greater-or-equal(datetime,2024-08-01T00:00:00Z),less-than(datetime,2024-10-15T12:00:00Z)",
+        "sort": "datetime",
+        "page[size]": "1000",
+        "include": "metric",
+    }
+    both = listing_params(
+        _plan("events", "events_detailed"), NO_PARTITION, LO, HI, page_size=1000, disable_predictive=False
+    )
+    assert both["include"] == "metric,attributions"
+
+
+def test_profiles_params_use_strict_operators_and_predictive_flag() -> None:
+    plan = _plan("profiles")
+    params = listing_params(plan, NO_PARTITION, LO, HI, page_size=100, disable_predictive=False)
+    assert params["filter"] == (
+        "greater-than(updated,2024-07-31T23:59:59.999999Z),less-than(updated,2024-10-15T12:00:00Z)"
+    )
+    assert params["additional-fields[profile]"] == "subscriptions,predictive_analytics"
+    assert bucket_of(plan, False) == "get_profiles:predictive_analytics"
+    plain = listing_params(plan, NO_PARTITION, LO, HI, page_size=100, disable_predictive=True)
+    assert plain["additional-fields[profile]"] == "subscriptions"
+    assert bucket_of(plan, True) == "get_profiles"
+
+
+def test_campaign_and_flow_partitions() -> None:
+    plan = _plan("campaigns", "campaigns_detailed")
+    assert len(plan.row.partitions) == 6
+    key = (("archived", "true"), ("campaign_type", "mobile_push"))
+    params = listing_params(plan, key, LO, HI, page_size=100, disable_predictive=False)
+    assert params["filter"] == (
+        "and(equals(archived,true),equals(messages.channel,'mobile_push'),"
+        "greater-or-equal(updated_at,2024-08-01T00:00:00Z),less-than(updated_at,2024-10-15T12:00:00Z))"
+    )
+    assert params["include"] == "campaign-messages"
+    flows = listing_params(
+        _plan("flows"), (("archived", "false"),), LO, HI, page_size=50, disable_predictive=False
+    )
+    assert flows["filter"].startswith("and(equals(archived,false),greater-or-equal(updated,")
+
+
+def test_lists_have_no_upper_bound_and_metrics_no_filter() -> None:
+    lists = listing_params(_plan("lists"), NO_PARTITION, LO, HI, page_size=10, disable_predictive=False)
+    assert lists["filter"] == "greater-than(updated,2024-07-31T23:59:59.999999Z)"
+    assert (
+        listing_params(_plan("metrics"), NO_PARTITION, LO, HI, page_size=None, disable_predictive=False) == {}
+    )
+
+
+def test_member_starts_floor_start_date_state_and_lookback() -> None:
+    events = STREAMS_BY_NAME["events"]
+    group = GROUPS["events"]
+    saved = {NO_PARTITION: datetime(2024, 9, 10, tzinfo=UTC)}
+    assert member_starts(events, group, {}, start_date=None, lookback_days=0) == {NO_PARTITION: FLOOR}
+    assert member_starts(events, group, saved, start_date=LO, lookback_days=3) == {
+        NO_PARTITION: datetime(2024, 9, 7, tzinfo=UTC)
+    }
+    assert member_starts(events, group, saved, start_date=HI, lookback_days=0) == {NO_PARTITION: HI}
+
+
+def test_watermark_is_contiguous_prefix_and_never_lowered() -> None:
+    plan = _plan("events")
+    track = Track(plan, NO_PARTITION)
+    a = track.add(LO, LO + timedelta(days=10))
+    b = track.add(LO + timedelta(days=10), LO + timedelta(days=20))
+    assert track.watermark() == LO
+    b.done = True
+    b.progress = LO + timedelta(days=15)
+    track.max_cursor = LO + timedelta(days=15)
+    assert track.watermark() == LO  # a is not done: nothing beyond its progress is safe
+    a.progress = LO + timedelta(days=2)
+    assert track.watermark() == LO + timedelta(days=2)
+    a.done = True
+    assert track.watermark() == LO + timedelta(days=15)
+    track.max_cursor = LO + timedelta(days=1)
+    assert track.watermark() == LO + timedelta(days=15)  # never lowered
+
+
+def test_member_state_is_capped_at_hi_final_but_keeps_a_future_saved_state() -> None:
+    plan = _plan("events")
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    plan.members[0].saved = {NO_PARTITION: future}
+    plan.members[0].starts = {NO_PARTITION: future}
+    assert plan_windows(plan, HI) == []
+    assert plan.members[0].state(plan, HI) == {"datetime": "2099-01-01T00:00:00+00:00"}
+    other = _plan("events")
+    plan_windows(other, HI)
+    other.tracks[NO_PARTITION].max_cursor = HI + timedelta(days=1)
+    other.tracks[NO_PARTITION].windows[0].done = True
+    assert other.members[0].state(other, HI) == {"datetime": "2024-10-15T12:00:00+00:00"}
+
+
+def test_merge_included_like_airbyte_2_14() -> None:
+    record = {
+        "type": "event",
+        "id": "e1",
+        "relationships": {
+            "metric": {"data": {"type": "metric", "id": "m1"}},
+            "attributions": {"data": [{"type": "attribution", "id": "a1"}]},
+            "profile": {"data": {"type": "profile", "id": "p-not-included"}},
+        },
+    }
+    index = shape.include_index(
+        {
+            "included": [
+                {"type": "metric", "id": "m1", "attributes": {"name": "Placed Order"}},
+                {"type": "attribution", "id": "a1", "relationships": {"campaign": {"data": {"id": "c1"}}}},
+            ]
+        }
+    )
+    merged = shape.merge_included(record, index)
+    assert merged["relationships"]["metric"]["data"] == {"type": "metric", "id": "m1", "name": "Placed Order"}
+    assert (
+        merged["relationships"]["attributions"]["data"][0]["relationships"]["campaign"]["data"]["id"] == "c1"
+    )
+    assert merged["relationships"]["profile"]["data"] == {"type": "profile", "id": "p-not-included"}
+    assert record["relationships"]["metric"]["data"] == {"type": "metric", "id": "m1"}  # untouched
+
+
+def test_global_exclusion_copies_suppression_without_touching_the_profile() -> None:
+    suppression = [{"reason": "HARD_BOUNCE", "timestamp": "2024-01-01T00:00:00+00:00"}]
+    profile = {
+        "id": "p",
+        "attributes": {"subscriptions": {"email": {"marketing": {"suppression": suppression}}}},
+    }
+    out = shape.global_exclusion(profile)
+    assert out is not None
+    assert out["attributes"]["subscriptions"]["email"]["marketing"]["suppressions"] == suppression
+    assert "suppressions" not in profile["attributes"]["subscriptions"]["email"]["marketing"]
+    assert shape.global_exclusion({"id": "q", "attributes": {}}) is None
+    empty = {"id": "r", "attributes": {"subscriptions": {"email": {"marketing": {"suppression": []}}}}}
+    assert shape.global_exclusion(empty) is None

@@ -227,6 +227,13 @@ class Controls:
     def reset_stats(self) -> None:
         self._stats.reset()
 
+    def set_clock(self, clock: Clock) -> None:
+        """Use another clock for windows and stats (tests of a running simulator); resets windows."""
+        self.clock = clock
+        self.limiter = FixedWindowLimiter(clock)
+        self._stats.clock = clock
+        self._stats.reset()
+
     def reset_rate_limits(self) -> None:
         """Empty every rate-limit window (as if a fresh minute and day had begun)."""
         self.limiter.reset()

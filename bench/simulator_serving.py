@@ -1,0 +1,87 @@
+"""Simulator serving benchmark: start-up time, server RSS and events/s at page size 1000.
+
+The server runs as `klaviyo-source simulate` in its own process (one core); this process pages
+through /api/events with aiohttp. Prints numbers, asserts nothing.
+
+    .venv/bin/python -m bench.simulator_serving [--scale large] [--pages 200] [--include]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from klaviyo_source.revision import REVISION
+from klaviyo_source.simulator.server import DEFAULT_KEY
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def page_events(base: str, pages: int, include: bool) -> tuple[int, float, float]:
+    headers = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEY}", "revision": REVISION}
+    query = "page[size]=1000&sort=datetime" + ("&include=metric&fields[metric]=name" if include else "")
+    url: str | None = f"{base}/api/events?{query}"
+    records, first = 0, 0.0
+    async with aiohttp.ClientSession() as session:
+        t0 = time.monotonic()
+        for _ in range(pages):
+            if url is None:
+                break
+            async with session.get(url, headers=headers) as response:
+                body = orjson.loads(await response.read())
+            first = first or time.monotonic() - t0
+            records += len(body["data"])
+            url = body["links"]["next"]
+        return records, time.monotonic() - t0, first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", default="large")
+    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--include", action="store_true")
+    args = parser.parse_args()
+    port = free_port()
+    command = [sys.executable, "-m", "klaviyo_source", "simulate", "--port", str(port), "--scale", args.scale]
+    started = time.monotonic()
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        ready = time.monotonic() - started
+        base = re.search(r"http://\S+", line)
+        assert base, line
+        print(f"scale={args.scale}: start-up (process start to listening) {ready:.2f} s, "
+              f"server RSS {rss_mb(server.pid):.0f} MB")  # fmt: skip
+        records, took, first = asyncio.run(page_events(base.group(0), args.pages, args.include))
+        print(f"first page {first * 1000:.0f} ms; {records:,} events in {took:.2f} s = "
+              f"{records / took:,.0f} events/s at page size 1000 (include={args.include})")  # fmt: skip
+        print(f"server RSS after paging: {rss_mb(server.pid):.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

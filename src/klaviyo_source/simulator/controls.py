@@ -214,11 +214,10 @@ class Controls:
 
     def set_options(self, **changes: Any) -> ControlOptions:
         """Change options at run time, e.g. `set_options(rate_limits=True, latency_ms=50)`."""
-        known = {f.name for f in dataclasses.fields(ControlOptions)}
-        unknown = set(changes) - known
+        unknown = set(changes) - {f.name for f in dataclasses.fields(ControlOptions)}
         if unknown:
             raise ValueError(f"unknown control options {sorted(unknown)}")
-        new = dataclasses.replace(self.options, **changes)
+        new = dataclasses.replace(self.options, **{name: _checked(name, v) for name, v in changes.items()})
         if new.seed != self.options.seed:
             self._rng = random.Random(new.seed)
         self.options = new
@@ -385,6 +384,29 @@ class Controls:
 
     async def _on_shutdown(self, _: web.Application) -> None:
         self.release_hangs()
+
+
+PROBABILITIES = frozenset({"error_rate", "predictive_503_rate", "latency_jitter"})
+
+
+def _checked(name: str, value: Any) -> Any:
+    """Validate one option value against the type of its default (floats accept ints)."""
+    default = getattr(ControlOptions(), name)
+    if isinstance(default, bool) or isinstance(value, bool):
+        if not (isinstance(default, bool) and isinstance(value, bool)):
+            raise ValueError(f"option {name} must be {type(default).__name__}: {value!r}")
+        return value
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ValueError(f"option {name} must be an object: {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(value, int):
+        raise ValueError(f"option {name} must be an integer: {value!r}")
+    if not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"option {name} must be a non-negative number: {value!r}")
+    if name in PROBABILITIES and value > 1:
+        raise ValueError(f"option {name} must be between 0 and 1: {value!r}")
+    return value if isinstance(default, int) else float(value)
 
 
 async def _admin_call(request: web.Request, apply: Callable[[Any], dict[str, Any]]) -> web.Response:

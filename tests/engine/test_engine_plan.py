@@ -122,17 +122,18 @@ def test_watermark_is_contiguous_prefix_and_never_lowered() -> None:
     track = Track(plan, NO_PARTITION)
     a = track.add(LO, LO + timedelta(days=10))
     b = track.add(LO + timedelta(days=10), LO + timedelta(days=20))
-    assert track.watermark() == LO
+    assert track.watermark() is None  # nothing read: the stream keeps its start
     b.done = True
-    b.progress = LO + timedelta(days=15)
-    track.max_cursor = LO + timedelta(days=15)
-    assert track.watermark() == LO  # a is not done: nothing beyond its progress is safe
-    a.progress = LO + timedelta(days=2)
+    b.last = LO + timedelta(days=15)
+    assert track.watermark() is None  # a is not done: nothing beyond its progress is safe
+    a.last = LO + timedelta(days=2)
     assert track.watermark() == LO + timedelta(days=2)
     a.done = True
     assert track.watermark() == LO + timedelta(days=15)
-    track.max_cursor = LO + timedelta(days=1)
-    assert track.watermark() == LO + timedelta(days=15)  # never lowered
+    c = track.add(LO + timedelta(days=20), LO + timedelta(days=30))
+    assert track.watermark() == LO + timedelta(days=15)  # an empty window does not move it
+    c.done = True
+    assert track.watermark() == LO + timedelta(days=15)  # the max record cursor, not c's bound
 
 
 def test_member_state_is_capped_at_hi_final_but_keeps_a_future_saved_state() -> None:
@@ -144,7 +145,7 @@ def test_member_state_is_capped_at_hi_final_but_keeps_a_future_saved_state() -> 
     assert plan.members[0].state(plan, HI) == {"datetime": "2099-01-01T00:00:00+00:00"}
     other = _plan("events")
     plan_windows(other, HI)
-    other.tracks[NO_PARTITION].max_cursor = HI + timedelta(days=1)
+    other.tracks[NO_PARTITION].windows[0].last = HI + timedelta(days=1)
     other.tracks[NO_PARTITION].windows[0].done = True
     assert other.members[0].state(other, HI) == {"datetime": "2024-10-15T12:00:00+00:00"}
 

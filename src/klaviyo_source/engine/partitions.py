@@ -3,8 +3,8 @@ and the watermark that turns window progress into state.
 
 Group = one listing endpoint serving one or more selected streams (`Member`s). Per fixed
 partition (campaign channel x archived, ...) a `Track` holds the group's time windows in order.
-Windows are [lo, hi); a window's progress is the cursor of the last record passed to the Sink
-(pages come sorted ascending, so everything below it is done) or `lo` before any.
+Windows are [lo, hi); a window's `last` is the cursor of the last record passed to the Sink
+(pages come sorted ascending, so everything below it is done), None before any.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Window:
     track: Track
     lo: datetime
     hi: datetime  # lowered when the window is split
-    progress: datetime
+    last: datetime | None = None  # cursor of the last record passed to the Sink
     done: bool = False
 
 
@@ -43,11 +43,9 @@ class Track:
     group: GroupPlan
     key: PartitionKey
     windows: list[Window] = field(default_factory=list)
-    max_cursor: datetime | None = None
-    high: datetime | None = None  # the highest watermark reported so far (it never goes down)
 
     def add(self, lo: datetime, hi: datetime) -> Window:
-        window = Window(self, lo, hi, lo)
+        window = Window(self, lo, hi)
         bisect.insort(self.windows, window, key=lambda w: w.lo)
         return window
 
@@ -55,16 +53,17 @@ class Track:
         return all(w.done for w in self.windows)
 
     def watermark(self) -> datetime | None:
-        """Progress of the first unfinished window; when all are done, the max record cursor.
-        Never below a value reported before (an empty window's lo can exceed later cursors)."""
-        current = self.max_cursor
+        """The largest record cursor of the finished prefix of windows and of the first unfinished
+        window: everything below it has been read. It is a record's cursor (not an empty window's
+        bound), so a record arriving later at that very second is still re-read (resumption is
+        inclusive); it only grows, as the prefix and each window's last cursor only grow."""
+        mark: datetime | None = None
         for window in self.windows:
+            if window.last is not None and (mark is None or window.last > mark):
+                mark = window.last
             if not window.done:
-                current = window.progress
                 break
-        if current is not None and (self.high is None or current > self.high):
-            self.high = current
-        return self.high
+        return mark
 
 
 @dataclass(eq=False)

@@ -35,7 +35,8 @@ from klaviyo_source.streams.table import GROUPS, STREAMS_BY_NAME
 STATE_EVERY_RECORDS = 10_000
 STATE_EVERY_SECONDS = 30.0
 IDLE_LOG_SECONDS = 25.0  # the consumer logs a line when nothing happened for this long
-RATE_LIMITED_STATUS_EVERY = 5.0  # at most one RUNNING/RATE_LIMITED status per stream per 5 s
+RATE_LIMITED_STATUS_EVERY = 5.0
+MAX_WINDOWS_PER_WORKER = 4  # at most one RUNNING/RATE_LIMITED status per stream per 5 s
 
 
 def _plan(
@@ -88,6 +89,7 @@ class _Run:
         self.active = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.scanner: Scanner | None = None
+        self.client: KlaviyoClient | None = None
         self.rate_status_at: dict[str, float] = {}
 
     def spawn(self, window: Window) -> None:
@@ -100,7 +102,10 @@ class _Run:
         task.add_done_callback(self.tasks.discard)
 
     def can_split(self) -> bool:
-        return self.active < self.config.num_workers
+        """Split only when request capacity is idle (windows waiting on a slow rate bucket do not
+        count) and the number of open windows stays reasonable."""
+        assert self.client is not None
+        return self.client.free_slots() > 0 and self.active < MAX_WINDOWS_PER_WORKER * self.config.num_workers
 
     async def emit_state(self, plan: GroupPlan, member: Member, *, force: bool) -> None:
         state = member.state(plan, self.hi_final)
@@ -147,10 +152,8 @@ class _Run:
                     previous = member.max_cursor.get(track.key)
                     if previous is None or item.max_cursor > previous:
                         member.max_cursor[track.key] = item.max_cursor
-        if item.last is not None and item.last > window.progress:
-            window.progress = item.last
-        if item.max_cursor is not None and (track.max_cursor is None or item.max_cursor > track.max_cursor):
-            track.max_cursor = item.max_cursor
+        if item.last is not None and (window.last is None or item.last > window.last):
+            window.last = item.last
         if item.final:
             window.done = True
             for member in plan.members:
@@ -201,6 +204,7 @@ class _Run:
                 self.active -= 1
 
     async def run(self, client: KlaviyoClient) -> None:
+        self.client = client
         self.scanner = Scanner(client, self.config, self.outbox, self.hi_final, self.spawn, self.can_split)
         for plan in self.plans:
             for member in plan.members:

@@ -171,6 +171,12 @@ class KlaviyoClient:
             await self._session.close()
             self._session = None
 
+    def free_slots(self) -> int:
+        """Request slots (of num_workers) nobody is using or waiting for right now."""
+        if self._in_flight.locked():
+            return 0
+        return self._in_flight._value  # asyncio keeps the count private; it is the free capacity
+
     def _url(self, path_or_url: str) -> URL:
         if path_or_url.startswith(("http://", "https://")):
             return URL(path_or_url, encoded=True)  # links.next comes percent-encoded already

@@ -1,0 +1,259 @@
+"""The engine against the Klaviyo simulator over real sockets on 127.0.0.1, compared with the
+simulator's ground truth (`sim.store`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from engine_sink import CollectingSink
+
+from klaviyo_source.config import Config
+from klaviyo_source.engine import read
+from klaviyo_source.errors import AccessError, TransientError
+from klaviyo_source.http.ratelimit import BUCKET_TIERS, TIERS
+from klaviyo_source.simulator.controls import ControlOptions
+from klaviyo_source.simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, run_simulator
+from klaviyo_source.sink import StreamOutcome, StreamSelection, StreamStats, StreamStatus
+
+ALL = [
+    "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
+    "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows",
+]  # fmt: skip
+FAST = ["profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics", "lists",
+        "campaigns", "flows"]  # fmt: skip
+SIZES = {"events": 3000, "profiles": 600, "lists": 4, "campaigns": 30}
+CURSOR = {
+    "profiles": "updated", "global_exclusions": "updated",
+    "events": "datetime", "events_detailed": "datetime",
+    "email_templates": "updated", "metrics": "updated", "lists": "updated", "lists_detailed": "updated",
+    "campaigns": "updated_at", "campaigns_detailed": "updated_at", "flows": "updated",
+}  # fmt: skip
+
+
+def truth(sim: Simulator, stream: str) -> set[str]:
+    store = sim.store
+    if stream in ("events", "events_detailed"):
+        return set(store.event_ids())
+    if stream == "profiles":
+        return set(store.profile_ids())
+    if stream == "global_exclusions":
+        return {store.profile_id(row) for row in store.cols.suppression}
+    kind = {
+        "email_templates": "template", "metrics": "metric", "lists": "list", "lists_detailed": "list",
+        "campaigns": "campaign", "campaigns_detailed": "campaign", "flows": "flow",
+    }[stream]  # fmt: skip
+    return {row.id for row in store.records(kind)}
+
+
+def sim_config(sim: Simulator, **overrides: Any) -> Config:
+    values: dict[str, Any] = dict(
+        api_key=sim.api_key, base_url=sim.base_url, backoff_base=0.01, max_retries=2, max_rate_limit_wait=10.0
+    )
+    values.update(overrides)
+    return Config(**values)
+
+
+def with_sim(body: Callable[[Simulator], Awaitable[None]], **options: Any) -> None:
+    async def go() -> None:
+        options.setdefault("sizes", SIZES)
+        async with run_simulator(SimulatorOptions(**options)) as sim:
+            await body(sim)
+
+    asyncio.run(go())
+
+
+async def sync(
+    sim: Simulator, names: list[str], states: dict[str, Any] | None = None, **overrides: Any
+) -> tuple[CollectingSink, list[StreamOutcome]]:
+    sink = CollectingSink()
+    outcomes = await read(
+        sim_config(sim, **overrides), [StreamSelection(n) for n in names], states or {}, sink
+    )
+    return sink, outcomes
+
+
+def final_states(sink: CollectingSink, names: list[str]) -> dict[str, Any]:
+    return {n: sink.states_of(n)[-1] for n in names}
+
+
+def test_every_stream_full_refresh_equals_the_ground_truth() -> None:
+    async def body(sim: Simulator) -> None:
+        live = {n: StreamStats() for n in ALL}
+        sink = CollectingSink()
+        selections = [StreamSelection(n, incremental=False) for n in ALL]
+        outcomes = await read(
+            sim_config(sim, num_workers=6), selections, {"events": {"datetime": "garbage"}}, sink, stats=live
+        )
+        for outcome in outcomes:
+            assert outcome.status is StreamStatus.COMPLETE, (outcome.name, outcome.error)
+            records = sink.records_of(outcome.name)
+            ids = [r["id"] for r in records]
+            assert len(ids) == len(set(ids)), outcome.name
+            assert set(ids) == truth(sim, outcome.name), outcome.name
+            field = CURSOR[outcome.name]
+            assert all(r[field] == r["attributes"][field] for r in records)
+            assert outcome.stats is live[outcome.name] and outcome.stats.records == len(records)
+            assert outcome.stats.requests > 0
+        counts = sim.controls.stats()["requests"]
+        assert counts["get_events"] <= 3000 // 1000 + 8  # one scan feeds events and events_detailed
+        assert counts["get_list"] == 4  # one profile_count fetch per list
+        detailed = sink.records_of("events_detailed")[0]["relationships"]["metric"]["data"]
+        assert isinstance(detailed.get("name"), str)
+        campaign = sink.records_of("campaigns_detailed")[0]
+        assert isinstance(campaign["estimated_recipient_count"], int) and isinstance(
+            campaign["campaign_messages"], list
+        )
+        assert {r["attributes"]["channel"] for r in sink.records_of("campaigns")} <= {
+            "email",
+            "sms",
+            "mobile_push",
+        }
+        marketing = sink.records_of("global_exclusions")[0]["attributes"]["subscriptions"]["email"][
+            "marketing"
+        ]
+        assert marketing["suppressions"] == marketing["suppression"]
+        assert all("profile_count" in r["attributes"] for r in sink.records_of("lists_detailed"))
+
+    with_sim(body)
+
+
+def test_incremental_after_advance_misses_nothing_at_the_boundary_second() -> None:
+    names = FAST
+
+    async def body(sim: Simulator) -> None:
+        first, _ = await sync(sim, names, num_workers=4)
+        states = final_states(first, names)
+        await asyncio.sleep(1.1)  # the sync reads up to its start second; let "now" pass
+        changes = sim.advance(
+            events=40, profiles_updated=12, profiles_suppressed=4, profiles_created=3, boundary=True,
+            campaigns_updated=4, flows_updated=4, templates_updated=4, lists_updated=2, metrics_updated=2,
+        )  # fmt: skip
+        await asyncio.sleep(1.1)
+        second, outcomes = await sync(sim, names, states, num_workers=4)
+        assert all(o.status is StreamStatus.COMPLETE for o in outcomes)
+        got = {n: {r["id"] for r in second.records_of(n)} for n in names}
+        assert set(changes["events"]) <= got["events"] and set(changes["events"]) <= got["events_detailed"]
+        touched = changes["profiles_updated"] + changes["profiles_suppressed"] + changes["profiles_created"]
+        assert set(touched) <= got["profiles"]
+        assert set(changes["profiles_suppressed"]) <= got["global_exclusions"]
+        for stream, key in (("campaigns", "campaigns_updated"), ("flows", "flows_updated"),
+                            ("email_templates", "templates_updated"), ("lists", "lists_updated"),
+                            ("metrics", "metrics_updated")):  # fmt: skip
+            assert set(changes[key]) <= got[stream], stream
+        # nothing older than the state
+        for stream in ("events", "profiles", "email_templates", "lists", "metrics"):
+            field = CURSOR[stream]
+            floor = datetime.fromisoformat(states[stream][field])
+            assert all(datetime.fromisoformat(r[field]) >= floor for r in second.records_of(stream)), stream
+        assert len(got["events"]) < 3000 // 2
+
+    with_sim(body)
+
+
+def test_parallel_windows_equal_one_worker_and_resume_mid_run_misses_nothing() -> None:
+    names = ["events", "profiles"]
+
+    async def body(sim: Simulator) -> None:
+        one, _ = await sync(sim, names, num_workers=1)
+        many, _ = await sync(sim, names, num_workers=8)
+        for name in names:
+            assert sorted(r["id"] for r in one.records_of(name)) == sorted(
+                r["id"] for r in many.records_of(name)
+            )
+        # Resume: records passed before some mid-run state + a run from that state = everything.
+        for name in names:
+            before: set[str] = set()
+            mid_state = None
+            for kind, stream, value in many.calls:
+                if stream != name:
+                    continue
+                if kind == "records":
+                    before |= {r["id"] for r in value}
+                if kind == "state" and len(before) > 500:
+                    mid_state = value
+                    break
+            assert mid_state is not None
+            resumed, _ = await sync(sim, [name], {name: mid_state}, num_workers=3)
+            assert before | {r["id"] for r in resumed.records_of(name)} == truth(sim, name)
+
+    with_sim(body)
+
+
+def test_429_then_success_and_5xx_then_success() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/metrics", [{"status": 429, "retry_after": 1}, "ok"])
+        sim.controls.script("/api/flows", [503, 500])
+        sink, outcomes = await sync(sim, ["metrics", "flows"])
+        metrics, flows = outcomes
+        assert metrics.status is StreamStatus.COMPLETE and metrics.stats.throttled == 1
+        assert (StreamStatus.RUNNING, "RATE_LIMITED") in sink.statuses_of("metrics")
+        assert {r["id"] for r in sink.records_of("metrics")} == truth(sim, "metrics")
+        assert flows.status is StreamStatus.COMPLETE and flows.stats.retries == 2
+        assert {r["id"] for r in sink.records_of("flows")} == truth(sim, "flows")
+
+    with_sim(body)
+
+
+def test_5xx_forever_fails_one_stream_others_complete() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/templates", [500] * 20)
+        sink, outcomes = await sync(sim, ["email_templates", "metrics", "events"])
+        templates, metrics, events = outcomes
+        assert templates.status is StreamStatus.INCOMPLETE and isinstance(templates.error, TransientError)
+        assert templates.error.failure_type == "transient_error"
+        assert sink.errors_of("email_templates") == [templates.error]
+        assert metrics.status is StreamStatus.COMPLETE and events.status is StreamStatus.COMPLETE
+
+    with_sim(body)
+
+
+def test_403_fails_that_stream_only() -> None:
+    async def body(sim: Simulator) -> None:
+        key = "pk_limited_scopes"
+        sink, outcomes = await sync(sim, ["flows", "metrics", "events"], api_key=key)
+        flows, metrics, events = outcomes
+        assert flows.status is StreamStatus.INCOMPLETE and isinstance(flows.error, AccessError)
+        assert flows.error.failure_type == "config_error" and "flows:read" in flows.error.message
+        assert key not in flows.error.message and key not in flows.error.internal_message
+        assert metrics.status is StreamStatus.COMPLETE and events.status is StreamStatus.COMPLETE
+        assert sink.states_of("metrics") and not sink.records_of("flows")
+
+    with_sim(body, keys={DEFAULT_KEY: None, "pk_limited_scopes": ["metrics:read", "events:read"]})
+
+
+def test_predictive_503_falls_back_to_smaller_pages_then_fails_with_advice() -> None:
+    async def body(sim: Simulator) -> None:
+        sink, outcomes = await sync(sim, ["profiles"], max_retries=1)
+        assert outcomes[0].status is StreamStatus.COMPLETE
+        assert {r["id"] for r in sink.records_of("profiles")} == truth(sim, "profiles")
+        sim.controls.set_options(predictive_503_max_page=10)
+        _, outcomes = await sync(sim, ["profiles"], max_retries=1)
+        error = outcomes[0].error
+        assert isinstance(error, TransientError) and "disable_fetching_predictive_analytics" in error.message
+        _, outcomes = await sync(sim, ["profiles"], max_retries=1, disable_fetching_predictive_analytics=True)
+        assert outcomes[0].status is StreamStatus.COMPLETE
+
+    with_sim(body, controls=ControlOptions(predictive_503_max_page=50))
+
+
+def test_shared_limiters_keep_every_bucket_inside_its_tier() -> None:
+    async def body(sim: Simulator) -> None:
+        _, outcomes = await sync(
+            sim, ["events", "profiles", "campaigns_detailed", "lists_detailed", "flows"], num_workers=10
+        )
+        assert all(o.status is StreamStatus.COMPLETE for o in outcomes)
+        stats = sim.controls.stats()
+        assert (
+            sum(stats["throttled"].values()) == 0
+            if isinstance(stats["throttled"], dict)
+            else stats["throttled"] == 0
+        )
+        for bucket, window in stats["windows"].items():
+            burst, steady = TIERS[BUCKET_TIERS[bucket]]
+            assert window["max_per_second"] <= burst, bucket
+            assert window["max_per_minute"] <= steady, bucket
+
+    with_sim(body, controls=ControlOptions(rate_limits=True), sizes={**SIZES, "campaigns": 40, "lists": 3})

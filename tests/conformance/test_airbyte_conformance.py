@@ -1,0 +1,265 @@
+"""The real `source-klaviyo` CLI against the simulator: every message validated against the Airbyte
+protocol models, every record against its stream's JSON Schema."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from cli_harness import (
+    FULL_KEY,
+    NO_EVENTS_KEY,
+    NO_METRICS_KEY,
+    CliResult,
+    configured_catalog,
+    make_config,
+    run_cli,
+)
+
+from klaviyo_source.airbyte.catalog import load_schema
+from klaviyo_source.config import CONNECTION_SPECIFICATION
+from klaviyo_source.state import parse_time
+from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
+
+ALL_STREAMS = [row.name for row in STREAMS]
+VALIDATORS = {row.name: jsonschema.Draft7Validator(load_schema(row.name)) for row in STREAMS}
+
+
+def records_by_stream(result: CliResult) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for message in result.of_type("RECORD"):
+        found[message.record.stream].append(message.record.data)
+    return found
+
+
+def final_states(result: CliResult) -> dict[str, Any]:
+    return {
+        m.state.stream.stream_descriptor.name: m.state.stream.stream_state for m in result.of_type("STATE")
+    }
+
+
+def statuses(result: CliResult) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = defaultdict(list)
+    for message in result.of_type("TRACE"):
+        if message.trace.stream_status is not None:
+            status = message.trace.stream_status
+            seen[status.stream_descriptor.name].append(status.status.value)
+    return seen
+
+
+def assert_records_valid(result: CliResult) -> None:
+    for stream, records in records_by_stream(result).items():
+        row = STREAMS_BY_NAME[stream]
+        for record in records:
+            errors = [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATORS[stream].iter_errors(record)]
+            assert errors == [], f"{stream} record {record.get('id')} violates its schema: {errors[:5]}"
+            assert record["id"]
+            assert record[row.cursor_field] is not None
+
+
+def assert_record_counts_match_states(result: CliResult) -> None:
+    """sourceStats.recordCount = records of that stream since its previous STATE."""
+    pending: dict[str, int] = defaultdict(int)
+    for message in result.messages:
+        if message.record is not None:
+            pending[message.record.stream] += 1
+        elif message.state is not None:
+            name = message.state.stream.stream_descriptor.name
+            assert message.state.sourceStats.recordCount == pending.pop(name, 0)
+
+
+def test_spec(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "spec")
+    assert result.code == 0 and len(result.messages) == 1
+    spec = result.messages[0].spec
+    assert spec.connectionSpecification == CONNECTION_SPECIFICATION
+    assert spec.connectionSpecification["properties"]["api_key"]["airbyte_secret"] is True
+    jsonschema.Draft7Validator.check_schema(spec.connectionSpecification)
+
+
+def test_check_succeeds(sim: Any, tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "check", config=make_config(sim))
+    assert result.code == 0 and len(result.messages) == 1
+    assert result.messages[0].connectionStatus.status.value == "SUCCEEDED"
+
+
+def test_check_with_key_from_environment(sim: Any, tmp_path: Path) -> None:
+    config = make_config(sim)
+    del config["api_key"]
+    result = run_cli(tmp_path, "check", config=config, env={"KLAVIYO_API_KEY": FULL_KEY})
+    assert result.messages[0].connectionStatus.status.value == "SUCCEEDED"
+
+
+def failed_check(result: CliResult) -> str:
+    assert result.code == 0 and len(result.messages) == 1
+    status = result.messages[0].connectionStatus
+    assert status.status.value == "FAILED"
+    message: str = status.message
+    return message
+
+
+def test_check_bad_key_is_401(sim: Any, tmp_path: Path) -> None:
+    message = failed_check(
+        run_cli(tmp_path, "check", config=make_config(sim, api_key="pk_wrong_key_0000000000000000"))
+    )
+    assert "401" in message and "API key" in message
+
+
+def test_check_missing_scope_is_403_quoting_klaviyo(sim: Any, tmp_path: Path) -> None:
+    message = failed_check(run_cli(tmp_path, "check", config=make_config(sim, api_key=NO_METRICS_KEY)))
+    assert "403" in message and "metrics:read" in message
+    assert "Missing scope(s): metrics:read" in message  # Klaviyo's (simulated) detail, quoted
+
+
+def test_check_unreachable_host(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {
+        "api_key": FULL_KEY,
+        "base_url": f"http://127.0.0.1:{port}",
+        "max_retries": 0,
+        "request_timeout": 5,
+    }
+    message = failed_check(run_cli(tmp_path, "check", config=config))
+    assert "Could not reach Klaviyo" in message and str(port) in message
+
+
+def test_discover(sim: Any, tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "discover", config=make_config(sim))
+    assert result.code == 0 and len(result.messages) == 1
+    streams = result.messages[0].catalog.streams
+    assert [s.name for s in streams] == ALL_STREAMS and len(set(ALL_STREAMS)) == 11
+    for stream in streams:
+        jsonschema.Draft7Validator.check_schema(stream.json_schema)
+        assert stream.source_defined_primary_key == [["id"]]
+        assert "id" in stream.json_schema["properties"]
+        assert stream.default_cursor_field[0] in stream.json_schema["properties"]
+        assert {m.value for m in stream.supported_sync_modes} == {"full_refresh", "incremental"}
+
+
+@pytest.mark.parametrize("mode", ["full_refresh", "incremental"])
+def test_read_every_stream(sim: Any, tmp_path: Path, mode: str) -> None:
+    result = run_cli(tmp_path, "read", config=make_config(sim), catalog=configured_catalog(ALL_STREAMS, mode))
+    assert result.code == 0, result.stderr.decode()[-2000:]
+    found = records_by_stream(result)
+    assert sorted(found) == sorted(ALL_STREAMS), f"streams without records: {set(ALL_STREAMS) - set(found)}"
+    assert_records_valid(result)
+    assert_record_counts_match_states(result)
+    for stream, seen in statuses(result).items():
+        assert seen[0] == "STARTED" and seen[-1] == "COMPLETE", (stream, seen)
+    assert sorted(statuses(result)) == sorted(ALL_STREAMS)
+    assert not [m for m in result.of_type("TRACE") if m.trace.error is not None]
+
+
+def test_second_incremental_read_resumes_from_state(sim: Any, tmp_path: Path) -> None:
+    catalog = configured_catalog(ALL_STREAMS, "incremental")
+    first = run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog)
+    assert first.code == 0
+    states = final_states(first)
+    assert sorted(states) == sorted(ALL_STREAMS)
+    first_counts = {k: len(v) for k, v in records_by_stream(first).items()}
+
+    changes = {"events": 20, "profiles_updated": 5, "profiles_created": 3, "profiles_suppressed": 1}
+    changes |= {"campaigns_updated": 2, "flows_updated": 2, "lists_updated": 2, "metrics_updated": 1}
+    changed = sim.advance(**changes, templates_updated=1)
+    time.sleep(1.1)  # windows end at the sync's start second: let the changes fall into the past
+
+    state_doc = [
+        {"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": value}}
+        for name, value in states.items()
+    ]
+    second = run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog, state=state_doc)
+    assert second.code == 0, second.stderr.decode()[-2000:]
+    assert_records_valid(second)
+    found = records_by_stream(second)
+    ids = {stream: {r["id"] for r in records} for stream, records in found.items()}
+    assert set(changed["events"]) <= ids["events"] and set(changed["events"]) <= ids["events_detailed"]
+    assert set(changed["profiles_updated"] + changed["profiles_created"]) <= ids["profiles"]
+    assert set(changed["campaigns_updated"]) <= ids["campaigns"]
+    assert set(changed["flows_updated"]) <= ids["flows"]
+    assert set(changed["lists_updated"]) <= ids["lists"]
+    assert set(changed["metrics_updated"]) <= ids["metrics"]
+    assert set(changed["profiles_suppressed"]) <= ids["global_exclusions"]
+    assert set(changed["templates_updated"]) <= ids["email_templates"]
+    for stream in ("events", "profiles", "campaigns", "flows", "metrics", "lists"):
+        assert len(found[stream]) < first_counts[stream], f"{stream} re-read everything"
+    # nothing older than the saved cursor comes back for single-cursor streams
+    for stream in ("events", "profiles", "metrics", "lists", "email_templates"):
+        cursor = STREAMS_BY_NAME[stream].cursor_field
+        saved = parse_time(states[stream][cursor])
+        assert all(parse_time(r[cursor]) >= saved for r in found.get(stream, []))
+    new_states = final_states(second)
+    assert parse_time(new_states["events"]["datetime"]) >= parse_time(states["events"]["datetime"])
+
+
+def test_missing_scope_fails_one_stream_and_the_run(sim: Any, tmp_path: Path) -> None:
+    catalog = configured_catalog(["events", "metrics", "flows"], "incremental")
+    result = run_cli(tmp_path, "read", config=make_config(sim, api_key=NO_EVENTS_KEY), catalog=catalog)
+    assert result.code == 1
+    seen = statuses(result)
+    assert seen["events"][-1] == "INCOMPLETE"
+    assert seen["metrics"][-1] == "COMPLETE" and seen["flows"][-1] == "COMPLETE"
+    found = records_by_stream(result)
+    assert "events" not in found and found["metrics"] and found["flows"]
+    errors = [m.trace.error for m in result.of_type("TRACE") if m.trace.error is not None]
+    stream_error = next(e for e in errors if e.stream_descriptor is not None)
+    assert stream_error.stream_descriptor.name == "events"
+    assert stream_error.failure_type.value == "config_error"
+    final = result.messages[-1].trace.error
+    assert final.message.startswith(
+        "During the sync, the following streams did not sync successfully: events: "
+    )
+    assert final.failure_type.value == "config_error"
+
+
+def config_error(result: CliResult, *needles: str) -> None:
+    assert result.code == 1
+    assert len(result.messages) == 1, result.stdout.decode()
+    error = result.messages[0].trace.error
+    assert error.failure_type.value == "config_error"
+    for needle in needles:
+        assert needle in error.message
+    assert b"Traceback" not in result.stderr
+
+
+def test_bad_config(tmp_path: Path) -> None:
+    config_error(run_cli(tmp_path, "discover", config="{oops"), "--config", "not valid JSON")
+    config_error(run_cli(tmp_path, "discover", config={"api_key": FULL_KEY, "start_date": 5}), "'start_date'")
+    config_error(
+        run_cli(tmp_path, "read", config={}, catalog=configured_catalog(["metrics"], "incremental")),
+        "'api_key'",
+    )
+
+
+def test_bad_catalog(sim: Any, tmp_path: Path) -> None:
+    config = make_config(sim)
+    unknown = configured_catalog(["segments"], "incremental")
+    config_error(run_cli(tmp_path, "read", config=config, catalog=unknown), "unknown stream 'segments'")
+    config_error(
+        run_cli(tmp_path, "read", config=config, catalog=configured_catalog(["metrics"], "cdc")), "sync_mode"
+    )
+    config_error(run_cli(tmp_path, "read", config=config, catalog={"stream": []}), "'streams' list")
+
+
+def test_bad_state(sim: Any, tmp_path: Path) -> None:
+    config = make_config(sim)
+    catalog = configured_catalog(["metrics"], "incremental")
+    config_error(
+        run_cli(tmp_path, "read", config=config, catalog=catalog, state="[{"), "--state", "not valid JSON"
+    )
+    bad_cursor = [
+        {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": "metrics"}, "stream_state": {"updated": "soon"}},
+        }
+    ]
+    config_error(run_cli(tmp_path, "read", config=config, catalog=catalog, state=bad_cursor), "metrics")
+    config_error(
+        run_cli(tmp_path, "read", config=config, catalog=catalog, state=[{"type": "NOPE"}]), "Invalid state"
+    )

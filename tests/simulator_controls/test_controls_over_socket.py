@@ -18,18 +18,19 @@ RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 PREDICTIVE = "additional-fields[profile]=predictive_analytics"
 
 
-def run(controls: Controls, scenario: Scenario, timeout: aiohttp.ClientTimeout | None = None) -> None:
+def run(controls: Controls, scenario: Scenario) -> None:
     async def main() -> None:
-        async with serving(controls) as base:
-            session_timeout = timeout or aiohttp.ClientTimeout(total=10)
-            async with aiohttp.ClientSession(timeout=session_timeout) as session:
-                await scenario(session, base)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with serving(controls) as base, aiohttp.ClientSession(timeout=timeout) as session:
+            await scenario(session, base)
 
     asyncio.run(main())
 
 
-async def fetch(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, str], bytes]:
-    async with session.get(url) as response:
+async def fetch(
+    session: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    async with session.get(url, timeout=timeout) as response:
         return response.status, dict(response.headers), await response.read()
 
 
@@ -250,7 +251,7 @@ def test_hang_times_out_the_client_without_blocking_others() -> None:
     controls.script("/api/events", ["hang"])
 
     async def scenario(session: aiohttp.ClientSession, base: str) -> None:
-        hung = asyncio.create_task(fetch(session, f"{base}/api/events"))
+        hung = asyncio.create_task(fetch(session, f"{base}/api/events", aiohttp.ClientTimeout(total=0.5)))
         await asyncio.sleep(0.1)
         assert (await fetch(session, f"{base}/api/profiles"))[0] == 200  # others are served
         with pytest.raises(asyncio.TimeoutError):
@@ -261,7 +262,7 @@ def test_hang_times_out_the_client_without_blocking_others() -> None:
             await asyncio.sleep(0.05)
         assert controls.stats()["in_flight"] == 0
 
-    run(controls, scenario, timeout=aiohttp.ClientTimeout(total=0.5))
+    run(controls, scenario)
     assert controls.stats()["faults"] == {"hang": 1}
 
 
@@ -311,9 +312,9 @@ def test_predictive_503_by_page_threshold_and_by_rate() -> None:
         controls.set_options(predictive_503_max_page=0, predictive_503_rate=1.0)
         assert (await fetch(session, f"{base}/api/profiles?{PREDICTIVE}&page[size]=100"))[0] == 503
         statuses = [
-            (await fetch(session, f"{base}/api/profiles?{PREDICTIVE}&page[size]=10"))[0] for _ in range(60)
+            (await fetch(session, f"{base}/api/profiles?{PREDICTIVE}&page[size]=50"))[0] for _ in range(40)
         ]
-        assert 200 in statuses and 503 in statuses  # p = 0.1 for page[size]=10
+        assert 200 in statuses and 503 in statuses  # p = 0.5 for page[size]=50, one at a time
 
     run(controls, scenario)
 

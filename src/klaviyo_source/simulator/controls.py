@@ -104,7 +104,7 @@ class Controls:
         self.limiter = FixedWindowLimiter(clock)
         self.faults = FaultBook()
         self._stats = Stats(clock)
-        self._rng = random.Random(self.options.seed)
+        self._seed_rngs(self.options.seed)
         self._hanging: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     # --- the contract called by app.py ---------------------------------------------------
@@ -219,7 +219,7 @@ class Controls:
             raise ValueError(f"unknown control options {sorted(unknown)}")
         new = dataclasses.replace(self.options, **{name: _checked(name, v) for name, v in changes.items()})
         if new.seed != self.options.seed:
-            self._rng = random.Random(new.seed)
+            self._seed_rngs(new.seed)
         self.options = new
         return new
 
@@ -245,6 +245,12 @@ class Controls:
 
     # --- internals -----------------------------------------------------------------------
 
+    def _seed_rngs(self, seed: int) -> None:
+        """Separate streams, so e.g. turning latency on does not change which requests fail."""
+        self._fault_rng = random.Random(f"{seed}:faults")
+        self._latency_rng = random.Random(f"{seed}:latency")
+        self._id_rng = random.Random(f"{seed}:ids")
+
     def _track_in_flight(self, predictive: bool) -> None:
         """In flight = from `before` until aiohttp has written the response (the request task ends)."""
         self._stats.started(predictive)
@@ -263,10 +269,10 @@ class Controls:
             probability = faults.predictive_503_probability(
                 options.predictive_503_rate, size, self._stats.predictive_in_flight
             )
-            if probability > 0 and self._rng.random() < probability:
+            if probability > 0 and self._fault_rng.random() < probability:
                 return 503
-        if options.error_rate > 0 and self._rng.random() < options.error_rate:
-            return self._rng.choice(faults.RANDOM_5XX)
+        if options.error_rate > 0 and self._fault_rng.random() < options.error_rate:
+            return self._fault_rng.choice(faults.RANDOM_5XX)
         return None
 
     async def _answer_fault(self, request: web.Request, route: RouteInfo, fault: Fault) -> web.StreamResponse:
@@ -285,12 +291,12 @@ class Controls:
         self._stats.served(route.operation, fault.status, 0)
         if fault.html:
             page = faults.CHALLENGE_PAGE if fault.status == 403 else faults.gateway_page(fault.status)
-            headers = faults.cloudflare_headers(self._rng)
+            headers = faults.cloudflare_headers(self._id_rng)
             if fault.status == 403:
                 headers["cf-mitigated"] = "challenge"
             return web.Response(text=page, status=fault.status, content_type="text/html", headers=headers)
         body = faults.error_body(
-            fault.status, self._rng, code=fault.code, title=fault.title, detail=fault.detail
+            fault.status, self._id_rng, code=fault.code, title=fault.title, detail=fault.detail
         )
         pending = request.get(_STATE_KEY)
         headers = self._rate_headers(pending) if isinstance(pending, _Pending) else {}
@@ -308,7 +314,7 @@ class Controls:
 
     def _throttled(self, retry_after: int) -> web.Response:
         """Klaviyo's 429: Retry-After only, no RateLimit-* headers."""
-        body = faults.throttled_body(retry_after, self._rng)
+        body = faults.throttled_body(retry_after, self._id_rng)
         return web.Response(
             body=orjson.dumps(body),
             status=429,
@@ -328,7 +334,7 @@ class Controls:
         if predictive:
             total_ms *= options.predictive_latency_factor
         if options.latency_jitter > 0 and total_ms > 0:
-            total_ms *= 1.0 + self._rng.uniform(-options.latency_jitter, options.latency_jitter)
+            total_ms *= 1.0 + self._latency_rng.uniform(-options.latency_jitter, options.latency_jitter)
         if total_ms > 0:
             await asyncio.sleep(total_ms / 1000.0)
 

@@ -96,3 +96,10 @@ def test_discover_columns_finds_new_keys_once() -> None:
         ("brand_new", "json", ("attributes", "brand_new")),
         ("extra_top", "json", ("extra_top",)),
     ]
+
+
+def test_bigint_out_of_range_is_rejected_not_wrapped() -> None:
+    values, rejected = column_values(
+        [{"n": 2**63}, {"n": -(2**63)}, {"n": True}], Column("n", "bigint", ("n",))
+    )
+    assert values == [None, -(2**63), None] and rejected == 2

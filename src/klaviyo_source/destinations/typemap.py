@@ -131,16 +131,18 @@ def discover_columns(
     records: Iterable[Mapping[str, Any]], known: set[str], cursor_field: str
 ) -> list[Column]:
     """Keys present in the data that have no column yet; they become JSON columns."""
+    records = list(records)
+    top_keys: set[str] = set().union(*(record.keys() for record in records))
+    attributes = [record.get("attributes") for record in records]
+    attribute_keys: set[str] = set().union(*(a.keys() for a in attributes if isinstance(a, Mapping)))
     found: dict[str, Column] = {}
-    for record in records:
-        for key, value in record.items():
-            if key == "attributes" and isinstance(value, Mapping):
-                for attribute in value:
-                    name = column_name(("attributes", attribute), cursor_field)
-                    if name is not None and name not in known and name not in found:
-                        found[name] = Column(name, "json", ("attributes", attribute))
-            elif key not in known and key not in found and key != "attributes":
-                found[key] = Column(key, "json", (key,))
+    for attribute in sorted(attribute_keys):
+        name = column_name(("attributes", attribute), cursor_field)
+        if name is not None and name not in known and name not in found:
+            found[name] = Column(name, "json", ("attributes", attribute))
+    for key in sorted(top_keys - {"attributes"}):
+        if key not in known and key not in found:
+            found[key] = Column(key, "json", (key,))
     return list(found.values())
 
 
@@ -203,14 +205,32 @@ COERCE: dict[Kind, Any] = {
 
 def column_values(records: Sequence[Mapping[str, Any]], column: Column) -> tuple[list[Any], int]:
     """One column's values for a batch, and how many non-null values did not fit its kind."""
-    coerce = COERCE[column.kind]
     if len(column.path) == 1:
         key = column.path[0]
         raw = [record.get(key) for record in records]
     else:
         outer, inner = column.path
         raw = [(record.get(outer) or {}).get(inner) for record in records]
-    values = [None if value is None else coerce(value) for value in raw]
+    # The common case (the value already has the right Python type) skips the function call.
+    match column.kind:
+        case "text":
+            return [v if v.__class__ is str or v is None else _json(v) for v in raw], 0
+        case "json":
+            dumps = orjson.dumps
+            try:
+                return [None if v is None else dumps(v).decode() for v in raw], 0
+            except TypeError:  # an integer beyond 64 bits somewhere: take the careful path
+                return [None if v is None else _json(v) for v in raw], 0
+        case "bigint":
+            low, high = _INT64
+            values = [
+                v if v is None or (v.__class__ is int and low <= v <= high) else _bigint(v) for v in raw
+            ]
+        case "boolean":
+            values = [v if v.__class__ is bool or v is None else None for v in raw]
+        case _:
+            coerce = COERCE[column.kind]
+            values = [None if v is None else coerce(v) for v in raw]
     rejected = sum(
         1 for before, after in zip(raw, values, strict=True) if after is None and before is not None
     )

@@ -294,10 +294,12 @@ def fetch_page(
     return page, forward_next, forward_prev
 
 
-def render_rows(renderer: Renderer, rule: EndpointRule, page: Page, query: Query) -> list[dict[str, Any]]:
+def render_rows(renderer: Renderer, rule: EndpointRule, page: Page, query: Query) -> list[Any]:
     kind = _kind(rule)
     if kind == "event":
-        return [renderer.event(row) for row in page.rows]
+        if "event" in query.fields:
+            return [renderer.event(row) for row in page.rows]
+        return [renderer.event_json(row) for row in page.rows]
     if kind in ("profile", "member"):
         additional = query.additional.get("profile", frozenset())
         if kind == "profile":

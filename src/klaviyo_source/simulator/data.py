@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import random
 from array import array
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,54 +238,57 @@ class Columns:
     event_ts: array[int]  # epoch seconds, non-decreasing
     event_metric: array[int]  # index into metrics
     event_profile: array[int]  # profile row
+    event_rand: array[int]  # 64 random bits per event: everything else about it derives from these
     profile_created: array[int]  # epoch seconds, non-decreasing
     profile_updated: array[int]
     profile_version: array[int]  # bumped by each update (changes rendered properties)
+    profile_rand: array[int]  # 64 random bits per profile (its id)
     suppression: dict[int, tuple[str, int]]  # profile row -> (reason, epoch seconds)
     push_enabled: array[int]  # 1 if the profile has a push token
 
 
-def _event_times(seed: int, count: int, start: int, end: int) -> list[int]:
-    """Times denser towards `end` (density grows linearly over the span), sorted."""
-    span = end - start
-    return sorted(start + int(span * math.sqrt(frac(seed, 11, i))) for i in range(count))
-
-
 def generate_columns(seed: int, sizes: Sizes, now: int) -> Columns:
+    """Columns from one seeded `random.Random` stream (fast enough for a million events)."""
+    rng = random.Random(seed)
     start = now - TWO_YEARS
     # Profiles: creation skewed towards the past (older accounts hold most profiles).
+    span = TWO_YEARS + 86_400 * 30
     created = sorted(
-        start - 86_400 * 30 + int((TWO_YEARS + 86_400 * 30) * frac(seed, 21, i) ** 1.3)
-        for i in range(sizes.profiles)
+        min(now, start - 86_400 * 30 + int(span * rng.random() ** 1.3)) for _ in range(sizes.profiles)
     )
-    created = [min(c, now) for c in created]
-    profile_created = array("q", created)
-    updated = array("q", (min(now, c + int((now - c) * frac(seed, 22, i))) for i, c in enumerate(created)))
+    updated = array("q", (min(now, c + int((now - c) * rng.random())) for c in created))
     suppression: dict[int, tuple[str, int]] = {}
     for i, c in enumerate(created):
-        if frac(seed, 23, i) < 0.07:
-            moment = c + int((updated[i] - c) * frac(seed, 24, i))
-            suppression[i] = (pick(SUPPRESSION_REASONS, seed, 25, i), moment)
-    push = array("b", (1 if frac(seed, 26, i) < 0.1 else 0 for i in range(sizes.profiles)))
+        if rng.random() < 0.07:
+            moment = c + int((updated[i] - c) * rng.random())
+            suppression[i] = (rng.choice(SUPPRESSION_REASONS), moment)
+    push = array("b", (1 if rng.random() < 0.1 else 0 for _ in range(sizes.profiles)))
+    profile_rand = array("Q", (rng.getrandbits(64) for _ in range(sizes.profiles)))
 
-    times = _event_times(seed, sizes.events, start, now)
-    metric_col = array("B")
-    profile_col = array("i")
-    for i, t in enumerate(times):
-        u = frac(seed, 31, i) * METRIC_CUMULATIVE[-1]
-        metric_col.append(bisect.bisect_right(METRIC_CUMULATIVE, u))
-        existing = max(1, bisect.bisect_right(created, t))
-        # A few very active profiles, a long tail of quiet ones.
-        profile_col.append(
-            min(existing - 1, int(existing * frac(seed, 32, i) ** 1.6)) if sizes.profiles else 0
+    # Events: density grows linearly towards now (sqrt of a uniform), sorted by time.
+    times = sorted(start + int(TWO_YEARS * math.sqrt(rng.random())) for _ in range(sizes.events))
+    total = METRIC_CUMULATIVE[-1]
+    metric_col = array("B", (bisect.bisect_right(METRIC_CUMULATIVE, rng.random() * total) for _ in times))
+    if sizes.profiles:
+        # A few very active profiles, a long tail of quiet ones; only profiles created before the event.
+        profile_col = array(
+            "i",
+            (
+                min(n - 1, int(n * rng.random() ** 1.6))
+                for n in (max(1, bisect.bisect_right(created, t)) for t in times)
+            ),
         )
+    else:
+        profile_col = array("i", bytes(4 * len(times)))
     return Columns(
         event_ts=array("q", times),
         event_metric=metric_col,
         event_profile=profile_col,
-        profile_created=profile_created,
+        event_rand=array("Q", (rng.getrandbits(64) for _ in times)),
+        profile_created=array("q", created),
         profile_updated=updated,
         profile_version=array("i", bytes(4 * sizes.profiles)),
+        profile_rand=profile_rand,
         suppression=suppression,
         push_enabled=push,
     )

@@ -71,9 +71,18 @@ def parse_datetime_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_DAYS: dict[int, str] = {}
+
+
 def iso_seconds(epoch_seconds: int) -> str:
-    """Epoch seconds -> `2024-09-03T10:00:00+00:00`, the format Klaviyo emits."""
-    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat()
+    """Epoch seconds -> `2024-09-03T10:00:00+00:00`, the format Klaviyo emits (day prefix cached)."""
+    day, second = divmod(epoch_seconds, 86_400)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        prefix = _DAYS[day] = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
+    hour, rest = divmod(second, 3600)
+    minute, sec = divmod(rest, 60)
+    return f"{prefix}{hour:02d}:{minute:02d}:{sec:02d}+00:00"
 
 
 # ---------------------------------------------------------------- filter grammar

@@ -4,34 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from klaviyo_source.simulator.data import (
     CITIES,
+    CROCKFORD,
     DOMAINS,
     FIRST_NAMES,
     LAST_NAMES,
-    METRICS,
     PRODUCTS,
     Columns,
     frac,
     mix,
     pick,
-    ulid,
-    uuid_text,
 )
 from klaviyo_source.simulator.query import iso_seconds
 
-EVENT_ID_MODULUS = 62**11
-EVENT_ID_FACTOR = 32_211_854_911_635_923_127  # odd, not a multiple of 31: row -> id is a bijection mod 62**11
+EVENT_ID_MODULUS = 62**10  # < 2**63: the arithmetic stays on machine-size ints
+EVENT_ID_FACTOR = 521_457_124_689_104_637  # odd, not a multiple of 31: row -> id is a bijection
+EVENT_ID_OFFSET = 0x2F1D
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+PAIRS = [a + b for a in BASE62 for b in BASE62]  # 62**2 two-char digits: 5 divmods per id, not 10
+EMAIL_METRICS = frozenset(
+    {"Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Unsubscribed"}
+)
+ORDER_METRICS = frozenset({"Placed Order", "Ordered Product", "Checkout Started", "Added to Cart"})
+MASK64 = (1 << 64) - 1
 
 
 def event_id(row: int) -> str:
-    value = ((row + 1) * EVENT_ID_FACTOR + 0x2F1D) % EVENT_ID_MODULUS
-    chars = []
-    for _ in range(11):
-        value, rem = divmod(value, 62)
-        chars.append(BASE62[rem])
-    return "".join(reversed(chars))
+    """An 11-char alphanumeric id: a check character, then the row scrambled into 10 base-62 digits."""
+    value = ((row + 1) * EVENT_ID_FACTOR + EVENT_ID_OFFSET) % EVENT_ID_MODULUS
+    parts = [BASE62[value % 61 + 1]]
+    for _ in range(5):
+        value, rem = divmod(value, 3844)
+        parts.append(PAIRS[rem])
+    return parts[0] + "".join(reversed(parts[1:]))
 
 
 def event_row(identifier: str) -> int | None:
@@ -39,81 +47,91 @@ def event_row(identifier: str) -> int | None:
     if len(identifier) != 11 or any(c not in BASE62 for c in identifier):
         return None
     value = 0
-    for char in identifier:
+    for char in identifier[1:]:
         value = value * 62 + BASE62.index(char)
-    inverse = pow(EVENT_ID_FACTOR, -1, EVENT_ID_MODULUS)
-    return ((value - 0x2F1D) * inverse) % EVENT_ID_MODULUS - 1
+    row = ((value - EVENT_ID_OFFSET) * pow(EVENT_ID_FACTOR, -1, EVENT_ID_MODULUS)) % EVENT_ID_MODULUS - 1
+    return row if row >= 0 and event_id(row) == identifier else None
 
 
-def event_properties(seed: int, row: int, metric: int, campaign_names: list[str]) -> dict[str, Any]:
-    name = METRICS[metric][0]
-    props: dict[str, Any] = {"$event_id": f"{mix(seed, 34, row) % 10**12:012d}"}
-    if name in ("Placed Order", "Ordered Product", "Checkout Started", "Added to Cart", "Viewed Product"):
-        count = 1 + mix(seed, 35, row) % 3 if name != "Viewed Product" else 1
-        items = [pick(PRODUCTS, seed, 36, row, k) for k in range(count)]
+def event_uuid(h: int) -> str:
+    x = f"{h:016x}{(h * 0x9E3779B97F4A7C15) & MASK64:016x}"
+    return f"{x[:8]}-{x[8:12]}-4{x[13:16]}-a{x[17:20]}-{x[20:]}"
+
+
+def _json(text: str) -> str:
+    return orjson.dumps(text).decode()
+
+
+PRODUCTS_JSON = [(_json(name), price) for name, price in PRODUCTS]
+DOMAINS_JSON = [_json(d) for d in DOMAINS]
+PAGES = (
+    '"https://shop.example.com/"',
+    '"https://shop.example.com/collections/all"',
+    '"https://shop.example.com/cart"',
+)
+OSES = ('"iOS"', '"Android"', '"Windows"', '"macOS"')
+
+
+def event_properties_json(h: int, metric_name: str, campaign_names_json: list[str]) -> str:
+    """Properties typical of the metric as JSON text, all drawn from the event's 64 random bits `h`.
+
+    Built by templating (the serving hot path); `event_properties` parses it for the dict path,
+    so both paths always agree.
+    """
+    head = f'{{"$event_id":"{h % 10**12}"'
+    if metric_name == "Viewed Product":
+        name, price = PRODUCTS_JSON[(h >> 44) % len(PRODUCTS_JSON)]
+        product_id = (h >> 20) % 10**6
+        return (
+            f'{head},"$value":{price},"ProductName":{name},"ProductID":{product_id},"Price":{price},'
+            f'"URL":"https://shop.example.com/products/{product_id}"}}'
+        )
+    if metric_name in ORDER_METRICS:
+        items = [PRODUCTS_JSON[(h >> (44 + 4 * k)) % len(PRODUCTS_JSON)] for k in range(1 + (h >> 40) % 3)]
         value = round(sum(price for _, price in items), 2)
-        props["$value"] = value
-        if name == "Viewed Product":
-            props.update(
-                {
-                    "ProductName": items[0][0],
-                    "ProductID": mix(seed, 37, row) % 10**6,
-                    "Price": items[0][1],
-                    "URL": f"https://shop.example.com/products/{mix(seed, 37, row) % 10**6}",
-                }
-            )
-        else:
-            props.update(
-                {
-                    "ItemNames": [n for n, _ in items],
-                    "Items": [{"ProductName": n, "ItemPrice": p, "Quantity": 1} for n, p in items],
-                    "Currency": "USD",
-                    "OrderId": f"#{1000 + row}" if name == "Placed Order" else None,
-                }
-            )
-    elif "Email" in name or name == "Unsubscribed":
-        props.update(
-            {
-                "Campaign Name": pick(campaign_names, seed, 38, row) if campaign_names else "Newsletter",
-                "Subject": "Something new for you",
-                "Email Domain": pick(DOMAINS, seed, 39, row),
-                "$message": f"{mix(seed, 40, row) % 10**6:06d}",
-            }
+        names = ",".join(n for n, _ in items)
+        lines = ",".join(f'{{"ProductName":{n},"ItemPrice":{p},"Quantity":1}}' for n, p in items)
+        order = f',"OrderId":"#{(h >> 12) % 10**7}"' if metric_name == "Placed Order" else ""
+        return f'{head},"$value":{value},"ItemNames":[{names}],"Items":[{lines}],"Currency":"USD"{order}}}'
+    if metric_name in EMAIL_METRICS:
+        names_json = campaign_names_json or ['"Newsletter"']
+        url = ',"URL":"https://shop.example.com/collections/new"' if metric_name == "Clicked Email" else ""
+        campaign = names_json[(h >> 16) % len(names_json)]
+        domain = DOMAINS_JSON[(h >> 24) % len(DOMAINS_JSON)]
+        return (
+            f'{head},"Campaign Name":{campaign},"Subject":"Something new for you",'
+            f'"Email Domain":{domain},"$message":"{(h >> 30) % 10**6:06d}"{url},"$value":0}}'
         )
-        if name == "Clicked Email":
-            props["URL"] = "https://shop.example.com/collections/new"
-        props["$value"] = 0
-    elif "SMS" in name:
-        props.update(
-            {
-                "Message Name": "SMS promo",
-                "$message": f"{mix(seed, 41, row) % 10**6:06d}",
-                "Carrier Deliverability Status": "DELIVERED",
-            }
+    if "SMS" in metric_name:
+        return (
+            f'{head},"Message Name":"SMS promo","$message":"{(h >> 30) % 10**6:06d}",'
+            '"Carrier Deliverability Status":"DELIVERED"}'
         )
-    else:
-        props.update(
-            {
-                "page": f"https://shop.example.com/{pick(['', 'collections/all', 'cart'], seed, 42, row)}",
-                "$is_session_activity": True,
-                "os": pick(["iOS", "Android", "Windows", "macOS"], seed, 43, row),
-            }
-        )
+    return f'{head},"page":{PAGES[(h >> 16) % 3]},"$is_session_activity":true,"os":{OSES[(h >> 20) % 4]}}}'
+
+
+def event_properties(h: int, metric_name: str, campaign_names_json: list[str]) -> dict[str, Any]:
+    props: dict[str, Any] = orjson.loads(event_properties_json(h, metric_name, campaign_names_json))
     return props
 
 
-def event_attributes(seed: int, cols: Columns, row: int, campaign_names: list[str]) -> dict[str, Any]:
+def event_attributes(
+    cols: Columns, row: int, metric_name: str, campaign_names_json: list[str]
+) -> dict[str, Any]:
     ts = cols.event_ts[row]
+    h = cols.event_rand[row]
     return {
         "timestamp": ts,
-        "event_properties": event_properties(seed, row, cols.event_metric[row], campaign_names),
+        "event_properties": event_properties(h, metric_name, campaign_names_json),
         "datetime": iso_seconds(ts),
-        "uuid": uuid_text(seed, 33, row),
+        "uuid": event_uuid(h),
     }
 
 
-def profile_id(seed: int, cols: Columns, row: int) -> str:
-    return ulid(cols.profile_created[row], seed, 27, row)
+def profile_id(cols: Columns, row: int) -> str:
+    """A ULID: creation time in milliseconds + 80 bits from the profile's random bits."""
+    value = ((cols.profile_created[row] * 1000) << 80) | (cols.profile_rand[row] << 16) | (row & 0xFFFF)
+    return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def profile_email(seed: int, row: int) -> str:

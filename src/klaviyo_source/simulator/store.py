@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from klaviyo_source.simulator import records
 from klaviyo_source.simulator.data import (
     METRIC_CUMULATIVE,
@@ -82,10 +84,13 @@ class Store:
         self.updated_keys = sorted((t << SHIFT) | i for i, t in enumerate(records_columns.profile_updated))
         self._profile_ids: list[str] = []
         self._profile_rows: dict[str, int] = {}
+        self._profile_id_cache: dict[int, str] = {}
         self._sorted_cache: dict[str, list[Any]] = {}
         self._members: dict[tuple[str, str], list[int]] = {}
         self._advance_count = 0
-        self.campaign_names = [r.attributes["name"] for r in self.small["campaign"]]
+        self.campaign_names_json = [
+            orjson.dumps(r.attributes["name"]).decode() for r in self.small["campaign"]
+        ]
 
     # ------------------------------------------------------------ ground truth accessors
 
@@ -98,8 +103,12 @@ class Store:
         return len(self.cols.profile_created)
 
     def profile_id(self, row: int) -> str:
-        self._ensure_profile_ids()
-        return self._profile_ids[row]
+        if row < len(self._profile_ids):
+            return self._profile_ids[row]
+        cached = self._profile_id_cache.get(row)
+        if cached is None:
+            cached = self._profile_id_cache[row] = records.profile_id(self.cols, row)
+        return cached
 
     def profile_row(self, identifier: str) -> int | None:
         self._ensure_profile_ids()
@@ -111,7 +120,7 @@ class Store:
 
     def _ensure_profile_ids(self) -> None:
         for row in range(len(self._profile_ids), self.profile_count):
-            pid = records.profile_id(self.seed, self.cols, row)
+            pid = records.profile_id(self.cols, row)
             self._profile_ids.append(pid)
             self._profile_rows[pid] = row
 
@@ -181,7 +190,8 @@ class Store:
         return Page([k & ROW_MASK for k in keys], list(keys), more)
 
     def event_attributes(self, row: int) -> dict[str, Any]:
-        return records.event_attributes(self.seed, self.cols, row, self.campaign_names)
+        metric_name = self.small["metric"][self.cols.event_metric[row]].attributes["name"]
+        return records.event_attributes(self.cols, row, metric_name, self.campaign_names_json)
 
     # ------------------------------------------------------------ profiles
 
@@ -432,6 +442,7 @@ class Store:
         self.cols.event_ts.append(stamp)
         self.cols.event_metric.append(bisect.bisect_right(METRIC_CUMULATIVE, u))
         self.cols.event_profile.append(mix(salt, 6, k) % max(1, self.profile_count))
+        self.cols.event_rand.append(mix(salt, 11, k))
         self.event_keys.append((stamp << SHIFT) | row)
 
     def _append_profile(self, now: int, salt: int, k: int) -> str:
@@ -439,6 +450,7 @@ class Store:
         self.cols.profile_created.append(now)
         self.cols.profile_updated.append(now)
         self.cols.profile_version.append(0)
+        self.cols.profile_rand.append(mix(salt, 12, k))
         self.cols.push_enabled.append(1 if frac(salt, 7, k) < 0.1 else 0)
         self.created_keys.append((now << SHIFT) | row)
         bisect.insort(self.updated_keys, (now << SHIFT) | row)

@@ -67,12 +67,12 @@ class AirbyteSink:
         dumps = orjson.dumps
         envelope: dict[str, Any] = {"stream": stream, "data": None, "emitted_at": emitted_at}
         wrapper = {"type": "RECORD", "record": envelope}
+        newline = orjson.OPT_APPEND_NEWLINE
         lines = []
         for record in records:
             envelope["data"] = record
-            lines.append(dumps(wrapper))
-        lines.append(b"")
-        self.out.write(b"\n".join(lines))
+            lines.append(dumps(wrapper, option=newline))
+        self.out.write(b"".join(lines))
         self._since_state[stream] = self._since_state.get(stream, 0) + len(records)
 
     async def state(self, stream: str, state: dict[str, Any]) -> None:

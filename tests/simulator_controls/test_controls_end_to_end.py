@@ -124,8 +124,8 @@ def test_scripted_sequence_over_http_admin_call(sim: Simulator) -> None:
     run(sim, scenario)
 
 
-def test_reset_truncated_and_invalid_json_as_a_client_sees_them(sim: Simulator) -> None:
-    sim.controls.script("/api/events", ["reset", "reset", "truncated", "invalid_json"])
+def test_transport_and_body_faults_as_a_client_sees_them(sim: Simulator) -> None:
+    sim.controls.script("/api/events", ["reset", "reset", "truncated", "invalid_json", "cut_body"])
 
     async def scenario(session: aiohttp.ClientSession, base: str) -> None:
         with pytest.raises(aiohttp.ClientConnectionError):
@@ -135,6 +135,8 @@ def test_reset_truncated_and_invalid_json_as_a_client_sees_them(sim: Simulator) 
             assert status == 200
             with pytest.raises(orjson.JSONDecodeError):
                 orjson.loads(body)
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await fetch(session, f"{base}/api/events")
         status, _, body = await fetch(session, f"{base}/api/events")
         assert status == 200 and orjson.loads(body)["data"]
 

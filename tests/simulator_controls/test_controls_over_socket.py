@@ -245,6 +245,21 @@ def test_slow_body_arrives_whole_or_times_out_a_strict_reader() -> None:
     run(controls, scenario)
 
 
+def test_cut_body_is_a_payload_error() -> None:
+    controls = Controls()
+    controls.script("/api/events", ["cut_body"])
+
+    async def scenario(session: aiohttp.ClientSession, base: str) -> None:
+        async with session.get(f"{base}/api/events?count=50") as response:
+            assert response.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()
+        assert (await fetch(session, f"{base}/api/events"))[0] == 200
+
+    run(controls, scenario)
+    assert controls.stats()["faults"] == {"cut_body": 1}
+
+
 @pytest.mark.timeout(30)
 def test_hang_times_out_the_client_without_blocking_others() -> None:
     controls = Controls()

@@ -24,7 +24,7 @@ def test_items_of_every_form_parse() -> None:
     assert parse_item({"status": 502, "html": False}).html is False
     assert parse_item("ok").kind == "ok"
     assert parse_item(200).kind == "ok"
-    for kind in ("reset", "truncated", "invalid_json", "slow_body", "hang"):
+    for kind in ("reset", "truncated", "invalid_json", "slow_body", "cut_body", "hang"):
         assert parse_item(kind).kind == kind
     throttle = parse_item({"status": 429, "retry_after": 7})
     assert (throttle.status, throttle.retry_after) == (429, 7)

@@ -175,6 +175,9 @@ class Controls:
             self._stats.served(operation, status, records)
             seconds = fault.seconds or self.options.slow_body_seconds
             return await faults.slow_body(request, body, status=status, headers=out_headers, seconds=seconds)
+        if fault.kind == "cut_body":
+            self._stats.served(operation, status, 0)
+            return await faults.cut_body(request, body, status=status, headers=out_headers)
         self._stats.served(operation, status, 0)
         broken = faults.truncated(body) if fault.kind == "truncated" else faults.invalid_json(body)
         return web.Response(body=broken, status=status, headers=out_headers)

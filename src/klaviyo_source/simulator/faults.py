@@ -10,6 +10,7 @@ Items (JSON or Python):
     "truncated"                     200, valid headers, the JSON body cut in the middle
     "invalid_json"                  200, a body that is not JSON
     "slow_body"                     headers now, the body trickled over `seconds`
+    "cut_body"                      full Content-Length, half the body, then the connection closes
     "hang"                          never answer until the client goes away or the server stops
     {"status": 429, "retry_after": 7}               a scripted throttle
     {"status": 403, "html": true}                   Cloudflare's challenge page, not a scope error
@@ -41,8 +42,8 @@ PREDICTIVE_TAG = "predictive_analytics"
 DEFAULT_PROFILE_PAGE_SIZE = 20  # get_profiles' documented default page[size]
 MAX_PROFILE_PAGE_SIZE = 100
 
-KINDS = frozenset({"ok", "status", "reset", "truncated", "invalid_json", "slow_body", "hang"})
-BODY_KINDS = frozenset({"truncated", "invalid_json", "slow_body"})  # need the real response body
+KINDS = frozenset({"ok", "status", "reset", "truncated", "invalid_json", "slow_body", "cut_body", "hang"})
+BODY_KINDS = frozenset({"truncated", "invalid_json", "slow_body", "cut_body"})  # need the real body
 RANDOM_5XX = (500, 502, 503, 504)
 HTML_BY_DEFAULT = frozenset({502, 504})  # Cloudflare answers these itself, as HTML
 
@@ -361,4 +362,24 @@ async def slow_body(
         await response.write_eof()
     except (ConnectionError, RuntimeError):
         pass  # the client gave up while we trickled; nothing left to send
+    return response
+
+
+async def cut_body(
+    request: web.Request, body: bytes, *, status: int, headers: dict[str, str]
+) -> web.StreamResponse:
+    """Promise the whole body (Content-Length), send half of it, then close the connection.
+
+    A graceful close (FIN after the buffered half), not a reset: an RST could make the client's
+    kernel drop the half that already arrived, and this fault is about an incomplete payload.
+    """
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = max(1, len(body))
+    try:
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+    except (ConnectionError, RuntimeError):
+        pass  # the client is gone already
+    if request.transport is not None:
+        request.transport.close()
     return response

@@ -10,8 +10,10 @@ Workers run concurrently (one asyncio task per window); the client caps requests
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -232,6 +234,20 @@ class _Run:
                     )
 
 
+@contextmanager
+def few_gc_passes() -> Iterator[None]:
+    """Parsed pages are tens of thousands of small acyclic objects each, alive for a moment: with
+    the default thresholds the cyclic GC runs dozens of times per page and its full passes walk
+    every live page again (measured: 3.5x the parse time). Collect young objects less often and
+    full passes not at all during the run; restored afterwards."""
+    previous = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 1_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 async def read(
     config: Config,
     selections: Sequence[StreamSelection],
@@ -253,7 +269,8 @@ async def read(
     plans = _plan(config, selections, states, stats)
     hi_final = datetime.now(UTC).replace(microsecond=0)
     run = _Run(config, plans, sink, hi_final)
-    async with KlaviyoClient(config, limiters=limiters) as client:
-        await run.run(client)
+    with few_gc_passes():
+        async with KlaviyoClient(config, limiters=limiters) as client:
+            await run.run(client)
     outcomes = {m.name: m.outcome for p in plans for m in p.members}
     return [outcomes[name] for name in dict.fromkeys(s.name for s in selections)]

@@ -1,0 +1,73 @@
+"""Connector CPU per event: engine.read of events (and events_detailed) into the Airbyte sink.
+
+The simulator runs as `klaviyo-source simulate` in its own process, so this process's CPU time
+(`time.process_time()`) is the connector's alone: HTTP client, JSON parsing, shaping, engine,
+and the front's JSON output (AirbyteSink writing to /dev/null). Prints numbers, asserts nothing.
+
+    .venv/bin/python -m bench.read_cpu [--scale medium] [--streams events,events_detailed] [--workers 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import socket
+import subprocess
+import sys
+import time
+
+from klaviyo_source.airbyte.output import AirbyteSink
+from klaviyo_source.config import Config
+from klaviyo_source.engine import read
+from klaviyo_source.simulator.server import DEFAULT_KEY
+from klaviyo_source.sink import StreamSelection
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def measure(base: str, streams: list[str], workers: int) -> None:
+    config = Config(api_key=DEFAULT_KEY, base_url=base, num_workers=workers)
+    with open("/dev/null", "wb") as devnull:
+        sink = AirbyteSink(out=devnull, secrets=(DEFAULT_KEY,))
+        wall, cpu = time.monotonic(), time.process_time()
+        outcomes = await read(config, [StreamSelection(s, incremental=False) for s in streams], {}, sink)
+        wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+    records = sum(o.stats.records for o in outcomes)
+    events = max(o.stats.records for o in outcomes)
+    requests = max(o.stats.requests for o in outcomes)
+    print(f"streams={','.join(streams)} workers={workers}: {records:,} records ({events:,} events), "
+          f"{requests} listing requests, wall {wall:.2f} s, connector CPU {cpu:.2f} s")  # fmt: skip
+    print(f"  CPU per record {cpu / records * 1e6:.2f} us; per event fetched {cpu / events * 1e6:.2f} us; "
+          f"{records / wall:,.0f} records/s wall")  # fmt: skip
+    for outcome in outcomes:
+        print(f"  {outcome.name}: {outcome.status.value} {outcome.stats}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", default="medium")
+    parser.add_argument("--streams", default="events")
+    parser.add_argument("--workers", type=int, default=10)
+    args = parser.parse_args()
+    port = free_port()
+    command = [sys.executable, "-m", "klaviyo_source", "simulate", "--port", str(port), "--scale", args.scale]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        base = re.search(r"http://\S+", line)
+        assert base, line
+        asyncio.run(measure(base.group(0), args.streams.split(","), args.workers))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

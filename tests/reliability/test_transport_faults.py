@@ -1,0 +1,112 @@
+"""Server errors, broken connections, bad bodies, hung requests and an unreachable host: a read
+either retries its way to the complete ground truth or fails the affected stream with a clear,
+typed error while the other streams finish."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_harness import catalog, make_config, read_in_process, simulator, truth
+
+# (fault label, script on /api/profiles). "ok" first so the faults hit page 2 of a running stream.
+RECOVERABLE: list[tuple[str, list[Any]]] = [
+    ("5xx burst", ["ok", 503, 500, {"status": 502}, 504]),
+    ("connection resets", ["ok", "reset", "reset", "reset", "reset"]),
+    ("truncated body", ["ok", "truncated", "truncated"]),
+    ("invalid JSON body", ["ok", "invalid_json", "invalid_json"]),
+    ("body cut short", ["ok", "cut_body"]),
+    ("hung request", ["ok", {"kind": "hang", "seconds": 30}]),
+    ("slow body", ["ok", {"kind": "slow_body", "seconds": 20}]),
+]
+
+
+@pytest.mark.parametrize(("label", "script"), RECOVERABLE, ids=[label for label, _ in RECOVERABLE])
+def test_recoverable_fault_mid_stream_loses_nothing(tmp_path: Path, label: str, script: list[Any]) -> None:
+    streams = ["profiles", "metrics", "email_templates"]
+    with simulator() as sim:
+        sim.controls.script("/api/profiles", script)
+        # request_timeout=1 turns a hang or a trickled body into a timeout that is retried.
+        config = make_config(sim, max_retries=4, request_timeout=1, num_workers=2)
+        result = read_in_process(tmp_path, config=config, catalog=catalog(streams))
+        stats = sim.controls.stats()
+        assert result.code == 0, result.errors()
+        for stream in streams:
+            records = result.records(stream)
+            assert {r["id"] for r in records} == truth(sim, stream), (label, stream)
+            assert result.statuses(stream)[-1] == "COMPLETE"
+        assert sim.controls.faults.describe() == [], "every scripted fault was served"
+        retries = [line for line in result.logs() if "retrying" in line]
+        assert retries, label
+        print(
+            f"RELIABILITY {label}: records={len(result.records('profiles'))} faults={stats['faults']} "
+            f"retries={len(retries)}"
+        )
+
+
+def test_random_5xx_on_every_endpoint_loses_nothing(tmp_path: Path) -> None:
+    """About a third of all requests, on every stream, answer 500/502/503/504."""
+    with simulator(error_rate=0.35, seed=5) as sim:
+        config = make_config(sim, max_retries=10, num_workers=4)
+        streams = ["profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
+                   "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows"]  # fmt: skip
+        result = read_in_process(tmp_path, config=config, catalog=catalog(streams))
+        stats = sim.controls.stats()
+        assert result.code == 0, result.errors()
+        for stream in streams:
+            assert result.ids(stream) == truth(sim, stream), stream
+        assert stats["faults_total"] > 0
+        print(f"RELIABILITY random 5xx: requests={stats['requests_total']} faults={stats['faults_total']}")
+
+
+def test_5xx_that_never_stops_fails_that_stream_as_transient_others_finish(tmp_path: Path) -> None:
+    with simulator() as sim:
+        sim.controls.script("/api/templates", [503] * 50)
+        config = make_config(sim, max_retries=2)
+        result = read_in_process(
+            tmp_path, config=config, catalog=catalog(["email_templates", "metrics", "flows"])
+        )
+        assert result.code == 1
+        error = result.stream_error("email_templates")
+        assert error is not None and error["failure_type"] == "transient_error"
+        assert "/api/templates" in error["message"] and "retry" in error["message"].lower()
+        assert result.statuses("email_templates")[-1] == "INCOMPLETE"
+        for stream in ("metrics", "flows"):
+            assert result.ids(stream) == truth(sim, stream)
+            assert result.statuses(stream)[-1] == "COMPLETE" and result.states(stream)
+        final = result.errors()[-1]
+        assert "email_templates" in final["message"] and final["failure_type"] == "transient_error"
+
+
+def test_garbage_bodies_that_never_stop_fail_with_a_system_error_naming_the_url(tmp_path: Path) -> None:
+    with simulator() as sim:
+        sim.controls.script("/api/metrics", ["invalid_json"] * 10)
+        config = make_config(sim, max_retries=2)
+        result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "flows"]))
+        assert result.code == 1
+        error = result.stream_error("metrics")
+        assert error is not None and error["failure_type"] == "system_error"
+        assert "/api/metrics" in error["message"] and "Malformed" in error["message"]
+        assert result.ids("flows") == truth(sim, "flows")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_unreachable_host_fails_every_stream_as_transient_without_hanging(tmp_path: Path) -> None:
+    config = make_config(None, base_url=f"http://127.0.0.1:{closed_port()}", max_retries=2)
+    result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "flows"]))
+    assert result.code == 1
+    for stream in ("metrics", "flows"):
+        error = result.stream_error(stream)
+        assert error is not None and error["failure_type"] == "transient_error", error
+        assert "Connect" in error["message"] or "connect" in error["message"]
+        assert not result.records(stream)
+    assert result.errors()[-1]["failure_type"] == "transient_error"

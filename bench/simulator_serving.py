@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import socket
 import subprocess
@@ -31,6 +32,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (from /proc), robust to a shared, busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -79,9 +86,12 @@ def main() -> None:
         assert base, line
         print(f"scale={args.scale}: start-up (process start to listening) {ready:.2f} s, "
               f"server RSS {rss_mb(server.pid):.0f} MB")  # fmt: skip
+        cpu_before = cpu_seconds(server.pid)
         records, took, first = asyncio.run(page_events(base.group(0), args.pages, args.include))
+        cpu = cpu_seconds(server.pid) - cpu_before
         print(f"first page {first * 1000:.0f} ms; {records:,} events in {took:.2f} s = "
               f"{records / took:,.0f} events/s at page size 1000 (include={args.include})")  # fmt: skip
+        print(f"server CPU {cpu:.2f} s -> {records / cpu:,.0f} events per server CPU-second (one core)")
         print(f"server RSS after paging: {rss_mb(server.pid):.0f} MB")
     finally:
         server.terminate()

@@ -142,3 +142,35 @@ def test_same_seed_same_data() -> None:
         assert [e["id"] for e in first] == [e["id"] for e in second]
         assert first[10]["attributes"] == second[10]["attributes"]
         assert one.store.profile_ids() == two.store.profile_ids()
+
+
+def test_head_answers_like_get_without_a_body(sim: Simulator) -> None:
+    reply = fetch(sim, "/api/metrics", method="HEAD")
+    assert reply.status == 200
+    assert reply.body == {}
+
+
+def test_error_bodies_never_contain_the_key(sim: Simulator) -> None:
+    for key in ("pk_secret_value_123", sim.api_key):
+        for path in ("/api/events?sort=nope", "/api/nope", "/api/profiles"):
+            reply = fetch(sim, path, key=key, revision="bad")
+            assert key not in str(reply.body) and key not in str(reply.headers)
+
+
+def test_advance_over_http(sim: Simulator) -> None:
+    reply = fetch(sim, "/__sim/advance", method="POST", headers={"Content-Type": "application/json"}, key="")
+    assert reply.status == 200
+    assert "now" in reply.body
+
+
+def test_templated_events_equal_the_dict_rendering(sim: Simulator) -> None:
+    import orjson
+
+    from klaviyo_source.simulator.resources import Renderer
+
+    rows = list(range(0, sim.store.event_count, 7))
+    for includes in ([], ["metric", "profile", "attributions"]):
+        fast = Renderer(sim.store, "http://h:1", {}, includes)
+        slow = Renderer(sim.store, "http://h:1", {}, includes)
+        assert orjson.loads(orjson.dumps(fast.events_json(rows))) == [slow.event(row) for row in rows]
+        assert fast.included == slow.included

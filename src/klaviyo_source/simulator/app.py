@@ -294,12 +294,14 @@ def fetch_page(
     return page, forward_next, forward_prev
 
 
-def render_rows(renderer: Renderer, rule: EndpointRule, page: Page, query: Query) -> list[Any]:
+def render_rows(
+    renderer: Renderer, rule: EndpointRule, page: Page, query: Query
+) -> list[Any] | orjson.Fragment:
     kind = _kind(rule)
     if kind == "event":
         if "event" in query.fields:
             return [renderer.event(row) for row in page.rows]
-        return [renderer.event_json(row) for row in page.rows]
+        return renderer.events_json(page.rows)
     if kind in ("profile", "member"):
         additional = query.additional.get("profile", frozenset())
         if kind == "profile":
@@ -352,7 +354,7 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
             page, next_cursor, prev_cursor = fetch_page(state, rule, query, rid)
             data: Any = render_rows(renderer, rule, page, query)
             body: dict[str, Any] = {"data": data, "links": _links(request, base, next_cursor, prev_cursor)}
-            records = len(data)
+            records = len(page.rows)
         else:
             data = single(state, rule, query, str(rid), renderer)
             body = {"data": data, "links": {"self": f"{base}{request.path_qs}"}}

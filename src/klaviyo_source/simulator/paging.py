@@ -20,11 +20,14 @@ def keyset_page(
     after: K | None,
     desc: bool,
     size: int,
-    accept: Callable[[K], bool],
+    accept: Callable[[K], bool] | None,
     lo: K | None = None,
     hi: K | None = None,
 ) -> tuple[list[K], bool]:
-    """Up to `size` accepted keys in [lo, hi) strictly after `after`, and whether more follow."""
+    """Up to `size` accepted keys in [lo, hi) strictly after `after`, and whether more follow.
+
+    `accept=None` accepts every key (no residual filter).
+    """
     start = bisect.bisect_left(keys, lo) if lo is not None else 0  # type: ignore[call-overload]
     end = bisect.bisect_left(keys, hi) if hi is not None else len(keys)  # type: ignore[call-overload]
     if after is not None:
@@ -32,6 +35,12 @@ def keyset_page(
             end = min(end, bisect.bisect_left(keys, after))  # type: ignore[call-overload]
         else:
             start = max(start, bisect.bisect_right(keys, after))  # type: ignore[call-overload]
+    if accept is None:  # no residual filter: a slice
+        if desc:
+            chosen = [keys[pos] for pos in range(end - 1, max(start, end - size) - 1, -1)]
+        else:
+            chosen = list(keys[start : min(end, start + size)])
+        return chosen, (end - start) > size
     out: list[K] = []
     positions = range(end - 1, start - 1, -1) if desc else range(start, end)
     for pos in positions:

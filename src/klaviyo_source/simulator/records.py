@@ -24,7 +24,8 @@ EVENT_ID_MODULUS = 62**10  # < 2**63: the arithmetic stays on machine-size ints
 EVENT_ID_FACTOR = 521_457_124_689_104_637  # odd, not a multiple of 31: row -> id is a bijection
 EVENT_ID_OFFSET = 0x2F1D
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-PAIRS = [a + b for a in BASE62 for b in BASE62]  # 62**2 two-char digits: 5 divmods per id, not 10
+# 62**3 three-char digits (~12 MB once): an id costs 3 divmods instead of 10 on the serving hot path.
+TRIPLETS = [a + b + c for a in BASE62 for b in BASE62 for c in BASE62]
 EMAIL_METRICS = frozenset(
     {"Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Unsubscribed"}
 )
@@ -35,11 +36,10 @@ MASK64 = (1 << 64) - 1
 def event_id(row: int) -> str:
     """An 11-char alphanumeric id: a check character, then the row scrambled into 10 base-62 digits."""
     value = ((row + 1) * EVENT_ID_FACTOR + EVENT_ID_OFFSET) % EVENT_ID_MODULUS
-    parts = [BASE62[value % 61 + 1]]
-    for _ in range(5):
-        value, rem = divmod(value, 3844)
-        parts.append(PAIRS[rem])
-    return parts[0] + "".join(reversed(parts[1:]))
+    high, low = divmod(value, 238_328)
+    high, middle = divmod(high, 238_328)
+    top, upper = divmod(high, 238_328)
+    return f"{BASE62[value % 61 + 1]}{BASE62[top]}{TRIPLETS[upper]}{TRIPLETS[middle]}{TRIPLETS[low]}"
 
 
 def event_row(identifier: str) -> int | None:

@@ -180,42 +180,67 @@ class Renderer:
         return {"type": "event", "id": eid, "attributes": attributes, "relationships": relationships,
                 "links": {"self": link}}  # fmt: skip
 
-    def event_json(self, row: int) -> orjson.Fragment:
-        """`event(row)` pre-serialized by string templating: the serving hot path (no sparse fieldset)."""
-        store, cols = self.store, self.store.cols
-        eid = records.event_id(row)
-        metric = store.small["metric"][cols.event_metric[row]]
-        ts, h = cols.event_ts[row], cols.event_rand[row]
-        props = records.event_properties_json(h, metric.attributes["name"], store.campaign_names_json)
-        link = f"{self.base_json}/api/events/{eid}/"
-        attributions = self._attribution_ids(row)
-        if "attributions" in self.includes:
-            items = ",".join(f'{{"type":"attribution","id":"{a}"}}' for a in attributions)
-            attribution_data = f'"data":[{items}],'
-            for index, aid in enumerate(attributions):
-                self.include(self._attribution(aid, eid, row, index))
-        else:
-            attribution_data = ""
-        profile = ""
-        if store.profile_count:
-            profile_row = cols.event_profile[row]
-            profile = (
-                f'"profile":{{"data":{{"type":"profile","id":"{store.profile_id(profile_row)}"}},'
-                f'"links":{{"self":"{link}relationships/profile/","related":"{link}profile/"}}}},'
-            )
-            if "profile" in self.includes:
-                self.include(self.profile(profile_row, nested=True))
-        if "metric" in self.includes:
-            self.include(self.small(metric, nested=True))
-        text = (
-            f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{ts},"event_properties":{props},'
-            f'"datetime":"{iso_seconds(ts)}","uuid":"{records.event_uuid(h)}"}},"relationships":{{{profile}'
-            f'"metric":{{"data":{{"type":"metric","id":"{metric.id}"}},'
-            f'"links":{{"self":"{link}relationships/metric/","related":"{link}metric/"}}}},'
-            f'"attributions":{{{attribution_data}"links":{{"self":"{link}relationships/attributions/",'
-            f'"related":"{link}attributions/"}}}}}},"links":{{"self":"{link}"}}}}'
+    def events_json(self, rows: list[int]) -> orjson.Fragment:
+        """`[event(row) ...]` pre-serialized by string templating: the serving hot path.
+
+        Equivalent to the dict path (a test compares them); used when no sparse fieldset applies.
+        """
+        store = self.store
+        cols = store.cols
+        ts_col, rand_col, metric_col, profile_col = (
+            cols.event_ts,
+            cols.event_rand,
+            cols.event_metric,
+            cols.event_profile,
         )
-        return orjson.Fragment(text)
+        metrics = [(m, m.id, m.attributes["name"]) for m in store.small["metric"]]
+        names_json = store.campaign_names_json
+        include_attributions = "attributions" in self.includes
+        include_profile = "profile" in self.includes
+        include_metric = "metric" in self.includes
+        has_profiles = store.profile_count > 0
+        prefix = f"{self.base_json}/api/events/"
+        event_id, properties, uuid, iso, profile_id = (
+            records.event_id,
+            records.event_properties_json,
+            records.event_uuid,
+            iso_seconds,
+            store.profile_id,
+        )
+        out = []
+        for row in rows:
+            eid = event_id(row)
+            metric, metric_id, metric_name = metrics[metric_col[row]]
+            ts, h = ts_col[row], rand_col[row]
+            link = f"{prefix}{eid}/"
+            attribution_data = ""
+            if include_attributions:
+                attributions = self._attribution_ids(row)
+                items = ",".join(f'{{"type":"attribution","id":"{a}"}}' for a in attributions)
+                attribution_data = f'"data":[{items}],'
+                for index, aid in enumerate(attributions):
+                    self.include(self._attribution(aid, eid, row, index))
+            profile = ""
+            if has_profiles:
+                profile_row = profile_col[row]
+                profile = (
+                    f'"profile":{{"data":{{"type":"profile","id":"{profile_id(profile_row)}"}},'
+                    f'"links":{{"self":"{link}relationships/profile/","related":"{link}profile/"}}}},'
+                )
+                if include_profile:
+                    self.include(self.profile(profile_row, nested=True))
+            if include_metric:
+                self.include(self.small(metric, nested=True))
+            out.append(
+                f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{ts},'
+                f'"event_properties":{properties(h, metric_name, names_json)},'
+                f'"datetime":"{iso(ts)}","uuid":"{uuid(h)}"}},"relationships":{{{profile}'
+                f'"metric":{{"data":{{"type":"metric","id":"{metric_id}"}},'
+                f'"links":{{"self":"{link}relationships/metric/","related":"{link}metric/"}}}},'
+                f'"attributions":{{{attribution_data}"links":{{"self":"{link}relationships/attributions/",'
+                f'"related":"{link}attributions/"}}}}}},"links":{{"self":"{link}"}}}}'
+            )
+        return orjson.Fragment("[" + ",".join(out) + "]")
 
     def _attribution_ids(self, row: int) -> list[str]:
         name = self.store.small["metric"][self.store.cols.event_metric[row]].attributes["name"]

@@ -183,7 +183,7 @@ class Store:
             after=after,
             desc=desc,
             size=size,
-            accept=accept,
+            accept=accept if checks else None,
             lo=None if lo_s == float("-inf") else int(lo_s) << SHIFT,
             hi=None if hi_s == float("inf") else int(hi_s) << SHIFT,
         )
@@ -311,7 +311,7 @@ class Store:
             after=after,
             desc=desc,
             size=size,
-            accept=accept,
+            accept=accept if others else None,
             lo=None if lo_s == float("-inf") else int(lo_s) << SHIFT,
             hi=None if hi_s == float("inf") else int(hi_s) << SHIFT,
         )

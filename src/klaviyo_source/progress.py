@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Literal, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from klaviyo_source.destinations.sink import StreamCounts
@@ -74,25 +74,25 @@ class SyncProgress:
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._ended: dict[str, float] = {}
 
     async def __aenter__(self) -> SyncProgress:
         self.started = time.monotonic()
         if self.mode == "rich":
             self._progress = Progress(
-                TextColumn("{task.description:<19}"),
-                BarColumn(bar_width=24),
-                TextColumn("{task.fields[partitions]:>9} parts"),
-                TextColumn("{task.fields[records]:>10,} rec"),
-                TextColumn("{task.fields[rate]:>8,.0f}/s"),
-                TextColumn("waited {task.fields[wait]:>5.0f}s"),
+                TextColumn("{task.description:<18}"),
+                BarColumn(bar_width=12),
+                TextColumn("{task.fields[partitions]:>7}"),
+                TextColumn("{task.fields[records]:>9,} rec"),
+                TextColumn("{task.fields[rate]:>7,.0f}/s"),
+                TextColumn("{task.fields[wait]}"),
                 TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
                 console=self.console,
                 refresh_per_second=4,
             )
             for name in self.stats:
                 self._tasks[name] = self._progress.add_task(
-                    name, total=None, partitions="", records=0, rate=0.0, wait=0.0, status="waiting"
+                    name, total=None, partitions="", records=0, rate=0.0, wait="", status="waiting"
                 )
             self._progress.start()
         if self.mode in ("rich", "plain"):
@@ -115,7 +115,7 @@ class SyncProgress:
         if self.mode == "none" or (self.mode == "rich" and level.upper() in ("DEBUG", "INFO", "TRACE")):
             return
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
-        self.console.print(f"{stamp} {level.upper():<5} {message}", markup=False)
+        self.console.print(f"{stamp} {level.upper():<5} {message}", markup=False, soft_wrap=True)
 
     async def _tick(self) -> None:
         every = RICH_REFRESH_SECONDS if self.mode == "rich" else self.plain_every
@@ -127,9 +127,14 @@ class SyncProgress:
                 self._plain_line()
 
     def _live(self, name: str) -> tuple[int, float]:
-        records = max(self.stats[name].records, self.counts[name].received if name in self.counts else 0)
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        return records, records / elapsed
+        """Records so far and records/s (over the stream's run: the clock stops when it ends)."""
+        counts = self.counts.get(name)
+        records = max(self.stats[name].records, counts.received if counts else 0)
+        if counts is not None and counts.status in (StreamStatus.COMPLETE, StreamStatus.INCOMPLETE):
+            ended = self._ended.setdefault(name, time.monotonic())
+        else:
+            ended = time.monotonic()
+        return records, records / max(ended - self.started, 1e-6)
 
     def _update_bars(self) -> None:
         assert self._progress is not None
@@ -144,23 +149,30 @@ class SyncProgress:
                 partitions=f"{stats.partitions_done}/{stats.partitions_total}" if total else "",
                 records=records,
                 rate=rate,
-                wait=stats.rate_limit_wait_seconds,
+                wait=f"429-wait {stats.rate_limit_wait_seconds:.0f}s"
+                if stats.rate_limit_wait_seconds
+                else "",
                 status=_status_text(self.counts[name]) if name in self.counts else "",
             )
 
     def _plain_line(self) -> None:
-        parts = []
+        """One line: totals, then the streams still running (finished ones are summarised by count)."""
+        total = done = 0
+        running = []
         for name, stats in self.stats.items():
             records, rate = self._live(name)
+            total += records
             counts = self.counts.get(name)
-            status = _status_text(counts) if counts else ""
-            waited = f" waited {stats.rate_limit_wait_seconds:.0f}s" if stats.rate_limit_wait_seconds else ""
-            parts.append(
-                f"{name} {records:,} rec {rate:,.0f}/s {stats.partitions_done}/{stats.partitions_total} parts"
-                f"{waited} {status}"
-            )
+            if counts is not None and counts.status in (StreamStatus.COMPLETE, StreamStatus.INCOMPLETE):
+                done += 1
+                continue
+            waited = f", waited {stats.rate_limit_wait_seconds:.0f}s" if stats.rate_limit_wait_seconds else ""
+            status = _status_text(counts) if counts else "waiting"
+            parts = f"{stats.partitions_done}/{stats.partitions_total} parts"
+            running.append(f"{name} {records:,} ({rate:,.0f}/s, {parts}{waited}, {status})")
         elapsed = time.monotonic() - self.started
-        self.log("INFO", f"progress after {elapsed:.0f}s: " + "; ".join(parts))
+        detail = ("; running: " + "; ".join(running)) if running else ""
+        self.log("INFO", f"{elapsed:.0f}s: {total:,} records, {done}/{len(self.stats)} streams done{detail}")
 
 
 def summary_rows(stats: Mapping[str, StreamStats], counts: Mapping[str, StreamCounts]) -> list[SummaryRow]:
@@ -203,7 +215,7 @@ def summary_table(rows: list[SummaryRow], duration: float, title: str = "sync su
     for row in rows:
         numbers = [row.records, row.inserted, row.updated, row.requests, row.throttled, row.retries]
         totals = [a + b for a, b in zip(totals, numbers, strict=True)]
-        status = row.status if row.error is None else f"{row.status}: {row.error}"
+        status = row.status if row.error is None else f"{row.status} (*)"
         table.add_row(row.stream, status, *(f"{n:,}" for n in numbers), f"{row.rate_limit_wait:.0f}s")
     table.add_section()
     table.add_row("total", "", *(f"{n:,}" for n in totals), "")
@@ -215,3 +227,6 @@ def print_summary(
 ) -> None:
     console = Console(file=stream or sys.stdout, highlight=False, width=160)
     console.print(summary_table(rows, duration, title or "sync summary"))
+    for row in rows:
+        if row.error is not None:
+            console.print(f"(*) {row.stream}: {row.error}", markup=False, soft_wrap=True)

@@ -1,0 +1,165 @@
+"""`python -m bench` (`make bench`): the connector's throughput benchmarks, one table of medians.
+
+    .venv/bin/python -m bench                      # all: cpu, memory, rate, latency, requests
+    .venv/bin/python -m bench --quick              # small sizes, 1 run: checks the harness works
+    .venv/bin/python -m bench --only cpu,memory --runs 5
+
+Benchmarks (docs/performance.md explains each figure and what limits it):
+  cpu       (a) connector CPU per record, 1,000,000 events, no latency or limits  (bench/memory.py)
+  memory    (d) peak RSS of the same read at 100,000 and 1,000,000 events         (bench/memory.py)
+  rate      (b) full catalog, medium dataset, Klaviyo tiers + latency vs lower bound (bench/rate_bound.py)
+  latency   (c) 1,000,000 events under tiers + latency: records/s, requests in flight (bench/latency_bound.py)
+  requests  (e) requests per endpoint of a full sync vs the minimum                (bench/requests.py)
+  serving, load: the simulator's and destinations' own benchmarks (run as they are, output passed on)
+
+Progress goes to stderr, the table (markdown) to stdout. Numbers only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from bench import latency_bound, memory, rate_bound, requests
+from bench.requests import Row
+
+CONNECTOR = ("cpu", "memory", "rate", "latency", "requests")
+EXTRAS = ("serving", "load")
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes and 1 run (harness check)")
+    p.add_argument(
+        "--only", default=",".join(CONNECTOR), help=f"comma list of {', '.join(CONNECTOR + EXTRAS)}"
+    )
+    p.add_argument("--runs", type=int, default=None, help="runs per figure; the median is shown (default 3)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--workers", type=int, default=10, help="num_workers for cpu, memory, rate, requests")
+    p.add_argument("--latency-workers", default="10,50", help="num_workers values for the latency benchmark")
+    p.add_argument("--cpu-events", type=int, default=None, help="events for cpu (default 1,000,000)")
+    p.add_argument("--memory-events", default=None, help="comma list (default 100000,1000000)")
+    p.add_argument("--latency-events", type=int, default=None, help="default 1,000,000")
+    p.add_argument("--scale", default=None, help="dataset of rate and requests (default medium)")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.runs = args.runs or (1 if quick else 3)
+    args.cpu_events = args.cpu_events or (100_000 if quick else 1_000_000)
+    args.memory_events = [
+        int(n) for n in (args.memory_events or ("20000,100000" if quick else "100000,1000000")).split(",")
+    ]
+    args.latency_events = args.latency_events or (100_000 if quick else 1_000_000)
+    args.scale = args.scale or ("small" if quick else "medium")
+    args.latency_workers = [int(n) for n in args.latency_workers.split(",")]
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(args.only) - set(CONNECTOR + EXTRAS)
+    if unknown:
+        p.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    return args
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cpu_and_memory(args: argparse.Namespace) -> list[Row]:
+    """(a) and (d) share their runs: the 1,000,000-event read is both."""
+    sizes = sorted(
+        set(
+            (args.memory_events if "memory" in args.only else [])
+            + ([args.cpu_events] if "cpu" in args.only else [])
+        )
+    )
+    results = {}
+    for events in sizes:
+        progress(f"events read, {events:,} events, {args.runs} run(s)")
+        results[events] = memory.measure_events(
+            events=events, seed=args.seed, workers=args.workers, runs=args.runs
+        )
+    rows: list[Row] = []
+    if "cpu" in args.only:
+        rows += memory.cpu_rows(results[args.cpu_events], workers=args.workers, runs=args.runs)
+    if "memory" in args.only:
+        rows += memory.memory_rows([results[n] for n in sorted(args.memory_events)], runs=args.runs)
+    return rows
+
+
+def run_extra(name: str, quick: bool) -> None:
+    """The other owners' benchmarks, run as they are (their own output, not in the table)."""
+    argv = {
+        "serving": ["-m", "bench.simulator_serving"]
+        + (["--scale", "medium", "--pages", "50"] if quick else []),
+        "load": ["-m", "bench.load"]
+        + (["--rows", "20000", "--runs", "1", "--skip-postgres"] if quick else []),
+    }[name]
+    progress(f"{name}: python {' '.join(argv)}")
+    subprocess.run([sys.executable, *argv], check=False)
+
+
+def table(rows: list[Row]) -> str:
+    header = ("benchmark", "figure", "median", "goal", "bound / limit / notes")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    started = time.monotonic()
+    rows: list[Row] = []
+    failures: list[str] = []
+
+    def attempt(name: str, run: object) -> None:
+        try:
+            rows.extend(run())  # type: ignore[operator]
+        except Exception as error:  # one broken benchmark must not hide the others' numbers
+            failures.append(f"{name}: {error}")
+            progress(f"{name} FAILED: {error}")
+
+    if {"cpu", "memory"} & set(args.only):
+        attempt("cpu/memory", lambda: cpu_and_memory(args))
+    if "rate" in args.only:
+        progress(f"rate-bound, {args.scale} dataset, full catalog, {args.runs} run(s)")
+        attempt(
+            "rate",
+            lambda: rate_bound.measure(
+                scale=args.scale, seed=args.seed, workers=args.workers, runs=args.runs
+            ),
+        )
+    if "latency" in args.only:
+        for workers in args.latency_workers:
+            progress(
+                f"latency-bound, {args.latency_events:,} events, num_workers={workers}, {args.runs} run(s)"
+            )
+            attempt(
+                f"latency (num_workers={workers})",
+                lambda w=workers: latency_bound.measure(
+                    events=args.latency_events, seed=args.seed, workers=w, runs=args.runs
+                ),
+            )
+    if "requests" in args.only:
+        progress(f"requests, {args.scale} dataset, full catalog, {args.runs} run(s)")
+        attempt(
+            "requests",
+            lambda: requests.measure(scale=args.scale, seed=args.seed, workers=args.workers, runs=args.runs),
+        )
+    for name in EXTRAS:
+        if name in args.only:
+            run_extra(name, args.quick)
+    print(table(rows))
+    print(
+        f"\n{'quick, ' if args.quick else ''}median of {args.runs} run(s) per figure; seed {args.seed}; "
+        f"took {time.monotonic() - started:.0f} s; command: python -m bench {' '.join(sys.argv[1:])}"
+    )
+    for failure in failures:
+        print(f"FAILED {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Benchmark machinery shared by every connector benchmark.
+
+* `simulator(...)`: `klaviyo-source simulate` in its **own process** (its CPU is never counted as
+  the connector's), plus `stats`, `post` for its `/__sim/` admin calls.
+* `run_read(...)`: `source-klaviyo read` in a subprocess, stdout to /dev/null; the child's own
+  user+sys CPU and peak RSS come from `os.wait4` (the kernel's rusage of exactly that child).
+* `InFlightSampler`: polls `/__sim/stats` while a read runs (requests in flight over time).
+* `median_of`: the median of each numeric figure over several runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from klaviyo_source.simulator.server import DEFAULT_KEY
+from klaviyo_source.streams.table import STREAMS
+
+ALL_STREAMS = tuple(row.name for row in STREAMS)
+READY_TIMEOUT = 300.0  # generating a million events takes a while on a busy machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Simulator:
+    base_url: str
+    pid: int
+    flags: tuple[str, ...]
+    events: int  # as the simulator announced them: what a full events read must emit
+    profiles: int
+
+
+def _command(verb: str) -> list[str]:
+    """The console script next to this interpreter (what users run), else `python -m`."""
+    script = Path(sys.executable).parent / ("source-klaviyo" if verb == "read" else "klaviyo-source")
+    if script.exists():
+        return [str(script), verb]
+    return [sys.executable, "-m", "klaviyo_source", verb]
+
+
+@contextmanager
+def simulator(*flags: str) -> Iterator[Simulator]:
+    """Serve `klaviyo-source simulate <flags>` on a free port of 127.0.0.1 until the block ends."""
+    command = [*_command("simulate"), "--host", "127.0.0.1", "--port", str(free_port()), *flags]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        ready = threading.Timer(READY_TIMEOUT, process.kill)
+        ready.start()
+        line = process.stdout.readline()
+        ready.cancel()
+        found = re.search(r"http://\S+", line)
+        if found is None:
+            error = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"simulator did not start: {line!r} {error[-2000:]}")
+        # The next line names the (fake, local) key; read it so the pipe never fills, never print it.
+        process.stdout.readline()
+        sizes = re.search(r"(\d+) events, (\d+) profiles", line)
+        events, profiles = (int(sizes.group(1)), int(sizes.group(2))) if sizes else (0, 0)
+        yield Simulator(found.group(0), process.pid, tuple(flags), events, profiles)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _admin(base_url: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base_url + path, data=data, method="GET" if body is None else "POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def stats(base_url: str) -> dict[str, Any]:
+    result: dict[str, Any] = _admin(base_url, "/__sim/stats")
+    return result
+
+
+def post(base_url: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    """POST to an admin route (`/__sim/stats/reset`, `/__sim/options`, `/__sim/rate-limits/reset`)."""
+    return _admin(base_url, path, body if body is not None else {})
+
+
+def fresh_account(base_url: str) -> None:
+    """Empty the rate-limit windows and the stats: the next read starts like an idle account's."""
+    post(base_url, "/__sim/rate-limits/reset")
+    post(base_url, "/__sim/stats/reset")
+
+
+class InFlightSampler:
+    """Samples the simulator's `in_flight` every `every` seconds in a thread (the bench process,
+    not the connector, pays for it)."""
+
+    def __init__(self, base_url: str, every: float = 0.2) -> None:
+        self.base_url = base_url
+        self.every = every
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="in-flight-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.samples.append(int(stats(self.base_url)["in_flight"]))
+            except OSError:
+                return
+
+    def __enter__(self) -> InFlightSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mean(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else float("nan")
+
+
+@dataclass(frozen=True)
+class ReadUsage:
+    """What one `source-klaviyo read` cost: its own process only (the simulator is another one)."""
+
+    wall: float  # seconds
+    user: float  # CPU seconds
+    system: float
+    peak_rss_mb: float  # ru_maxrss of the child
+    exit_code: int
+    stderr_tail: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+
+def read_config(base_url: str, *, workers: int, **overrides: Any) -> dict[str, Any]:
+    """A config for the simulator (its default fake key); no start_date = all history."""
+    return {"api_key": DEFAULT_KEY, "base_url": base_url, "num_workers": workers, **overrides}
+
+
+def catalog(streams: Sequence[str]) -> dict[str, Any]:
+    return {
+        "streams": [
+            {
+                "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                "sync_mode": "full_refresh",
+                "destination_sync_mode": "overwrite",
+            }
+            for name in streams
+        ]
+    }
+
+
+def run_read(config: Mapping[str, Any], streams: Sequence[str], *, timeout: float = 3600.0) -> ReadUsage:
+    """Run one full-refresh `source-klaviyo read` to /dev/null and measure that process alone."""
+    with tempfile.TemporaryDirectory(prefix="klaviyo-bench-") as tmp:
+        config_path, catalog_path = Path(tmp, "config.json"), Path(tmp, "catalog.json")
+        config_path.write_text(json.dumps(config))
+        catalog_path.write_text(json.dumps(catalog(streams)))
+        command = [*_command("read"), "--config", str(config_path), "--catalog", str(catalog_path)]
+        env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_KEY"}
+        with open(os.devnull, "wb") as devnull, open(Path(tmp, "stderr"), "w+b") as errors:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, stdout=devnull, stderr=errors, env=env)
+            killer = threading.Timer(timeout, process.kill)
+            killer.start()
+            # wait4 reports the rusage of exactly this child (RUSAGE_CHILDREN would add every child).
+            _, status, usage = os.wait4(process.pid, 0)
+            wall = time.perf_counter() - started
+            killer.cancel()
+            process.returncode = os.waitstatus_to_exitcode(status)
+            errors.seek(0)
+            tail = errors.read()[-2000:].decode(errors="replace")
+    return ReadUsage(
+        wall=wall,
+        user=usage.ru_utime,
+        system=usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        exit_code=process.returncode,
+        stderr_tail=tail,
+    )
+
+
+def median_of(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per key, the median over runs (keys missing in some runs use the runs that have them)."""
+    keys = {k for run in runs for k in run}
+    return {k: statistics.median(run[k] for run in runs if k in run) for k in sorted(keys)}
+
+
+def served_records(snapshot: Mapping[str, Any], operation: str) -> int:
+    return int(snapshot.get("records", {}).get(operation, 0))
+
+
+def throttled_share(snapshot: Mapping[str, Any]) -> float:
+    total = int(snapshot.get("requests_total", 0))
+    return int(snapshot.get("throttled_total", 0)) / total if total else 0.0
+
+
+def describe_failure(usage: ReadUsage) -> str:
+    return f"read exited {usage.exit_code}: {usage.stderr_tail.strip()[-300:]}"

@@ -1,0 +1,107 @@
+"""Benchmark (c): a large events read under Klaviyo's tiers and latency; is the XL tier the limit?
+
+Simulator: N events (default 1,000,000), `--rate-limits`, 150 ms + 0.3 ms per record of latency
+(a full page of 1,000 events takes 450 ms). The connector reads `events` to /dev/null while a
+thread samples the simulator's requests in flight. Ceilings on records/s, whichever is lowest
+limits the run:
+
+* XL tier (get_events): 3,500 requests/min x 1,000 per page = 58,333 records/s sustained (350/s
+  burst; a run of R <= 3,500 requests fits in the first minute's allowance);
+* workers: num_workers requests in flight x 1,000 records / 0.45 s (the connector's own cap);
+* CPU: 1 / (connector CPU per record), measured in the same run.
+
+Average in flight is the mean of the samples; Little's law (requests x 0.45 s / wall) checks it.
+"""
+
+from __future__ import annotations
+
+from bench.harness import (
+    InFlightSampler,
+    fresh_account,
+    median_of,
+    read_config,
+    run_read,
+    simulator,
+    stats,
+    throttled_share,
+)
+from bench.rate_bound import LATENCY_MS, LATENCY_PER_RECORD_MS, klaviyo_tiers, latency
+from bench.requests import Row
+
+PAGE = 1000
+
+
+def measure(*, events: int, seed: int, workers: int, runs: int) -> list[Row]:
+    flags = [
+        "--seed",
+        str(seed),
+        "--scale",
+        "small",
+        "--events",
+        str(events),
+        "--rate-limits",
+        "--latency-ms",
+        str(LATENCY_MS),
+        "--latency-per-record-ms",
+        str(LATENCY_PER_RECORD_MS),
+    ]
+    results = []
+    with simulator(*flags) as sim:
+        records = sim.events
+        for _ in range(runs):
+            fresh_account(sim.base_url)
+            with InFlightSampler(sim.base_url) as sampler:
+                usage = run_read(read_config(sim.base_url, workers=workers), ["events"])
+            if usage.exit_code != 0:
+                raise RuntimeError(
+                    f"latency-bound benchmark: read exited {usage.exit_code}: {usage.stderr_tail}"
+                )
+            snapshot = stats(sim.base_url)
+            requests = float(snapshot["requests_by_bucket"].get("get_events", 0))
+            results.append(
+                {
+                    "wall": usage.wall,
+                    "cpu": usage.cpu,
+                    "records_per_s": records / usage.wall,
+                    "in_flight_mean": sampler.mean(),
+                    "in_flight_peak": float(snapshot["in_flight_peak"]),
+                    "requests": requests,
+                    "throttled_share": throttled_share(snapshot),
+                    "peak_rss_mb": usage.peak_rss_mb,
+                }
+            )
+    median = median_of(results)
+    page_seconds = latency(PAGE, LATENCY_MS, LATENCY_PER_RECORD_MS)
+    _, steady = klaviyo_tiers()["get_events"]
+    ceilings = {
+        "XL tier steady": steady / 60 * PAGE,
+        f"num_workers={workers}": workers * PAGE / page_seconds,
+        "connector CPU": records / median["cpu"],
+    }
+    limit = min(ceilings, key=lambda k: ceilings[k])
+    little = median["requests"] * page_seconds / median["wall"]
+    label = f"c latency-bound ({records:,} events)"
+    return [
+        (
+            label,
+            "records / s",
+            f"{median['records_per_s']:,.0f}",
+            f"XL steady {ceilings['XL tier steady']:,.0f}",
+            "ceilings: " + ", ".join(f"{k} {v:,.0f}" for k, v in ceilings.items()) + f"; lowest: {limit}",
+        ),
+        (
+            label,
+            "requests in flight (mean)",
+            f"{median['in_flight_mean']:.1f}",
+            f"{ceilings['XL tier steady'] / PAGE * page_seconds:.0f} to hold XL steady",
+            f"peak {median['in_flight_peak']:.0f}; Little's law {little:.1f}; num_workers={workers}",
+        ),
+        (
+            label,
+            "wall s / 429s",
+            f"{median['wall']:.1f} / {median['throttled_share']:.2%}",
+            "",
+            f"{median['requests']:.0f} requests (min {-(-records // PAGE)}); CPU {median['cpu']:.1f} s; "
+            f"RSS {median['peak_rss_mb']:.0f} MB; median of {runs}",
+        ),
+    ]

@@ -1,0 +1,91 @@
+"""Benchmarks (a) CPU and (d) memory: an unthrottled events read, CPU per record and peak RSS.
+
+The simulator (own process) serves N events with no latency and no rate limits; the connector
+reads the `events` stream (full refresh) to /dev/null. Its user+sys CPU and peak RSS are those
+of the `source-klaviyo read` process alone (`os.wait4`). Records = the events the simulator holds (a
+full-refresh read emits each once; stdout goes to /dev/null); `served / record` shows events
+fetched and thrown away (pages cut at a split window's end).
+Goals: <= 10 us of CPU per record (>= 100,000 records/s on one core); peak RSS under 250 MB and
+flat from 100,000 to 1,000,000 events.
+"""
+
+from __future__ import annotations
+
+from bench.harness import fresh_account, median_of, read_config, run_read, served_records, simulator, stats
+from bench.requests import Row
+
+
+def measure_events(*, events: int, seed: int, workers: int, runs: int) -> dict[str, float]:
+    """Median over runs of wall, cpu, us per record, records/s (CPU and wall) and peak RSS."""
+    results = []
+    with simulator("--seed", str(seed), "--scale", "small", "--events", str(events)) as sim:
+        for _ in range(runs):
+            fresh_account(sim.base_url)
+            usage = run_read(read_config(sim.base_url, workers=workers), ["events"])
+            if usage.exit_code != 0:
+                raise RuntimeError(f"events read exited {usage.exit_code}: {usage.stderr_tail}")
+            records = sim.events
+            served = served_records(stats(sim.base_url), "get_events")
+            results.append(
+                {
+                    "records": float(records),
+                    "wall": usage.wall,
+                    "cpu": usage.cpu,
+                    "user": usage.user,
+                    "system": usage.system,
+                    "us_per_record": usage.cpu / records * 1e6,
+                    "cpu_records_per_s": records / usage.cpu,
+                    "wall_records_per_s": records / usage.wall,
+                    "peak_rss_mb": usage.peak_rss_mb,
+                    "served_per_record": served / records,
+                }
+            )
+    return median_of(results)
+
+
+def cpu_rows(result: dict[str, float], *, workers: int, runs: int) -> list[Row]:
+    label = f"a CPU ({result['records']:,.0f} events)"
+    return [
+        (
+            label,
+            "connector CPU us / record",
+            f"{result['us_per_record']:.2f}",
+            "<= 10",
+            f"user {result['user']:.1f} s + sys {result['system']:.1f} s; median of {runs}",
+        ),
+        (label, "records / CPU-second", f"{result['cpu_records_per_s']:,.0f}", ">= 100,000", "connector CPU"),
+        (
+            label,
+            "records / s (wall)",
+            f"{result['wall_records_per_s']:,.0f}",
+            "",
+            f"wall {result['wall']:.1f} s incl. start-up; num_workers={workers}; events fetched per "
+            f"record emitted {result['served_per_record']:.3f}; the simulator shares the 2 cores",
+        ),
+    ]
+
+
+def memory_rows(results: list[dict[str, float]], *, runs: int) -> list[Row]:
+    rows: list[Row] = []
+    for result in results:
+        rows.append(
+            (
+                f"d memory ({result['records']:,.0f} events)",
+                "peak RSS MB",
+                f"{result['peak_rss_mb']:.0f}",
+                "< 250, flat",
+                f"ru_maxrss of the read process; median of {runs}",
+            )
+        )
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        rows.append(
+            (
+                "d memory",
+                f"RSS ratio {large['records']:,.0f} / {small['records']:,.0f} events",
+                f"{large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x",
+                "~1.0x (flat)",
+                f"for {large['records'] / small['records']:.0f}x the records",
+            )
+        )
+    return rows

@@ -1,0 +1,142 @@
+"""kill -9 of the real `read` at random points, then a restart from the last STATE each stream
+emitted: the union of every run's records is the simulator's ground truth, for every seed.
+
+The CLI runs as a subprocess (as the platform runs it) against one simulator in this process;
+latency on every response makes the kills land while streams are mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_harness import (
+    SUBPROCESS_TIMEOUT,
+    catalog,
+    cli_argv,
+    cli_env,
+    make_config,
+    parse_lines,
+    simulator,
+    state_document,
+    truth,
+)
+
+from klaviyo_source.simulator.server import Simulator
+
+SEEDS = range(20)
+STREAMS = ["events", "profiles", "email_templates", "campaigns", "flows", "metrics"]
+MAX_KILLS = 3  # per seed; the run after the last kill must finish on its own
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with simulator(seed=21, latency_ms=15) as running:
+        yield running
+
+
+@dataclass
+class Attempt:
+    code: int
+    killed: bool
+    messages: list[dict[str, Any]]
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass
+class Resumed:
+    """Everything the runs of one seed printed, and the state a restart would use."""
+
+    ids: dict[str, set[str]] = field(default_factory=dict)
+    states: dict[str, Any] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def absorb(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+        for message in attempt.messages:
+            if message["type"] == "RECORD":
+                record = message["record"]
+                self.ids.setdefault(record["stream"], set()).add(record["data"]["id"])
+            elif message["type"] == "STATE":
+                stream = message["state"]["stream"]
+                self.states[stream["stream_descriptor"]["name"]] = stream["stream_state"]
+
+
+def run_read(
+    folder: Path, config: dict[str, Any], states: dict[str, Any], kill_after_lines: int | None
+) -> Attempt:
+    """One `read`; SIGKILL once `kill_after_lines` lines are out (None: let it finish)."""
+    documents: dict[str, Any] = {"config": config, "catalog": catalog(STREAMS)}
+    if states:
+        documents["state"] = state_document(states)
+    stderr_path = folder / "stderr.txt"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            cli_argv(folder, "read", **documents), stdout=subprocess.PIPE, stderr=stderr, env=cli_env()
+        )
+        assert process.stdout is not None
+        chunks: list[bytes] = []
+        killed = False
+        for line in process.stdout:
+            chunks.append(line)
+            if kill_after_lines is not None and len(chunks) >= kill_after_lines:
+                os.kill(process.pid, signal.SIGKILL)
+                killed = True
+                break
+        chunks.append(process.stdout.read())  # lines already in the pipe were printed before the kill
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+    stdout = b"".join(chunks)
+    return Attempt(
+        code, killed and code == -signal.SIGKILL, parse_lines(stdout), stdout, stderr_path.read_bytes()
+    )
+
+
+def full_run_lines(sim: Simulator, folder: Path) -> int:
+    """Lines of an uninterrupted read (the range kills are drawn from), checked against the truth."""
+    reference = run_read(folder, make_config(sim), {}, None)
+    assert reference.code == 0
+    whole = Resumed()
+    whole.absorb(reference)
+    for stream in STREAMS:
+        assert whole.ids.get(stream, set()) == truth(sim, stream), stream
+    return len(reference.messages)
+
+
+@pytest.fixture(scope="module")
+def total_lines(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> int:
+    return full_run_lines(sim, tmp_path_factory.mktemp("reference"))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_kill_9_at_random_points_then_resume_loses_nothing(
+    sim: Simulator, total_lines: int, tmp_path: Path, seed: int, assert_no_secret: Callable[..., None]
+) -> None:
+    rng = random.Random(seed)
+    config = make_config(sim)
+    resumed = Resumed()
+    for _ in range(rng.randint(1, MAX_KILLS)):
+        attempt = run_read(tmp_path, config, resumed.states, rng.randint(1, total_lines))
+        resumed.absorb(attempt)
+        if not attempt.killed:  # it finished before the chosen line
+            break
+    if not resumed.attempts or resumed.attempts[-1].killed:
+        resumed.absorb(run_read(tmp_path, config, resumed.states, None))
+    last = resumed.attempts[-1]
+    assert last.code == 0, last.stderr[-2000:]
+    for attempt in resumed.attempts:
+        assert_no_secret(attempt.stdout, attempt.stderr, extra=(config["api_key"],))
+    for stream in STREAMS:
+        assert resumed.ids.get(stream, set()) == truth(sim, stream), stream
+    kills = sum(a.killed for a in resumed.attempts)
+    records = sum(1 for a in resumed.attempts for m in a.messages if m["type"] == "RECORD")
+    print(
+        f"RELIABILITY kill seed={seed}: runs={len(resumed.attempts)} kills={kills} records_emitted={records}"
+    )

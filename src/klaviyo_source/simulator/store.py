@@ -10,9 +10,11 @@ from __future__ import annotations
 import bisect
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
+from operator import lshift, or_
 from typing import Any
 
 import orjson
@@ -77,11 +79,9 @@ class Store:
         self.cols = records_columns = generate_columns(seed, sizes, self.now)
         self.small = generate_small(seed, sizes, self.now)
         self.by_id: dict[str, dict[str, Row]] = {t: {r.id: r for r in rows} for t, rows in self.small.items()}
-        self.event_keys = array("q", ((t << SHIFT) | i for i, t in enumerate(records_columns.event_ts)))
-        self.created_keys = array(
-            "q", ((t << SHIFT) | i for i, t in enumerate(records_columns.profile_created))
-        )
-        self.updated_keys = sorted((t << SHIFT) | i for i, t in enumerate(records_columns.profile_updated))
+        self.event_keys = array("q", _keys(records_columns.event_ts))
+        self.created_keys = array("q", _keys(records_columns.profile_created))
+        self.updated_keys = sorted(_keys(records_columns.profile_updated))
         self._profile_ids: list[str] = []
         self._profile_rows: dict[str, int] = {}
         self._profile_id_cache: dict[int, str] = {}
@@ -498,6 +498,11 @@ class Store:
     def _add_small(self, row: Row) -> None:
         self.small.setdefault(row.type, []).append(row)
         self.by_id.setdefault(row.type, {})[row.id] = row
+
+
+def _keys(seconds: Sequence[int]) -> Iterator[int]:
+    """`(seconds << 32) | row` for every row (C-level maps: fast for a million rows)."""
+    return map(or_, map(lshift, seconds, repeat(SHIFT)), range(len(seconds)))
 
 
 def _as_us(cond: Condition) -> Condition:

@@ -41,6 +41,10 @@ BUCKET_TIERS: dict[str, str] = {
 }
 
 SAFETY = 0.9  # fraction of Klaviyo's published limit we allow ourselves
+# Our windows are a little longer than Klaviyo's: requests spaced exactly 1 s apart on our clock
+# can land in one server second after network jitter (matters most for 1/s buckets).
+BURST_WINDOW = 1.1
+STEADY_WINDOW = 61.0
 
 
 @dataclass(frozen=True)
@@ -75,15 +79,15 @@ class RateLimiter:
     def delay(self) -> float:
         """Seconds until a request may go (0 = now); prunes the windows."""
         now = self._clock()
-        while self._second and self._second[0] <= now - 1.0:
+        while self._second and self._second[0] <= now - BURST_WINDOW:
             self._second.popleft()
-        while self._minute and self._minute[0] <= now - 60.0:
+        while self._minute and self._minute[0] <= now - STEADY_WINDOW:
             self._minute.popleft()
         wait = max(0.0, self._paused_until - now)
         if len(self._second) >= self.limits.burst:
-            wait = max(wait, self._second[0] + 1.0 - now)
+            wait = max(wait, self._second[0] + BURST_WINDOW - now)
         if len(self._minute) >= self.limits.steady:
-            wait = max(wait, self._minute[0] + 60.0 - now)
+            wait = max(wait, self._minute[0] + STEADY_WINDOW - now)
         return wait
 
     async def acquire(self) -> float:

@@ -29,6 +29,7 @@ def fetch(
     revision: str | None = REVISION,
     method: str = "GET",
     headers: dict[str, str] | None = None,
+    json: Any = None,
 ) -> Reply:
     """One real HTTP request to the simulator."""
     url = path_or_url if path_or_url.startswith("http") else sim.base_url + path_or_url
@@ -42,7 +43,7 @@ def fetch(
     async def go() -> Reply:
         async with (
             aiohttp.ClientSession() as session,
-            session.request(method, url, params=params, headers=sent) as response,
+            session.request(method, url, params=params, headers=sent, json=json) as response,
         ):
             raw = await response.read()
             return Reply(response.status, orjson.loads(raw) if raw else {}, dict(response.headers))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from klaviyo_source.simulator import Simulator, SimulatorOptions, start_in_thread
 
 from .client import fetch, fetch_all
@@ -158,7 +160,7 @@ def test_error_bodies_never_contain_the_key(sim: Simulator) -> None:
 
 
 def test_advance_over_http(sim: Simulator) -> None:
-    reply = fetch(sim, "/__sim/advance", method="POST", headers={"Content-Type": "application/json"}, key="")
+    reply = fetch(sim, "/__sim/advance", method="POST", key="")
     assert reply.status == 200
     assert "now" in reply.body
 
@@ -174,3 +176,36 @@ def test_templated_events_equal_the_dict_rendering(sim: Simulator) -> None:
         slow = Renderer(sim.store, "http://h:1", {}, includes)
         assert orjson.loads(orjson.dumps(fast.events_json(rows))) == [slow.event(row) for row in rows]
         assert fast.included == slow.included
+
+
+def test_advance_boundary_reuses_each_collections_max_second(sim: Simulator) -> None:
+    store = sim.store
+    max_event = store.cols.event_ts[-1]
+    max_campaign = max(r.attributes["updated_at"] for r in store.records("campaign"))
+    changes = sim.advance(
+        events=8, campaigns_updated=4, flows_updated=2, profiles_suppressed=3, boundary=True
+    )
+    new_event_seconds = [store.cols.event_ts[store.event_count - 8 + k] for k in range(8)]
+    assert max_event in new_event_seconds
+    assert changes["boundary"]["campaigns"] == max_campaign
+    updated = {r.id: r.attributes["updated_at"] for r in store.records("campaign")}
+    assert max_campaign in {updated[cid] for cid in changes["campaigns_updated"]}
+    assert len(changes["flows_updated"]) == 2
+    field = "subscriptions.email.marketing.suppression.timestamp"
+    reply = fetch(
+        sim,
+        "/api/profiles",
+        {"filter": f"greater-or-equal({field},{changes['now'].replace('+00:00', 'Z')})", "page[size]": "100"},
+    )
+    assert set(changes["profiles_suppressed"]) <= {p["id"] for p in reply.body["data"]}
+
+
+def test_advance_rejects_unknown_changes(sim: Simulator) -> None:
+    reply = fetch(sim, "/__sim/advance", method="POST", key="", json={"evnts": 3})
+    assert reply.status == 400
+    assert "evnts" in reply.body["error"]
+    with pytest.raises(ValueError, match="evnts"):
+        sim.advance(evnts=3)
+    with pytest.raises(ValueError):
+        sim.advance(events=-1)
+    assert fetch(sim, "/__sim/advance", method="POST", key="", json={"events": 2}).status == 200

@@ -389,7 +389,11 @@ async def handle_advance(request: web.Request) -> web.Response:
         return web.json_response({"error": "body must be a JSON object"}, status=400)
     if not isinstance(changes, dict):
         return web.json_response({"error": "body must be a JSON object"}, status=400)
-    return web.json_response(state.store.advance(changes), dumps=lambda v: orjson.dumps(v).decode())
+    try:
+        result = state.store.advance(changes)
+    except ValueError as err:
+        return web.json_response({"error": str(err)}, status=400)
+    return web.json_response(result, dumps=lambda v: orjson.dumps(v).decode())
 
 
 def build_app(

@@ -53,6 +53,17 @@ SMALL_CURSORS = {
 }
 
 
+ADVANCE_KEYS = frozenset(
+    {"events", "profiles_created", "profiles_updated", "profiles_suppressed", "boundary"}
+    | {
+        f"{name}_{verb}"
+        for name, (_, cursor) in SMALL_CURSORS.items()
+        if cursor
+        for verb in ("updated", "created")
+    }
+)
+
+
 @dataclass
 class Page:
     """Rows of one page (int rows for events/profiles, `Row` for small collections)."""
@@ -360,7 +371,18 @@ class Store:
         return max(int(time.time()), latest)
 
     def advance(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Create and update records stamped now; `boundary` reuses each collection's max cursor second."""
+        """Create and update records stamped now; `boundary` reuses each collection's max cursor second.
+
+        Raises ValueError for an unknown change or a count that is not a non-negative integer.
+        """
+        unknown = sorted(set(changes) - ADVANCE_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unknown change(s) {', '.join(unknown)}; known: {', '.join(sorted(ADVANCE_KEYS))}"
+            )
+        for name, value in changes.items():
+            if name != "boundary" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer")
         self._advance_count += 1
         salt = mix(self.seed, 900, self._advance_count)
         now = self.clock()

@@ -263,3 +263,37 @@ def test_bad_state(sim: Any, tmp_path: Path) -> None:
     config_error(
         run_cli(tmp_path, "read", config=config, catalog=catalog, state=[{"type": "NOPE"}]), "Invalid state"
     )
+
+
+def test_rate_limited_stream_reports_running_with_reason(sim: Any, tmp_path: Path) -> None:
+    sim.controls.script("/api/metrics", [{"status": 429, "retry_after": 1}])
+    try:
+        result = run_cli(
+            tmp_path, "read", config=make_config(sim), catalog=configured_catalog(["metrics"], "incremental")
+        )
+    finally:
+        sim.controls.clear_faults()
+    assert result.code == 0
+    reasons = [
+        [reason.type.value for reason in m.trace.stream_status.reasons or []]
+        for m in result.of_type("TRACE")
+        if m.trace.stream_status is not None
+    ]
+    assert ["RATE_LIMITED"] in reasons
+    assert statuses(result)["metrics"][-1] == "COMPLETE"
+    assert records_by_stream(result)["metrics"]
+
+
+def test_server_errors_fail_the_stream_as_transient(sim: Any, tmp_path: Path) -> None:
+    sim.controls.script("/api/flows", [{"status": 503}] * 4)
+    try:
+        catalog = configured_catalog(["flows", "metrics"], "full_refresh")
+        result = run_cli(tmp_path, "read", config=make_config(sim, max_retries=0), catalog=catalog)
+    finally:
+        sim.controls.clear_faults()
+    assert result.code == 1
+    seen = statuses(result)
+    assert seen["flows"][-1] == "INCOMPLETE" and seen["metrics"][-1] == "COMPLETE"
+    final = result.messages[-1].trace.error
+    assert final.failure_type.value == "transient_error"
+    assert "flows: " in final.message

@@ -297,3 +297,41 @@ def test_server_errors_fail_the_stream_as_transient(sim: Any, tmp_path: Path) ->
     final = result.messages[-1].trace.error
     assert final.failure_type.value == "transient_error"
     assert "flows: " in final.message
+
+
+def test_full_refresh_twice_gives_the_same_records(sim: Any, tmp_path: Path) -> None:
+    catalog = configured_catalog(
+        ["metrics", "lists", "campaigns", "flows", "email_templates"], "full_refresh"
+    )
+    first = records_by_stream(run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog))
+    second = records_by_stream(run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog))
+    assert {k: sorted(r["id"] for r in v) for k, v in first.items()} == {
+        k: sorted(r["id"] for r in v) for k, v in second.items()
+    }
+
+
+def test_future_state_reads_nothing(sim: Any, tmp_path: Path) -> None:
+    streams = ["profiles", "events", "events_detailed", "email_templates", "metrics", "lists"]
+    future = "2099-01-01T00:00:00+00:00"
+    state = [
+        {
+            "type": "STREAM",
+            "stream": {
+                "stream_descriptor": {"name": name},
+                "stream_state": {STREAMS_BY_NAME[name].cursor_field: future},
+            },
+        }
+        for name in streams
+    ]
+    result = run_cli(
+        tmp_path,
+        "read",
+        config=make_config(sim),
+        catalog=configured_catalog(streams, "incremental"),
+        state=state,
+    )
+    assert result.code == 0
+    assert records_by_stream(result) == {}
+    assert sorted(final_states(result)) == sorted(streams)
+    for name, value in final_states(result).items():  # a state is never lowered
+        assert parse_time(value[STREAMS_BY_NAME[name].cursor_field]) == parse_time(future)

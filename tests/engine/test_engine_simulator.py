@@ -253,3 +253,83 @@ def test_shared_limiters_keep_every_bucket_inside_its_tier() -> None:
             assert window["max_per_minute"] <= steady, (bucket, window)
 
     with_sim(body, controls=ControlOptions(rate_limits=True), sizes={**SIZES, "campaigns": 40, "lists": 3})
+
+
+def test_global_exclusions_alone_or_riding_on_profiles() -> None:
+    async def body(sim: Simulator) -> None:
+        alone, _ = await sync(sim, ["global_exclusions"])
+        assert {r["id"] for r in alone.records_of("global_exclusions")} == truth(sim, "global_exclusions")
+        assert sim.controls.stats()["requests"]["get_profiles"] <= 3  # only suppressed profiles come back
+        both, _ = await sync(sim, ["profiles", "global_exclusions"])
+        assert {r["id"] for r in both.records_of("global_exclusions")} == truth(sim, "global_exclusions")
+        # profiles starts later than global_exclusions: global_exclusions scans on its own
+        profiles_state = both.states_of("profiles")[-1]
+        later, _ = await sync(sim, ["profiles", "global_exclusions"], {"profiles": profiles_state})
+        assert {r["id"] for r in later.records_of("global_exclusions")} == truth(sim, "global_exclusions")
+
+    with_sim(body)
+
+
+def test_legacy_states_lookback_and_lists_detailed_changed_only() -> None:
+    async def body(sim: Simulator) -> None:
+        first, _ = await sync(sim, ["campaigns", "events", "lists_detailed"])
+        newest_campaign = max(r["updated_at"] for r in first.records_of("campaigns"))
+        newest_event = max(r["datetime"] for r in first.records_of("events"))
+        legacy = {
+            "campaigns": {"updated_at": newest_campaign, "archived": {"updated_at": newest_campaign}},
+            "events": {"datetime": newest_event.replace("T", " ")},  # 2.10.x space separator
+            "lists_detailed": first.states_of("lists_detailed")[-1],
+        }
+        sim.controls.reset_stats()
+        second, outcomes = await sync(
+            sim, ["campaigns", "events", "lists_detailed"], legacy, lookback_window=30
+        )
+        assert all(o.status is StreamStatus.COMPLETE for o in outcomes)
+        campaigns = second.records_of("campaigns")
+        # email partitions resume from the legacy cursor, sms and mobile_push start over
+        assert all(
+            r["attributes"]["channel"] != "email" or r["updated_at"] >= newest_campaign for r in campaigns
+        )
+        everything_else = {
+            r["id"] for r in first.records_of("campaigns") if r["attributes"]["channel"] != "email"
+        }
+        assert everything_else <= {r["id"] for r in campaigns}
+        state = second.states_of("campaigns")[-1]
+        assert len(state["states"]) == 6 and state["use_global_cursor"] is False
+        # lookback re-reads 30 days before the saved cursor
+        oldest = min(datetime.fromisoformat(r["datetime"]) for r in second.records_of("events"))
+        assert (datetime.fromisoformat(newest_event) - oldest).days <= 30
+        assert len(second.records_of("events")) > 1
+        # lists_detailed: nothing changed, so no profile_count fetch beyond the boundary list(s)
+        assert sim.controls.stats()["requests"].get("get_list", 0) <= 1
+
+    with_sim(body)
+
+
+def test_transport_faults_are_retried_timeouts_included() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/metrics", [{"kind": "hang", "seconds": 5}, "ok"])
+        sim.controls.script("/api/flows", ["reset", "reset", "truncated", "invalid_json", "ok"])
+        sink, outcomes = await sync(sim, ["metrics", "flows"], request_timeout=0.5, max_retries=4)
+        metrics, flows = outcomes
+        assert metrics.status is StreamStatus.COMPLETE and metrics.stats.retries == 1
+        assert flows.status is StreamStatus.COMPLETE and flows.stats.retries >= 2
+        assert sim.controls.stats()["faults_total"] >= 4  # every scripted fault was served
+        assert {r["id"] for r in sink.records_of("flows")} == truth(sim, "flows")
+
+    with_sim(body)
+
+
+def test_long_waits_keep_logging(monkeypatch: Any) -> None:
+    from klaviyo_source.http import client
+
+    monkeypatch.setattr(client, "HEARTBEAT_SECONDS", 0.2)
+
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/metrics", [{"status": 429, "retry_after": 1}, "ok"])
+        sink, outcomes = await sync(sim, ["metrics"])
+        assert outcomes[0].status is StreamStatus.COMPLETE
+        beats = [m for kind, _, (level, m) in (c for c in sink.calls if c[0] == "log") if "left" in m]
+        assert len(beats) >= 3 and sim.api_key not in " ".join(beats)
+
+    with_sim(body)

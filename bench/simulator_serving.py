@@ -63,7 +63,7 @@ async def page_events(base: str, pages: int, include: bool) -> tuple[int, float,
             # Keep the client cheap so the number reflects the server: count records and read
             # links.next from the top-level links object without parsing the whole page.
             records += raw.count(b'{"type":"event"')
-            found = NEXT.search(raw, raw.rfind(b'"links":{"self"'))
+            found = NEXT.search(raw, raw.rfind(b'"next":'))  # only the top-level links have "next"
             url = orjson.loads(found.group(1)) if found else None
         return records, time.monotonic() - t0, first
 

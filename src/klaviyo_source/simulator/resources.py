@@ -199,6 +199,7 @@ class Renderer:
         include_profile = "profile" in self.includes
         include_metric = "metric" in self.includes
         has_profiles = store.profile_count > 0
+        included = self.included
         prefix = f"{self.base_json}/api/events/"
         event_id, properties, uuid, iso, profile_id = (
             records.event_id,
@@ -223,13 +224,14 @@ class Renderer:
             profile = ""
             if has_profiles:
                 profile_row = profile_col[row]
+                pid = profile_id(profile_row)
                 profile = (
-                    f'"profile":{{"data":{{"type":"profile","id":"{profile_id(profile_row)}"}},'
+                    f'"profile":{{"data":{{"type":"profile","id":"{pid}"}},'
                     f'"links":{{"self":"{link}relationships/profile/","related":"{link}profile/"}}}},'
                 )
-                if include_profile:
+                if include_profile and ("profile", pid) not in included:
                     self.include(self.profile(profile_row, nested=True))
-            if include_metric:
+            if include_metric and ("metric", metric_id) not in included:
                 self.include(self.small(metric, nested=True))
             out.append(
                 f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{ts},'

@@ -4,7 +4,8 @@ The schemas are used as published, resolved with a `referencing` registry over t
 document. Two OpenAPI 3.0 notions are translated to JSON Schema: `nullable: true` (-> also
 null) and `oneOf` (-> `anyOf`, because the spec's alternatives overlap without a discriminator:
 e.g. EmailSendOptions / SMSSendOptions / PushSendOptions are the same object, so a valid value
-matches all three and `oneOf` could never pass). `links.next` / `links.prev` are null at the
+matches all three and `oneOf` could never pass). `date-time` and `uri` formats are checked
+(RFC 3339 with offset; absolute http(s) URLs). `links.next` / `links.prev` are null at the
 ends of a collection in real payloads but typed as plain strings in the spec; they are dropped
 before validation when null.
 """
@@ -12,11 +13,13 @@ before validation when null.
 from __future__ import annotations
 
 import copy
+import re
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -26,6 +29,21 @@ from klaviyo_source.simulator.spec import endpoint_rules, load_spec
 from .client import fetch
 
 SPEC_URI = "urn:klaviyo-openapi"
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time")
+def is_datetime(value: object) -> bool:
+    return not isinstance(value, str) or bool(RFC3339.match(value))
+
+
+@FORMATS.checks("uri")
+def is_uri(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _translate(node: Any) -> Any:
@@ -55,7 +73,9 @@ def validate(body: dict[str, Any], pointer: str) -> None:
     for end in ("next", "prev"):
         if links.get(end, "") is None:
             del links[end]
-    validator = Draft202012Validator({"$ref": f"{SPEC_URI}#{pointer}"}, registry=registry())
+    validator = Draft202012Validator(
+        {"$ref": f"{SPEC_URI}#{pointer}"}, registry=registry(), format_checker=FORMATS
+    )
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:5])
 

@@ -333,3 +333,13 @@ def test_client_401_message_and_headers() -> None:
     assert seen["revision"] == "2026-07-15"
     assert seen["Authorization"] == "Klaviyo-API-Key pk_secret_key_123"
     assert seen["Accept"] == "application/vnd.api+json"
+
+
+def test_record_without_its_cursor_is_a_malformed_response() -> None:
+    api = dataset()
+    api.lists["/api/metrics"][3]["attributes"].pop("updated")
+    _, outcomes = _read(api, ["metrics", "flows"])
+    assert isinstance(outcomes[0].error, MalformedResponseError) and "attributes.updated" in str(
+        outcomes[0].error
+    )
+    assert outcomes[1].status is StreamStatus.COMPLETE

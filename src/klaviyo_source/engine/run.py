@@ -180,9 +180,9 @@ class _Run:
             if now - self.rate_status_at.get(item.stream, -1e9) >= RATE_LIMITED_STATUS_EVERY:
                 self.rate_status_at[item.stream] = now
                 await self.sink.status(item.stream, StreamStatus.RUNNING, item.status_reason)
-                await self.sink.log("INFO", f"{item.stream}: {item.message}")
+                await self.sink.log("WARN", f"{item.stream}: {item.message}")
             return
-        await self.sink.log("INFO", item.message)
+        await self.sink.log(item.level, item.message)
 
     async def consume(self) -> None:
         queue = self.outbox.queue

@@ -51,6 +51,7 @@ class NoteItem:
     stream: str | None
     message: str
     status_reason: str | None = None  # "RATE_LIMITED": sent as RUNNING status with this reason
+    level: str = "INFO"
 
 
 @dataclass(eq=False)
@@ -106,9 +107,8 @@ class StatsObserver:
         for m in self._alive():
             m.outcome.stats.retries += 1
             names.append(m.name)
-        self.outbox.note(
-            NoteItem(None, f"{'/'.join(names)}: retrying {self.path} in {wait:.1f}s after {reason}")
-        )
+        message = f"{'/'.join(names)}: retrying {self.path} in {wait:.1f}s after {reason}"
+        self.outbox.note(NoteItem(None, message, level="WARN"))
 
     def on_rate_wait(self, seconds: float) -> None:
         for m in self._alive():
@@ -201,11 +201,8 @@ class Scanner:
                     plan, key, restart, window.hi, page_size=page_size, disable_predictive=False
                 )
                 seen.clear()
-                self.outbox.note(
-                    NoteItem(
-                        None, f"profiles: 503 with predictive analytics; retrying with page size {page_size}"
-                    )
-                )
+                message = f"profiles: 503 with predictive analytics; retrying with page size {page_size}"
+                self.outbox.note(NoteItem(None, message, level="WARN"))
                 continue
             data = doc["data"]
             if not isinstance(data, list):
@@ -225,7 +222,15 @@ class Scanner:
                 seen.add(next_url)
             else:
                 next_url = None
-            item, cut = await self._page(plan, window, data, doc, skip_at, skip_ids, final=next_url is None)
+            try:
+                item, cut = await self._page(
+                    plan, window, data, doc, skip_at, skip_ids, final=next_url is None
+                )
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise MalformedResponseError(
+                    f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
+                    f"(every record needs an id and attributes.{row.cursor_path[-1]} as a datetime)."
+                ) from error
             skip_at = None
             if cut:
                 next_url = None

@@ -143,6 +143,25 @@ def test_discover(sim: Any, tmp_path: Path) -> None:
         assert {m.value for m in stream.supported_sync_modes} == {"full_refresh", "incremental"}
 
 
+# stream -> a field the connector adds to Klaviyo's resource (as Airbyte's connector does)
+STREAM_EXTRAS = {
+    "events_detailed": ("relationships", "metric", "data", "name"),
+    "global_exclusions": ("attributes", "subscriptions", "email", "marketing", "suppressions"),
+    "lists_detailed": ("attributes", "profile_count"),
+    "campaigns": ("attributes", "channel"),
+    "campaigns_detailed": ("estimated_recipient_count",),
+}
+
+
+def has_path(record: dict[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = record
+    for key in path:
+        if not isinstance(node, dict) or node.get(key) is None:
+            return False
+        node = node[key]
+    return True
+
+
 @pytest.mark.parametrize("mode", ["full_refresh", "incremental"])
 def test_read_every_stream(sim: Any, tmp_path: Path, mode: str) -> None:
     result = run_cli(tmp_path, "read", config=make_config(sim), catalog=configured_catalog(ALL_STREAMS, mode))
@@ -155,6 +174,9 @@ def test_read_every_stream(sim: Any, tmp_path: Path, mode: str) -> None:
         assert seen[0] == "STARTED" and seen[-1] == "COMPLETE", (stream, seen)
     assert sorted(statuses(result)) == sorted(ALL_STREAMS)
     assert not [m for m in result.of_type("TRACE") if m.trace.error is not None]
+    for stream, path in STREAM_EXTRAS.items():
+        assert all(has_path(record, path) for record in found[stream]), (stream, path)
+    assert any("campaign_messages" in record for record in found["campaigns_detailed"])
 
 
 def test_second_incremental_read_resumes_from_state(sim: Any, tmp_path: Path) -> None:

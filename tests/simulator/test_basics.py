@@ -209,3 +209,16 @@ def test_advance_rejects_unknown_changes(sim: Simulator) -> None:
     with pytest.raises(ValueError):
         sim.advance(events=-1)
     assert fetch(sim, "/__sim/advance", method="POST", key="", json={"events": 2}).status == 200
+
+
+def test_a_taken_port_fails_cleanly(sim: Simulator) -> None:
+    import threading
+
+    port = int(sim.base_url.rsplit(":", 1)[1])
+    threads = threading.active_count()
+    with (
+        pytest.raises(OSError),
+        start_in_thread(SimulatorOptions(sizes={"events": 10, "profiles": 5}, port=port)),
+    ):
+        pass
+    assert threading.active_count() == threads

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,12 +42,13 @@ class Simulator:
     api_key: str
     store: Store
     controls: Controls
-    _advance: Any = None
+    _advance: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def advance(self, **changes: Any) -> dict[str, Any]:
         """Same as `POST /__sim/advance`: create/update records stamped now; returns what changed."""
-        result: dict[str, Any] = self._advance(changes)
-        return result
+        if self._advance is None:
+            raise RuntimeError("this simulator handle cannot advance time")
+        return self._advance(changes)
 
 
 def build_store(options: SimulatorOptions) -> Store:
@@ -98,7 +99,17 @@ def start_in_thread(options: SimulatorOptions | None = None) -> Iterator[Simulat
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="klaviyo-simulator", daemon=True)
     thread.start()
-    runner, base_url = asyncio.run_coroutine_threadsafe(_serve(options, store, controls), loop).result()
+
+    def stop_loop() -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+    try:
+        runner, base_url = asyncio.run_coroutine_threadsafe(_serve(options, store, controls), loop).result()
+    except BaseException:
+        stop_loop()  # e.g. the port is taken: leave no thread behind
+        raise
 
     def advance(changes: dict[str, Any]) -> dict[str, Any]:
         async def run() -> dict[str, Any]:
@@ -110,6 +121,4 @@ def start_in_thread(options: SimulatorOptions | None = None) -> Iterator[Simulat
         yield Simulator(base_url, _full_access_key(options.keys), store, controls, advance)
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+        stop_loop()

@@ -168,13 +168,8 @@ def run_read(config: Config, files: dict[str, str | None], sink: AirbyteSink) ->
 # --- main --------------------------------------------------------------------------------------
 
 
-def main(argv: list[str], out: BinaryIO | None = None) -> int:
-    """argv[0] is the verb (spec, check, discover or read); messages go to `out` (stdout)."""
-    verb, args = argv[0], argv[1:]
-    if out is None:
-        out = sys.stdout.buffer
-    saved_stdout, sys.stdout = sys.stdout, sys.stderr  # stray prints must not corrupt the protocol
-    sink = AirbyteSink(out=out, secrets=secrets_of(None))
+def run_verb(verb: str, args: list[str], sink: AirbyteSink) -> int:
+    """Run one verb; every failure becomes a protocol message and an exit code."""
     try:
         if verb not in VERB_FILES:
             raise ConfigError(f"Unknown command '{verb}'; expected one of: {', '.join(VERB_FILES)}.")
@@ -200,6 +195,8 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
     except ConfigError as error:
         sink.fail(error)
         return 1
+    except BrokenPipeError:
+        raise
     except Exception as error:  # a bug: report it as a protocol message, never a bare traceback
         message, internal = describe(error)
         sink.emit(
@@ -212,5 +209,20 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
         )
         return 1
     finally:
-        out.flush()
+        sink.out.flush()
+
+
+def main(argv: list[str], out: BinaryIO | None = None) -> int:
+    """argv[0] is the verb (spec, check, discover or read); messages go to `out` (stdout)."""
+    real_stdout = out is None
+    stream = sys.stdout.buffer if out is None else out
+    saved_stdout, sys.stdout = sys.stdout, sys.stderr  # stray prints must not corrupt the protocol
+    try:
+        return run_verb(argv[0], argv[1:], AirbyteSink(out=stream, secrets=secrets_of(None)))
+    except BrokenPipeError:  # the reader went away: nothing more can be said on stdout
+        print("source-klaviyo: stdout was closed by the reader; stopping.", file=sys.stderr)
+        if real_stdout:  # keep the interpreter's final flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), saved_stdout.fileno())
+        return 1
+    finally:
         sys.stdout = saved_stdout

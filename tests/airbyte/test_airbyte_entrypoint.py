@@ -138,3 +138,16 @@ def test_read_with_empty_catalog_does_nothing(tmp_path: Path) -> None:
         ["read", "--config", config, "--catalog", write(tmp_path, "cat.json", {"streams": []})]
     )
     assert (code, out) == (0, [])
+
+
+class ClosedPipe(io.BytesIO):
+    def write(self, data: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_closed_stdout_stops_quietly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spec"], out=ClosedPipe()) == 1
+    assert "stdout was closed" in capsys.readouterr().err

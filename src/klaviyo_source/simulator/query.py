@@ -71,18 +71,17 @@ def parse_datetime_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-_DAYS: dict[int, str] = {}
+_HOURS: dict[int, str] = {}
 
 
 def iso_seconds(epoch_seconds: int) -> str:
-    """Epoch seconds -> `2024-09-03T10:00:00+00:00`, the format Klaviyo emits (day prefix cached)."""
-    day, second = divmod(epoch_seconds, 86_400)
-    prefix = _DAYS.get(day)
+    """Epoch seconds -> `2024-09-03T10:00:00+00:00`, the format Klaviyo emits (hour prefix cached)."""
+    hour, rest = divmod(epoch_seconds, 3600)
+    prefix = _HOURS.get(hour)
     if prefix is None:
-        prefix = _DAYS[day] = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
-    hour, rest = divmod(second, 3600)
-    minute, sec = divmod(rest, 60)
-    return f"{prefix}{hour:02d}:{minute:02d}:{sec:02d}+00:00"
+        prefix = _HOURS[hour] = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H:")
+    minute, second = divmod(rest, 60)
+    return f"{prefix}{minute:02d}:{second:02d}+00:00"
 
 
 # ---------------------------------------------------------------- filter grammar

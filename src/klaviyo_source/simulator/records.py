@@ -54,7 +54,8 @@ def event_row(identifier: str) -> int | None:
 
 
 def event_uuid(h: int) -> str:
-    x = f"{h:016x}{(h * 0x9E3779B97F4A7C15) & MASK64:016x}"
+    """A version-4-shaped UUID from the event's random bits."""
+    x = f"{(h << 64) | ((h * 0x9E3779B97F4A7C15) & MASK64):032x}"
     return f"{x[:8]}-{x[8:12]}-4{x[13:16]}-a{x[17:20]}-{x[20:]}"
 
 

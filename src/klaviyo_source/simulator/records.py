@@ -14,9 +14,6 @@ from klaviyo_source.simulator.data import (
     LAST_NAMES,
     PRODUCTS,
     Columns,
-    frac,
-    mix,
-    pick,
 )
 from klaviyo_source.simulator.query import iso_seconds
 
@@ -135,41 +132,57 @@ def profile_id(cols: Columns, row: int) -> str:
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def profile_email(seed: int, row: int) -> str:
-    first, last = pick(FIRST_NAMES, seed, 1, row), pick(LAST_NAMES, seed, 2, row)
-    return f"{first}.{last}{row}@{pick(DOMAINS, seed, 3, row)}".lower()
+# Profile attributes draw from three 64-bit words derived from the profile's random bits:
+# cheap bit slices instead of a hash per attribute (profiles are rendered on every page).
+K1, K2 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F
 
 
-def profile_phone(seed: int, row: int) -> str | None:
-    return f"+1555{mix(seed, 4, row) % 10**7:07d}" if frac(seed, 5, row) < 0.4 else None
+def _words(cols: Columns, row: int) -> tuple[int, int, int]:
+    h = cols.profile_rand[row]
+    h2 = (h * K1) & MASK64
+    return h, h2, (h2 * K2) & MASK64
 
 
-def profile_external_id(seed: int, row: int) -> str | None:
-    return f"cust_{mix(seed, 6, row) % 10**8}" if frac(seed, 7, row) < 0.5 else None
+def profile_email(cols: Columns, row: int) -> str:
+    h = cols.profile_rand[row]
+    first, last = FIRST_NAMES[h % len(FIRST_NAMES)], LAST_NAMES[(h >> 8) % len(LAST_NAMES)]
+    return f"{first}.{last}{row}@{DOMAINS[(h >> 16) % len(DOMAINS)]}".lower()
 
 
-def profile_attributes(seed: int, cols: Columns, row: int, now: int) -> dict[str, Any]:
+def profile_phone(cols: Columns, row: int) -> str | None:
+    h = cols.profile_rand[row]
+    return f"+1555{((h * K1) & MASK64) % 10**7:07d}" if (h >> 20) % 100 < 40 else None
+
+
+def profile_external_id(cols: Columns, row: int) -> str | None:
+    h = cols.profile_rand[row]
+    return f"cust_{(((h * K1) & MASK64) >> 24) % 10**8}" if (h >> 27) % 100 < 50 else None
+
+
+def push_token(cols: Columns, row: int) -> str | None:
+    return f"{_words(cols, row)[2]:016x}" if cols.push_enabled[row] else None
+
+
+def profile_attributes(cols: Columns, row: int) -> dict[str, Any]:
+    h, _, h3 = _words(cols, row)
     created, updated = cols.profile_created[row], cols.profile_updated[row]
-    city = pick(CITIES, seed, 8, row)
-    last_event = (
-        None if frac(seed, 9, row) < 0.1 else created + int((updated - created) * frac(seed, 10, row))
-    )
-    version = cols.profile_version[row]
+    city = CITIES[(h >> 34) % len(CITIES)]
+    last_event = None if (h >> 38) % 10 == 0 else created + ((updated - created) * (h3 & 0xFFFF) >> 16)
     return {
-        "email": profile_email(seed, row),
-        "phone_number": profile_phone(seed, row),
-        "external_id": profile_external_id(seed, row),
-        "first_name": pick(FIRST_NAMES, seed, 1, row),
-        "last_name": pick(LAST_NAMES, seed, 2, row),
-        "organization": None if frac(seed, 11, row) < 0.7 else "Example Org",
-        "locale": pick(["en-US", "en-GB", "de-DE", "fr-FR"], seed, 12, row),
+        "email": profile_email(cols, row),
+        "phone_number": profile_phone(cols, row),
+        "external_id": profile_external_id(cols, row),
+        "first_name": FIRST_NAMES[h % len(FIRST_NAMES)],
+        "last_name": LAST_NAMES[(h >> 8) % len(LAST_NAMES)],
+        "organization": "Example Org" if (h >> 42) % 10 < 3 else None,
+        "locale": ("en-US", "en-GB", "de-DE", "fr-FR")[(h >> 46) % 4],
         "title": None,
         "image": None,
         "created": iso_seconds(created),
         "updated": iso_seconds(updated),
         "last_event_date": iso_seconds(last_event) if last_event is not None else None,
         "location": {
-            "address1": f"{1 + mix(seed, 13, row) % 999} Main St",
+            "address1": f"{1 + (h3 >> 16) % 999} Main St",
             "address2": None,
             "city": city[0],
             "country": city[2],
@@ -178,20 +191,21 @@ def profile_attributes(seed: int, cols: Columns, row: int, now: int) -> dict[str
             "region": city[1],
             "zip": city[3],
             "timezone": city[4],
-            "ip": f"203.0.113.{mix(seed, 14, row) % 254 + 1}",
+            "ip": f"203.0.113.{(h3 >> 26) % 254 + 1}",
         },
         "properties": {
-            "Accepts Marketing": frac(seed, 15, row) < 0.6,
-            "Loyalty Points": version * 10 + mix(seed, 16, row) % 500,
-            "source": pick(["shopify", "popup", "import"], seed, 17, row),
+            "Accepts Marketing": (h >> 49) % 10 < 6,
+            "Loyalty Points": cols.profile_version[row] * 10 + (h3 >> 34) % 500,
+            "source": ("shopify", "popup", "import")[(h >> 53) % 3],
         },
     }
 
 
-def subscriptions(seed: int, cols: Columns, row: int) -> dict[str, Any]:
+def subscriptions(cols: Columns, row: int) -> dict[str, Any]:
+    h = cols.profile_rand[row]
     created = cols.profile_created[row]
     suppression = cols.suppression.get(row)
-    consent = pick(["SUBSCRIBED", "SUBSCRIBED", "UNSUBSCRIBED", "NEVER_SUBSCRIBED"], seed, 18, row)
+    consent = ("SUBSCRIBED", "SUBSCRIBED", "UNSUBSCRIBED", "NEVER_SUBSCRIBED")[(h >> 56) % 4]
     if suppression and suppression[0] == "UNSUBSCRIBE":
         consent = "UNSUBSCRIBED"
     email = {
@@ -202,25 +216,25 @@ def subscriptions(seed: int, cols: Columns, row: int) -> dict[str, Any]:
         "method": "FORM" if consent != "NEVER_SUBSCRIBED" else None,
         "method_detail": "",
         "custom_method_detail": None,
-        "double_optin": frac(seed, 19, row) < 0.3,
+        "double_optin": (h >> 58) % 10 < 3,
         "suppression": [{"reason": suppression[0], "timestamp": iso_seconds(suppression[1])}]
         if suppression
         else [],
         "list_suppressions": [],
     }
     out: dict[str, Any] = {"email": {"marketing": email}}
-    if profile_phone(seed, row):
-        sms_consent = "SUBSCRIBED" if frac(seed, 20, row) < 0.5 else "NEVER_SUBSCRIBED"
+    if profile_phone(cols, row):
+        subscribed = (h >> 61) & 1 == 0
         channel = {
-            "consent": sms_consent,
-            "consent_timestamp": iso_seconds(created) if sms_consent == "SUBSCRIBED" else None,
-            "method": "TEXT" if sms_consent == "SUBSCRIBED" else None,
+            "consent": "SUBSCRIBED" if subscribed else "NEVER_SUBSCRIBED",
+            "consent_timestamp": iso_seconds(created) if subscribed else None,
+            "method": "TEXT" if subscribed else None,
             "method_detail": "",
             "last_updated": iso_seconds(created),
         }
         out["sms"] = {
-            "marketing": {"can_receive_sms_marketing": sms_consent == "SUBSCRIBED", **channel},
-            "transactional": {"can_receive_sms_transactional": sms_consent == "SUBSCRIBED", **channel},
+            "marketing": {"can_receive_sms_marketing": subscribed, **channel},
+            "transactional": {"can_receive_sms_transactional": subscribed, **channel},
         }
     if cols.push_enabled[row]:
         out["mobile_push"] = {
@@ -233,23 +247,24 @@ def subscriptions(seed: int, cols: Columns, row: int) -> dict[str, Any]:
     return out
 
 
-def predictive_analytics(seed: int, row: int, now: int) -> dict[str, Any]:
-    orders = mix(seed, 28, row) % 8
-    aov = round(20 + 180 * frac(seed, 29, row), 2)
-    predicted = round(3 * frac(seed, 30, row), 2)
+def predictive_analytics(cols: Columns, row: int, now: int) -> dict[str, Any]:
+    _, h2, h3 = _words(cols, row)
+    orders = (h2 >> 50) % 8
+    aov = round(20 + 180 * ((h3 >> 40) & 0xFFFF) / 65536, 2)
+    predicted = round(3 * ((h2 >> 8) & 0xFFFF) / 65536, 2)
     return {
         "historic_clv": round(orders * aov, 2),
         "predicted_clv": round(predicted * aov, 2),
         "total_clv": round((orders + predicted) * aov, 2),
         "historic_number_of_orders": orders,
         "predicted_number_of_orders": predicted,
-        "average_days_between_orders": round(20 + 100 * frac(seed, 44, row), 1) if orders > 1 else None,
+        "average_days_between_orders": round(20 + 100 * ((h2 >> 24) & 0xFFFF) / 65536, 1)
+        if orders > 1
+        else None,
         "average_order_value": aov if orders else 0.0,
-        "churn_probability": round(frac(seed, 45, row), 2),
-        "expected_date_of_next_order": iso_seconds(now + int(86_400 * 90 * frac(seed, 46, row)))
+        "churn_probability": round(((h3 >> 8) & 0xFFFF) / 65536, 2),
+        "expected_date_of_next_order": iso_seconds(now + 86_400 * 90 * ((h2 >> 40) & 0x3FF) // 1024)
         if orders
         else None,
-        "ranked_channel_affinity": ["email", "sms", "push"]
-        if frac(seed, 47, row) < 0.5
-        else ["email", "push", "sms"],
+        "ranked_channel_affinity": ["email", "sms", "push"] if (h3 >> 60) & 1 else ["email", "push", "sms"],
     }

@@ -210,11 +210,11 @@ class Store:
         if field == "id":
             return self.profile_id(row)
         if field == "email":
-            return records.profile_email(self.seed, row)
+            return records.profile_email(self.cols, row)
         if field == "phone_number":
-            return records.profile_phone(self.seed, row)
+            return records.profile_phone(self.cols, row)
         if field == "external_id":
-            return records.profile_external_id(self.seed, row)
+            return records.profile_external_id(self.cols, row)
         if field in ("created", "updated"):
             column = self.cols.profile_created if field == "created" else self.cols.profile_updated
             return column[row] * 1_000_000
@@ -226,23 +226,20 @@ class Store:
         if field.startswith("subscriptions.email.marketing.list_suppressions."):
             return []  # the generator creates no list-level suppressions
         if field == "push_token":
-            return self._push_token(row)
+            return self.push_token(row)
         if field == "profile_id":
             return self.profile_id(row)
         return None  # `_kx` (tracking token) never matches a generated profile
 
-    def _push_token(self, row: int) -> str | None:
-        return f"{mix(self.seed, 48, row):016x}" if self.cols.push_enabled[row] else None
-
     def push_token(self, row: int) -> str | None:
-        return self._push_token(row)
+        return records.push_token(self.cols, row)
 
     def _profile_sorted(self, field: str) -> list[Any]:
         """Lazily sorted keys for profile sorts without a maintained int index."""
         cached = self._sorted_cache.get(field)
         if cached is None:
             if field == "email":
-                cached = sorted((records.profile_email(self.seed, r), r) for r in range(self.profile_count))
+                cached = sorted((records.profile_email(self.cols, r), r) for r in range(self.profile_count))
             elif field == "id":
                 self._ensure_profile_ids()
                 cached = sorted((pid, r) for r, pid in enumerate(self._profile_ids))
@@ -278,13 +275,13 @@ class Store:
         return Page([k[-1] for k in found_t], [list(k) for k in found_t], more)
 
     def profile_attributes(self, row: int) -> dict[str, Any]:
-        return records.profile_attributes(self.seed, self.cols, row, self.now)
+        return records.profile_attributes(self.cols, row)
 
     def subscriptions(self, row: int) -> dict[str, Any]:
-        return records.subscriptions(self.seed, self.cols, row)
+        return records.subscriptions(self.cols, row)
 
     def predictive_analytics(self, row: int) -> dict[str, Any]:
-        return records.predictive_analytics(self.seed, row, self.now)
+        return records.predictive_analytics(self.cols, row, self.now)
 
     # ------------------------------------------------------------ list / segment members
 

@@ -26,6 +26,7 @@ from klaviyo_source.sink import StreamStats, StreamStatus
 ProgressMode = Literal["auto", "rich", "plain", "none"]
 PLAIN_EVERY_SECONDS = 5.0
 RICH_REFRESH_SECONDS = 0.25
+REPEAT_SECONDS = 30.0  # an identical log line is shown at most once per this many seconds
 
 
 @dataclass
@@ -75,6 +76,7 @@ class SyncProgress:
         self._tasks: dict[str, TaskID] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._ended: dict[str, float] = {}
+        self._last_said: dict[str, float] = {}
 
     async def __aenter__(self) -> SyncProgress:
         self.started = time.monotonic()
@@ -114,6 +116,10 @@ class SyncProgress:
         """A log line from the engine or the sink (debug and info lines only in plain mode)."""
         if self.mode == "none" or (self.mode == "rich" and level.upper() in ("DEBUG", "INFO", "TRACE")):
             return
+        now = time.monotonic()
+        if now - self._last_said.get(message, -REPEAT_SECONDS) < REPEAT_SECONDS:
+            return  # heartbeats of many waiting requests say the same thing: once is enough
+        self._last_said[message] = now
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         self.console.print(f"{stamp} {level.upper():<5} {message}", markup=False, soft_wrap=True)
 

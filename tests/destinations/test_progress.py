@@ -39,3 +39,22 @@ def test_plain_lines_every_few_seconds_and_summary() -> None:
     assert "1,000" in events_row and "200" in events_row
     total_row = next(line for line in text.splitlines() if "total" in line)
     assert "1,010" in total_row  # inserted across streams
+
+
+def test_rich_bars_show_partitions_records_and_status() -> None:
+    stats = {
+        "profiles": StreamStats(
+            records=2500, partitions_done=3, partitions_total=4, rate_limit_wait_seconds=7
+        )
+    }
+    counts = {"profiles": StreamCounts(received=2500, status=StreamStatus.RUNNING, reason="RATE_LIMITED")}
+    out = io.StringIO()
+
+    async def watch() -> None:
+        async with SyncProgress(stats, counts, "rich", stream=out):
+            await asyncio.sleep(0.3)
+
+    asyncio.run(watch())
+    final = out.getvalue().splitlines()[-1]
+    assert "profiles" in final and "3/4" in final and "2,500 rec" in final
+    assert "429-wait 7s" in final and "rate limited" in final

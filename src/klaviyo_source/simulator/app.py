@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from aiohttp import web
 
-from klaviyo_source.simulator.controls import JSONAPI, Controls, RouteInfo
+from klaviyo_source.simulator.controls import Controls, RouteInfo
 from klaviyo_source.simulator.query import (
     Condition,
     CursorCodec,
@@ -30,7 +30,6 @@ from klaviyo_source.simulator.resources import Renderer
 from klaviyo_source.simulator.spec import EndpointRule, endpoint_rules
 from klaviyo_source.simulator.store import Page, Store
 
-REVISION = "2026-07-15"
 _REVISION_FORMAT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(\.pre)?$")
 METRICS_PAGE_SIZE = 200  # GET /api/metrics has no page[size] parameter: fixed 200 per page
 # Default order when `sort` is absent (documented in docs/simulator.md).
@@ -57,6 +56,8 @@ class SimulatorState:
 
 
 class ApiError(Exception):
+    """An error answered in Klaviyo's JSON:API error shape."""
+
     def __init__(
         self, status: int, code: str, detail: str, parameter: str | None = None, title: str = ""
     ) -> None:
@@ -405,6 +406,3 @@ def build_app(
     controls.add_admin_routes(app)
     app.router.add_route("*", "/{tail:.*}", handle_api)
     return app
-
-
-__all__ = ["JSONAPI", "build_app"]

@@ -41,14 +41,16 @@ def _free_port() -> int:
         return port
 
 
-def _as_postgres_user(argv: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return argv
+def _ensure_postgres_user() -> None:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
-    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    """initdb refuses to run as root: run the server binaries as `postgres` then."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +59,7 @@ def postgres_url() -> Iterator[str]:
     base = Path(tempfile.mkdtemp(prefix="klaviyo-pg-"))
     data = base / "data"
     if os.geteuid() == 0:
-        _as_postgres_user(["true"])  # creates the user when missing
+        _ensure_postgres_user()
         shutil.chown(base, "postgres")
     port = _free_port()
     subprocess.run(

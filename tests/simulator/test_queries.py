@@ -347,3 +347,24 @@ def test_sparse_fieldsets_with_dotted_paths(sim: Simulator) -> None:
     attributes = body["data"][0]["attributes"]
     assert set(attributes) == {"email", "location"}
     assert set(attributes["location"]) == {"city", "zip"}
+
+
+def test_paging_profiles_by_updated_while_profiles_are_updated(sim: Simulator) -> None:
+    """Keyset paging: records not touched during the walk appear exactly once; touched ones reappear later."""
+    before = set(sim.store.profile_ids())
+    reply = fetch(sim, "/api/profiles", {"sort": "updated", "page[size]": "100"})
+    seen = [p["id"] for p in reply.body["data"]]
+    touched: set[str] = set()
+    created: list[str] = []
+    while reply.body["links"]["next"]:
+        if len(touched) < 30:
+            changes = sim.advance(profiles_updated=10, profiles_created=2, boundary=True)
+            touched |= set(changes["profiles_updated"])
+            created += changes["profiles_created"]
+        reply = fetch(sim, reply.body["links"]["next"])
+        seen += [p["id"] for p in reply.body["data"]]
+    counts: dict[str, int] = {}
+    for pid in seen:
+        counts[pid] = counts.get(pid, 0) + 1
+    assert set(seen) == before | set(created)
+    assert all(counts[pid] == 1 for pid in (before - touched) | set(created))

@@ -190,3 +190,10 @@ def test_global_exclusion_copies_suppression_without_touching_the_profile() -> N
     assert shape.global_exclusion({"id": "q", "attributes": {}}) is None
     empty = {"id": "r", "attributes": {"subscriptions": {"email": {"marketing": {"suppression": []}}}}}
     assert shape.global_exclusion(empty) is None
+
+
+def test_profile_region_number_becomes_a_string() -> None:
+    record = {"attributes": {"location": {"region": 10, "city": "Oslo"}}}
+    shape.normalize_profile(record)
+    assert record["attributes"]["location"] == {"region": "10", "city": "Oslo"}
+    shape.normalize_profile({"attributes": {"location": None}})

@@ -333,3 +333,19 @@ def test_long_waits_keep_logging(monkeypatch: Any) -> None:
         assert len(beats) >= 3 and sim.api_key not in " ".join(beats)
 
     with_sim(body)
+
+
+def test_future_state_makes_no_request_even_for_client_side_streams() -> None:
+    future = "2099-01-01T00:00:00+0000"
+    names = ["global_exclusions", "metrics", "lists", "events"]
+
+    async def body(sim: Simulator) -> None:
+        states = {n: {CURSOR[n]: future} for n in names}
+        sink, outcomes = await sync(sim, names, states)
+        assert all(o.status is StreamStatus.COMPLETE for o in outcomes)
+        assert sim.controls.stats()["requests_total"] == 0
+        for name in names:
+            assert sink.records_of(name) == []
+            assert sink.states_of(name) == [{CURSOR[name]: "2099-01-01T00:00:00+00:00"}]
+
+    with_sim(body)

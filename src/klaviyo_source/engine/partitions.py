@@ -160,9 +160,10 @@ def plan_windows(plan: GroupPlan, hi_final: datetime) -> list[Window]:
     for key in plan.row.partitions:
         track = Track(plan, key)
         plan.tracks[key] = track
+        needed = min(m.starts[key] for m in plan.members)
         # Suppression time <= updated: every suppressed profile is looked at, the members filter.
-        lo = FLOOR if plan.name == "suppressions" else min(m.starts[key] for m in plan.members)
-        if lo < hi_final:
+        lo = FLOOR if plan.name == "suppressions" else needed
+        if needed < hi_final:
             windows.append(track.add(lo, hi_final))
     return windows
 

@@ -327,6 +327,9 @@ class Scanner:
             if name == "events_detailed":
                 index = index if index is not None else shape.include_index(doc)
                 selected = [shape.merge_included(r, index) for r in selected]
+            elif name == "profiles":
+                for rec in selected:
+                    shape.normalize_profile(rec)
             elif name == "global_exclusions":
                 selected = [g for r in selected if (g := shape.global_exclusion(r)) is not None]
             elif member.row.detail:

@@ -54,6 +54,16 @@ def merge_included(record: Record, index: IncludedIndex) -> Record:
     return {**record, "relationships": new_relationships}
 
 
+def normalize_profile(record: Record) -> None:
+    """Airbyte's profiles schema types `attributes.location.region` as a string and its
+    connector casts numbers (2.10.2+); done in place (region is the only such field)."""
+    location = record["attributes"].get("location")
+    if location:
+        region = location.get("region")
+        if isinstance(region, int | float) and not isinstance(region, bool):
+            location["region"] = str(region)
+
+
 def suppression_of(record: Record) -> Any:
     """`attributes.subscriptions.email.marketing.suppression` or None."""
     try:

@@ -8,6 +8,7 @@ Tests read the same store (`records()`, `profile_ids()`, ...) to compute expecte
 from __future__ import annotations
 
 import bisect
+import random
 import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -290,16 +291,12 @@ class Store:
         key = (group_type, group_id)
         cached = self._members.get(key)
         if cached is None:
-            group = self.by_id[group_type][group_id]
-            share = group.hidden["member_share"]
-            salt = mix(self.seed, 130, *group_id.encode())
-            cached = []
-            for row in range(min(self.sizes.profiles, self.profile_count)):  # generated profiles only
-                if frac(salt, row) < share:
-                    created = self.cols.profile_created[row]
-                    joined = created + int((self.now - created) * frac(salt, 131, row))
-                    cached.append((joined << SHIFT) | row)
-            cached.sort()
+            share = self.by_id[group_type][group_id].hidden["member_share"]
+            rng = random.Random(f"{self.seed}:{group_type}:{group_id}")  # str seeds are stable across runs
+            draw, created, now = rng.random, self.cols.profile_created, self.now
+            rows = [r for r in range(min(self.sizes.profiles, self.profile_count)) if draw() < share]
+            # generated profiles only; each joined between its creation and "now" at generation
+            cached = sorted(((created[r] + int((now - created[r]) * draw())) << SHIFT) | r for r in rows)
             self._members[key] = cached
         return cached
 

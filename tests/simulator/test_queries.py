@@ -368,3 +368,49 @@ def test_paging_profiles_by_updated_while_profiles_are_updated(sim: Simulator) -
         counts[pid] = counts.get(pid, 0) + 1
     assert set(seen) == before | set(created)
     assert all(counts[pid] == 1 for pid in (before - touched) | set(created))
+
+
+PARAM_NAMES = [
+    "filter",
+    "sort",
+    "page[size]",
+    "page[cursor]",
+    "include",
+    "fields[event]",
+    "fields[profile]",
+    "additional-fields[profile]",
+    "additional-fields[list]",
+    "fields[nope]",
+    "other",
+]
+PARAM_VALUES = [
+    "",
+    "id",
+    "-updated",
+    "0",
+    "10",
+    "1000",
+    "metric",
+    "email,location.city",
+    "subscriptions",
+    "equals(id,'x')",
+    "has(profile)",
+    "greater-than(updated,2024-01-01)",
+    "abc.def",
+    "%",
+    "[]",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(
+        ["/api/events", "/api/profiles", "/api/lists", "/api/metrics", "/api/flows", "/api/tags"]
+    ),
+    params=st.dictionaries(st.sampled_from(PARAM_NAMES), st.sampled_from(PARAM_VALUES), max_size=4),
+)
+def test_arbitrary_queries_never_fail_with_5xx(sim: Simulator, path: str, params: dict[str, str]) -> None:
+    reply = fetch(sim, path, params)
+    assert reply.status in (200, 400), (path, params, reply.body)
+    if reply.status == 400:
+        assert reply.body["errors"][0]["source"]["parameter"] in params

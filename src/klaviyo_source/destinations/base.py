@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -278,30 +278,31 @@ class SqlDestination(ABC):
         self, info: TableInfo, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
     ) -> tuple[int, int]:
         """Replace rows whose stored version is not newer; insert the rest. (inserted, updated)."""
-        batch_table = "_klaviyo_batch"
-        self.create_batch_table(batch_table, info.table)
-        self.load(self.batch_ref(batch_table), columns, values, extracted)
-        target, staged = self.qualified(info.table), self.batch_ref(batch_table)
+        target = self.qualified(info.table)
         cursor = quote(info.row.cursor_field)
         same_key = " AND ".join(f"t.{quote(k)} = b.{quote(k)}" for k in info.row.primary_key)
-        replaced = self.execute(
-            f"DELETE FROM {target} AS t USING {staged} AS b WHERE {same_key} "
-            f"AND (t.{cursor} IS NULL OR b.{cursor} IS NULL OR b.{cursor} >= t.{cursor})"
-        )
         names = ", ".join(quote(c.name) for c in columns) + f", {quote(EXTRACTED_AT)}, {quote(SYNC_ID)}"
-        written = self.execute(
-            f"INSERT INTO {target} ({names}) SELECT {names} FROM {staged} AS b "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {same_key})"
-        )
-        self.execute(f"DROP TABLE {staged}")
+        with self.staged(info, columns, values, extracted) as staged:
+            replaced = self.execute(
+                f"DELETE FROM {target} AS t USING {staged} AS b WHERE {same_key} "
+                f"AND (t.{cursor} IS NULL OR b.{cursor} IS NULL OR b.{cursor} >= t.{cursor})"
+            )
+            written = self.execute(
+                f"INSERT INTO {target} ({names}) SELECT {names} FROM {staged} AS b "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {same_key})"
+            )
         return written - replaced, replaced
 
-    def create_batch_table(self, name: str, like: str) -> None:
-        """A temporary table with the columns of `like`, for one upsert."""
-        self.execute(f"CREATE TEMP TABLE {quote(name)} AS SELECT * FROM {self.qualified(like)} LIMIT 0")
-
-    def batch_ref(self, name: str) -> str:
-        return quote(name)
+    @contextmanager
+    def staged(
+        self, info: TableInfo, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
+    ) -> Iterator[str]:
+        """The batch as something SQL can join (default: a temporary table); yields its reference."""
+        name = quote("_klaviyo_batch")
+        self.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {self.qualified(info.table)} LIMIT 0")
+        self.load(name, columns, values, extracted)
+        yield name
+        self.execute(f"DROP TABLE {name}")
 
     def _save_state(self, stream: str, state: Mapping[str, Any]) -> None:
         p = self.placeholder

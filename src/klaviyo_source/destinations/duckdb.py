@@ -11,7 +11,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from klaviyo_source.destinations.base import DestinationBusyError, DestinationSpec, SqlDestination, quote
+from klaviyo_source.destinations.base import (
+    DestinationBusyError,
+    DestinationSpec,
+    SqlDestination,
+    TableInfo,
+    quote,
+)
 from klaviyo_source.destinations.lock import FileLock
 from klaviyo_source.destinations.typemap import EXTRACTED_AT, KIND_OF_SQL_TYPE, SYNC_ID, Column, Kind
 
@@ -66,19 +72,32 @@ class DuckDBDestination(SqlDestination):
             raise
         self.con.commit()
 
-    def load(
-        self, target: str, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
-    ) -> None:
+    def _arrow(
+        self, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
+    ) -> pa.Table:
         arrays = [pa.array(values[c.name], type=ARROW_TYPES[c.kind]) for c in columns]
         arrays.append(pa.array(extracted, type=ARROW_TYPES["timestamp"]))
         arrays.append(pa.array([self.sync_id] * len(extracted), type=pa.string()))
-        names = [quote(c.name) for c in columns] + [quote(EXTRACTED_AT), quote(SYNC_ID)]
-        batch = pa.Table.from_arrays(arrays, names=[c.name for c in columns] + [EXTRACTED_AT, SYNC_ID])
-        self.con.register(_ARROW_VIEW, batch)
+        return pa.Table.from_arrays(arrays, names=[c.name for c in columns] + [EXTRACTED_AT, SYNC_ID])
+
+    def load(
+        self, target: str, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
+    ) -> None:
+        names = ", ".join([quote(c.name) for c in columns] + [quote(EXTRACTED_AT), quote(SYNC_ID)])
+        self.con.register(_ARROW_VIEW, self._arrow(columns, values, extracted))
         try:
-            self.con.execute(
-                f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(names)} FROM {_ARROW_VIEW}"
-            )
+            self.con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {_ARROW_VIEW}")
+        finally:
+            self.con.unregister(_ARROW_VIEW)
+
+    @contextmanager
+    def staged(
+        self, info: TableInfo, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
+    ) -> Iterator[str]:
+        """The Arrow batch itself, registered as a view: DuckDB joins it without copying it first."""
+        self.con.register(_ARROW_VIEW, self._arrow(columns, values, extracted))
+        try:
+            yield _ARROW_VIEW
         finally:
             self.con.unregister(_ARROW_VIEW)
 

@@ -13,7 +13,13 @@ from typing import Any
 
 import psycopg
 
-from klaviyo_source.destinations.base import DestinationBusyError, DestinationSpec, SqlDestination, quote
+from klaviyo_source.destinations.base import (
+    DestinationBusyError,
+    DestinationSpec,
+    SqlDestination,
+    TableInfo,
+    quote,
+)
 from klaviyo_source.destinations.typemap import EXTRACTED_AT, KIND_OF_SQL_TYPE, SYNC_ID, Column, Kind
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.table import StreamRow
@@ -82,11 +88,17 @@ class PostgresDestination(SqlDestination):
             for index, row in enumerate(zip(*lists, strict=True)):
                 copy.write_row((*row, extracted[index], sync_id))
 
-    def create_batch_table(self, name: str, like: str) -> None:
-        self.execute(f"CREATE TEMP TABLE {quote(name)} (LIKE {self.qualified(like)}) ON COMMIT DROP")
-
-    def batch_ref(self, name: str) -> str:
-        return f"pg_temp.{quote(name)}"
+    @contextmanager
+    def staged(
+        self, info: TableInfo, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
+    ) -> Iterator[str]:
+        name = f"pg_temp.{quote('_klaviyo_batch')}"
+        self.execute(
+            f"CREATE TEMP TABLE {quote('_klaviyo_batch')} (LIKE {self.qualified(info.table)}) ON COMMIT DROP"
+        )
+        self.load(name, columns, values, extracted)
+        yield name
+        self.execute(f"DROP TABLE {name}")
 
     def after_create(self, table: str, row: StreamRow) -> None:
         keys = ", ".join(quote(k) for k in row.primary_key)

@@ -105,11 +105,8 @@ def destination_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-OpenDestination = Callable[..., SqlDestination]
-
-
 @pytest.fixture
-def open_destination(destination_url: str) -> Iterator[OpenDestination]:
+def open_destination(destination_url: str) -> Iterator[Callable[..., SqlDestination]]:
     """Opens destinations on the test's URL (closed at teardown)."""
     opened: list[SqlDestination] = []
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from klaviyo_source.destinations.base import SqlDestination
 from klaviyo_source.streams.table import StreamRow
+
+OpenDestination = Callable[..., SqlDestination]  # the `open_destination` fixture
 
 EVENTS = StreamRow("events", "datetime")
 

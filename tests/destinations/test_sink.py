@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import OpenDestination
-from dest_records import EVENT_SCHEMA, EVENTS, event
+from dest_records import EVENT_SCHEMA, EVENTS, OpenDestination, event
 
 from klaviyo_source.destinations.base import SqlDestination, WriteMode
 from klaviyo_source.destinations.sink import DestinationSink

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import OpenDestination
-from dest_records import BASE_TIME, EVENT_SCHEMA, EVENTS, event
+from dest_records import BASE_TIME, EVENT_SCHEMA, EVENTS, OpenDestination, event
 
 from klaviyo_source.destinations.base import Batch, DestinationBusyError, SqlDestination, WriteMode
 

@@ -224,6 +224,7 @@ class KlaviyoClient:
         limiter = self.limiters.get(bucket)
         attempt = 0  # backoff retries used
         throttle_waited = 0.0
+        throttles = 0
         shown = str(url) if not params else f"{url}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
         while True:
             await self._pace(bucket, obs)
@@ -261,7 +262,10 @@ class KlaviyoClient:
                 body = b""
 
             if action is Action.RATE_LIMITED:
-                wait = retry_after_delay(retry_after)
+                throttles += 1
+                # Without Retry-After: exponential from 1 s (Airbyte's behaviour), with jitter.
+                fallback = max(1.0, backoff_delay(throttles - 1, 1.0))
+                wait = retry_after_delay(retry_after, default=fallback)
                 if throttle_waited + wait > self.config.max_rate_limit_wait:
                     raise TransientError(
                         f"Klaviyo kept rate-limiting {shown} (429); waited {throttle_waited:.0f}s, "

@@ -261,8 +261,9 @@ class SqlDestination(ABC):
         columns = [c for c in info.columns.values() if c.path]
         values: dict[str, list[Any]] = {}
         result = WriteResult()
+        attributes = [record.get("attributes") or {} for record in records]
         for column in columns:
-            values[column.name], rejected = column_values(records, column)
+            values[column.name], rejected = column_values(records, column, attributes)
             result.rejected_values += rejected
         with self.transaction():
             if info.mode is WriteMode.DEDUP and records:

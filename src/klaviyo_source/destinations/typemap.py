@@ -203,11 +203,19 @@ COERCE: dict[Kind, Any] = {
 }
 
 
-def column_values(records: Sequence[Mapping[str, Any]], column: Column) -> tuple[list[Any], int]:
-    """One column's values for a batch, and how many non-null values did not fit its kind."""
+def column_values(
+    records: Sequence[Mapping[str, Any]],
+    column: Column,
+    attributes: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[list[Any], int]:
+    """One column's values for a batch, and how many non-null values did not fit its kind.
+    `attributes`: each record's `attributes` object (or {}), when the caller already has them."""
     if len(column.path) == 1:
         key = column.path[0]
         raw = [record.get(key) for record in records]
+    elif attributes is not None and column.path[0] == "attributes":
+        inner = column.path[1]
+        raw = [a.get(inner) for a in attributes]
     else:
         outer, inner = column.path
         raw = [(record.get(outer) or {}).get(inner) for record in records]

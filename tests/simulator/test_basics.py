@@ -222,3 +222,17 @@ def test_a_taken_port_fails_cleanly(sim: Simulator) -> None:
     ):
         pass
     assert threading.active_count() == threads
+
+
+def test_an_internal_error_is_a_klaviyo_shaped_500() -> None:
+    with start_in_thread(SimulatorOptions(sizes={"events": 20, "profiles": 5})) as tiny:
+
+        def broken(*_: object, **__: object) -> None:
+            raise RuntimeError("boom")
+
+        tiny.store.page_events = broken  # type: ignore[assignment,method-assign]
+        reply = fetch(tiny, "/api/events")
+        assert reply.status == 500
+        assert reply.body["errors"][0]["code"] == "error"
+        assert "boom" not in str(reply.body)
+        assert fetch(tiny, "/api/metrics").status == 200

@@ -7,6 +7,7 @@ unknown id -> 404, then the page goes out through `controls.respond`.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ TITLES = {
     405: "Method not allowed.",
 }
 APP_KEY_STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state")
+LOG = logging.getLogger("klaviyo_source.simulator")
 
 
 @dataclass
@@ -324,6 +326,19 @@ def single(
 
 
 async def handle_api(request: web.Request) -> web.StreamResponse:
+    """Serve one API request; a bug in the simulator answers 500 in Klaviyo's error shape."""
+    try:
+        return await serve_api(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        LOG.exception("simulator error on %s %s", request.method, request.path)  # path only, no headers
+        state = request.app[APP_KEY_STATE]
+        err = ApiError(500, "error", "A server error occurred.", title="A server error occurred.")
+        return await _error(state, request, None, err)
+
+
+async def serve_api(request: web.Request) -> web.StreamResponse:
     state = request.app[APP_KEY_STATE]
     path = request.path
     found = [(m, r) for m, r in ((p.match(path), r) for p, r in state.routes) if m is not None]

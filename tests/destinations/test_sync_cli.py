@@ -46,6 +46,8 @@ def test_key_from_environment_and_destination_forms(tmp_path: Path) -> None:
     assert options.full_refresh  # overwrite implies a full refresh
     absolute = parse_args(["--destination", "duckdb:////tmp/a.duckdb"], environ={"KLAVIYO_API_KEY": "k"})
     assert absolute.destination.target == "/tmp/a.duckdb"
+    bare = parse_args(["--destination", "data/k.duckdb?schema=raw"], environ={"KLAVIYO_API_KEY": "k"})
+    assert (bare.destination.target, bare.destination.schema) == ("data/k.duckdb", "raw")
 
 
 @pytest.mark.parametrize(
@@ -54,6 +56,7 @@ def test_key_from_environment_and_destination_forms(tmp_path: Path) -> None:
         (["--streams", "events,nope"], "unknown stream(s): nope"),
         (["--write", "merge"], "invalid choice"),
         (["--destination", "mysql://x/y"], "Invalid destination"),
+        (["--destination", "postgresql://h:port/db"], "port"),
         (["--destination", "duckdb:///x.duckdb?schema=bad-name"], "schema"),
         (["--bogus"], "unrecognized arguments"),
     ],

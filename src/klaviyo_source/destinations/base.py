@@ -104,8 +104,13 @@ def parse_destination(url: str) -> DestinationSpec:
         raise ConfigError(f"Invalid destination: schema {schema!r} must be letters, digits and underscores.")
     if parts.scheme in ("postgresql", "postgres"):
         target = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
-        host = parts.hostname or "localhost"
-        display = f"postgresql://{host}{f':{parts.port}' if parts.port else ''}{parts.path} (schema {schema})"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            raise ConfigError(
+                "Invalid destination: the port in the postgresql:// URL is not a number."
+            ) from None
+        display = f"postgresql://{parts.hostname or 'localhost'}{port}{parts.path} (schema {schema})"
         return DestinationSpec("postgres", target, schema, display)
     if parts.scheme == "duckdb":
         path = url.split("://", 1)[1].split("?", 1)[0]
@@ -113,8 +118,8 @@ def parse_destination(url: str) -> DestinationSpec:
         if not path:
             raise ConfigError("Invalid destination: duckdb:///path/to/file.duckdb needs a file path.")
         return DestinationSpec("duckdb", path, schema, f"duckdb file {path} (schema {schema})")
-    if parts.scheme == "" and url:
-        return DestinationSpec("duckdb", url, schema, f"duckdb file {url} (schema {schema})")
+    if parts.scheme == "" and parts.path:
+        return DestinationSpec("duckdb", parts.path, schema, f"duckdb file {parts.path} (schema {schema})")
     raise ConfigError(
         f"Invalid destination {parts.scheme}://...: use duckdb:///path/to/file.duckdb or postgresql://..."
     )

@@ -38,7 +38,7 @@ class DuckDBDestination(SqlDestination):
 
     def __init__(self, spec: DestinationSpec, sync_id: str) -> None:
         super().__init__(spec, sync_id)
-        path = Path(spec.target)
+        path = Path(spec.target).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(path.with_name(path.name + ".lock"))
         self._lock.acquire(spec.display)

@@ -5,6 +5,7 @@ The simulator runs as `klaviyo-source simulate` in its own process, so this proc
 and the front's JSON output (AirbyteSink writing to /dev/null). Prints numbers, asserts nothing.
 
     .venv/bin/python -m bench.read_cpu [--scale medium] [--streams events,events_detailed] [--workers 10]
+        [--latency-ms 200 --latency-per-record-ms 0.2]   # wall time shows what concurrency buys
 """
 
 from __future__ import annotations
@@ -54,9 +55,17 @@ def main() -> None:
     parser.add_argument("--scale", default="medium")
     parser.add_argument("--streams", default="events")
     parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated latency per response")
+    parser.add_argument("--latency-per-record-ms", type=float, default=0.0)
     args = parser.parse_args()
     port = free_port()
     command = [sys.executable, "-m", "klaviyo_source", "simulate", "--port", str(port), "--scale", args.scale]
+    command += [
+        "--latency-ms",
+        str(args.latency_ms),
+        "--latency-per-record-ms",
+        str(args.latency_per_record_ms),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

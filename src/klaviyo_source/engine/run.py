@@ -104,10 +104,12 @@ class _Run:
         task.add_done_callback(self.tasks.discard)
 
     def can_split(self) -> bool:
-        """Split only when request capacity is idle (windows waiting on a slow rate bucket do not
-        count) and the number of open windows stays reasonable."""
+        """Split only when request capacity is idle: a slot besides the caller's own is free (windows
+        waiting on a slow rate bucket hold none), and the number of open windows stays bounded."""
         assert self.client is not None
-        return self.client.free_slots() > 0 and self.active < MAX_WINDOWS_PER_WORKER * self.config.num_workers
+        if self.active >= MAX_WINDOWS_PER_WORKER * self.config.num_workers:
+            return False
+        return self.client.free_slots() >= 2 or self.active < self.config.num_workers
 
     async def emit_state(self, plan: GroupPlan, member: Member, *, force: bool) -> None:
         state = member.state(plan, self.hi_final)

@@ -32,6 +32,7 @@ from reliability_harness import (
 from klaviyo_source.simulator.server import Simulator
 
 SEEDS = range(20)
+CHAOS_SEEDS = range(100, 105)
 STREAMS = ["events", "profiles", "email_templates", "campaigns", "flows", "metrics"]
 MAX_KILLS = 3  # per seed; the run after the last kill must finish on its own
 
@@ -115,24 +116,28 @@ def total_lines(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> int
     return full_run_lines(sim, tmp_path_factory.mktemp("reference"))
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_kill_9_at_random_points_then_resume_loses_nothing(
-    sim: Simulator, total_lines: int, tmp_path: Path, seed: int, assert_no_secret: Callable[..., None]
-) -> None:
+def kill_and_resume(sim: Simulator, total_lines: int, folder: Path, seed: int) -> Resumed:
+    """Kill a read 1..MAX_KILLS times at random lines, then let one finish; all runs' output."""
     rng = random.Random(seed)
-    config = make_config(sim)
+    config = make_config(sim, max_retries=6)
     resumed = Resumed()
     for _ in range(rng.randint(1, MAX_KILLS)):
-        attempt = run_read(tmp_path, config, resumed.states, rng.randint(1, total_lines))
+        attempt = run_read(folder, config, resumed.states, rng.randint(1, total_lines))
         resumed.absorb(attempt)
         if not attempt.killed:  # it finished before the chosen line
             break
-    if not resumed.attempts or resumed.attempts[-1].killed:
-        resumed.absorb(run_read(tmp_path, config, resumed.states, None))
+    if resumed.attempts[-1].killed:
+        resumed.absorb(run_read(folder, config, resumed.states, None))
+    return resumed
+
+
+def assert_complete(
+    sim: Simulator, resumed: Resumed, seed: int, assert_no_secret: Callable[..., None]
+) -> None:
     last = resumed.attempts[-1]
     assert last.code == 0, last.stderr[-2000:]
     for attempt in resumed.attempts:
-        assert_no_secret(attempt.stdout, attempt.stderr, extra=(config["api_key"],))
+        assert_no_secret(attempt.stdout, attempt.stderr, extra=(sim.api_key,))
     for stream in STREAMS:
         assert resumed.ids.get(stream, set()) == truth(sim, stream), stream
     kills = sum(a.killed for a in resumed.attempts)
@@ -140,3 +145,26 @@ def test_kill_9_at_random_points_then_resume_loses_nothing(
     print(
         f"RELIABILITY kill seed={seed}: runs={len(resumed.attempts)} kills={kills} records_emitted={records}"
     )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_kill_9_at_random_points_then_resume_loses_nothing(
+    sim: Simulator, total_lines: int, tmp_path: Path, seed: int, assert_no_secret: Callable[..., None]
+) -> None:
+    assert_complete(sim, kill_and_resume(sim, total_lines, tmp_path, seed), seed, assert_no_secret)
+
+
+@pytest.mark.parametrize("seed", CHAOS_SEEDS)
+def test_kill_9_while_the_server_fails_randomly_then_resume_loses_nothing(
+    sim: Simulator, total_lines: int, tmp_path: Path, seed: int, assert_no_secret: Callable[..., None]
+) -> None:
+    """The same, with a quarter of all requests answering 5xx: kills land inside retry loops too."""
+    sim.controls.set_options(error_rate=0.25, seed=seed)
+    sim.controls.reset_stats()
+    try:
+        assert_complete(sim, kill_and_resume(sim, total_lines, tmp_path, seed), seed, assert_no_secret)
+        faults = sim.controls.stats()["faults_total"]
+        assert faults > 0
+        print(f"RELIABILITY chaos seed={seed}: 5xx served={faults}")
+    finally:
+        sim.controls.set_options(error_rate=0.0)

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from reliability_harness import catalog, cli_argv, cli_env, make_config, read_in_process, simulator, truth
 
+import klaviyo_source.engine.run as engine_run
 import klaviyo_source.http.client as http_client
 
 PLATFORM_SILENCE_LIMIT = 60.0
@@ -87,3 +88,17 @@ def test_every_long_wait_emits_heartbeats(
     beats = heartbeats(result.logs())
     assert len(beats) >= 2, result.logs()
     assert all("metrics" in line for line in beats)
+
+
+def test_a_hung_request_still_lets_the_source_talk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that hangs until `request_timeout` is no sleep of ours: the consumer's idle log
+    (`IDLE_LOG_SECONDS`, 25 s in production) is what keeps the platform from killing the source."""
+    monkeypatch.setattr(engine_run, "IDLE_LOG_SECONDS", 0.3)
+    with simulator() as sim:
+        sim.controls.script("/api/metrics", [{"kind": "hang", "seconds": 30}])
+        config = make_config(sim, request_timeout=2)
+        result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics"]))
+        assert result.code == 0, result.errors()
+        assert result.ids("metrics") == truth(sim, "metrics")
+    idle = [line for line in result.logs() if line.startswith("Still reading")]
+    assert len(idle) >= 2, result.logs()

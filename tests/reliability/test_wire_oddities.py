@@ -125,3 +125,27 @@ def test_values_of_unexpected_types_pass_through(tmp_path: Path) -> None:
     detailed = result.records("events_detailed")[0]
     assert detailed["relationships"]["metric"]["data"]["name"] == "\u2603 Snowman \U0001f600"
     assert result.states("events")[-1]["datetime"].startswith("2024-01-01T00:00:02")
+
+
+async def metrics_with_a_bad_cursor(request: web.Request) -> web.Response:
+    good = {
+        "type": "metric",
+        "id": "M1",
+        "attributes": {"name": "ok", "updated": "2024-01-02T00:00:00+00:00"},
+    }
+    bad = {"type": "metric", "id": "M2", "attributes": {"name": "bad", "updated": 12345}}
+    return jsonapi(json.dumps({"data": [good, bad], "links": {"next": None}}).encode())
+
+
+def test_a_record_whose_cursor_is_not_a_datetime_fails_the_stream_clearly(tmp_path: Path) -> None:
+    """The cursor is the one value the read cannot do without (state is built from it): the
+    stream stops with an error naming the endpoint and the cursor, not a traceback or a hang."""
+    with serve({"/api/metrics": metrics_with_a_bad_cursor}) as base_url:
+        config = make_config(None, base_url=base_url)
+        result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics"]))
+    assert result.code == 1
+    error = result.stream_error("metrics")
+    assert error is not None and error["failure_type"] == "system_error"
+    assert "/api/metrics" in error["message"] and "12345" in error["message"]
+    assert not error.get("stack_trace")
+    assert not result.states("metrics") or result.states("metrics")[-1].get("updated") != "12345"

@@ -5,6 +5,7 @@ The simulator runs as `klaviyo-source simulate` in its own process, so this proc
 and the front's JSON output (AirbyteSink writing to /dev/null). Prints numbers, asserts nothing.
 
     .venv/bin/python -m bench.read_cpu [--scale medium] [--streams events,events_detailed] [--workers 10]
+        [--raw]                                          # sink takes pre-serialized events
         [--latency-ms 200 --latency-per-record-ms 0.2]   # wall time shows what concurrency buys
 """
 
@@ -32,17 +33,24 @@ def free_port() -> int:
         return port
 
 
-async def measure(base: str, streams: list[str], workers: int) -> None:
+class RawAirbyteSink(AirbyteSink):
+    """The front's sink opted in to pre-serialized events (orjson embeds Fragments as they are)."""
+
+    accepts_raw_records = True
+
+
+async def measure(base: str, streams: list[str], workers: int, raw: bool = False) -> None:
     config = Config(api_key=DEFAULT_KEY, base_url=base, num_workers=workers)
     with open("/dev/null", "wb") as devnull:
-        sink = AirbyteSink(out=devnull, secrets=(DEFAULT_KEY,))
+        sink = (RawAirbyteSink if raw else AirbyteSink)(out=devnull, secrets=(DEFAULT_KEY,))
         wall, cpu = time.monotonic(), time.process_time()
         outcomes = await read(config, [StreamSelection(s, incremental=False) for s in streams], {}, sink)
         wall, cpu = time.monotonic() - wall, time.process_time() - cpu
     records = sum(o.stats.records for o in outcomes)
     events = max(o.stats.records for o in outcomes)
     requests = max(o.stats.requests for o in outcomes)
-    print(f"streams={','.join(streams)} workers={workers}: {records:,} records ({events:,} events), "
+    print(f"streams={','.join(streams)} workers={workers} raw={raw}: "
+          f"{records:,} records ({events:,} events), "
           f"{requests} listing requests, wall {wall:.2f} s, connector CPU {cpu:.2f} s")  # fmt: skip
     print(f"  CPU per record {cpu / records * 1e6:.2f} us; per event fetched {cpu / events * 1e6:.2f} us; "
           f"{records / wall:,.0f} records/s wall")  # fmt: skip
@@ -57,6 +65,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated latency per response")
     parser.add_argument("--latency-per-record-ms", type=float, default=0.0)
+    parser.add_argument("--raw", action="store_true", help="sink accepts pre-serialized events (fast path)")
     args = parser.parse_args()
     port = free_port()
     command = [sys.executable, "-m", "klaviyo_source", "simulate", "--port", str(port), "--scale", args.scale]
@@ -72,7 +81,7 @@ def main() -> None:
         line = server.stdout.readline()
         base = re.search(r"http://\S+", line)
         assert base, line
-        asyncio.run(measure(base.group(0), args.streams.split(","), args.workers))
+        asyncio.run(measure(base.group(0), args.streams.split(","), args.workers, args.raw))
     finally:
         server.terminate()
         server.wait(timeout=10)

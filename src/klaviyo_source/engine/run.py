@@ -209,7 +209,15 @@ class _Run:
 
     async def run(self, client: KlaviyoClient) -> None:
         self.client = client
-        self.scanner = Scanner(client, self.config, self.outbox, self.hi_final, self.spawn, self.can_split)
+        events = next((p for p in self.plans if p.name == "events"), None)
+        raw_events = (
+            getattr(self.sink, "accepts_raw_records", False) is True
+            and events is not None
+            and [m.name for m in events.members] == ["events"]
+        )
+        self.scanner = Scanner(
+            client, self.config, self.outbox, self.hi_final, self.spawn, self.can_split, raw_events=raw_events
+        )
         for plan in self.plans:
             for member in plan.members:
                 await self.sink.status(member.name, StreamStatus.STARTED)
@@ -267,6 +275,11 @@ async def read(
     unknown stream or an unreadable state. `stats` (optional): StreamStats objects, by stream
     name, that the engine updates live (progress bars read them during the run); they also end
     up in the returned outcomes. `limiters`: share rate limiters with other clients of the run.
+
+    Fast path: a sink whose attribute `accepts_raw_records` is True receives the records of
+    `events` (when read without events_detailed) as `orjson.Fragment`s, pre-serialized JSON
+    objects equal to the dict records (orjson.dumps embeds them as they are); every other stream,
+    and every stream for other sinks, gets dicts.
     """
     plans = _plan(config, selections, states, stats)
     hi_final = datetime.now(UTC).replace(microsecond=0)

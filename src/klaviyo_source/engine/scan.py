@@ -15,13 +15,14 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from klaviyo_source.config import Config
 from klaviyo_source.engine.partitions import GroupPlan, Member, Window
 from klaviyo_source.engine.requests import bucket_of, listing_params, wants_predictive
 from klaviyo_source.errors import KlaviyoSourceError, MalformedResponseError, TransientError
 from klaviyo_source.http.client import KlaviyoClient, NotFoundError, RequestObserver, ServerError
+from klaviyo_source.http.rawpage import RawEventsPage, decode_events_page, event_fragment
 from klaviyo_source.state import parse_time
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams.table import DETAILS
@@ -125,6 +126,41 @@ def _parse(value: Any) -> datetime:
     return parse_time(value)
 
 
+def _window_slice(
+    count: int,
+    cursor_at: Callable[[int], datetime],
+    id_at: Callable[[int], str],
+    hi: datetime,
+    skip_at: datetime | None,
+    skip_ids: set[str],
+) -> tuple[int, int, bool]:
+    """[start, end) of a sorted page inside its window, and whether the window ends in it.
+    Leading records already passed before a restart (at `skip_at`) are skipped."""
+    start = 0
+    if skip_at is not None:
+        while start < count and cursor_at(start) == skip_at and id_at(start) in skip_ids:
+            start += 1
+    end = count
+    if end > start and cursor_at(end - 1) >= hi:
+        return start, bisect_left(range(count), hi, lo=start, key=cursor_at), True
+    return start, end, False
+
+
+def _tail_ids(
+    start: int, end: int, cursor_at: Callable[[int], datetime], id_at: Callable[[int], str]
+) -> set[str]:
+    """Ids of the records at the page's last cursor (a restart skips them)."""
+    if end <= start:
+        return set()
+    last = cursor_at(end - 1)
+    ids = set()
+    for i in range(end - 1, start - 1, -1):
+        if cursor_at(i) != last:
+            break
+        ids.add(id_at(i))
+    return ids
+
+
 class Scanner:
     def __init__(
         self,
@@ -134,6 +170,8 @@ class Scanner:
         hi_final: datetime,
         spawn: Callable[[Window], None],
         can_split: Callable[[], bool],
+        *,
+        raw_events: bool = False,
     ) -> None:
         self.client = client
         self.config = config
@@ -141,6 +179,7 @@ class Scanner:
         self.hi_final = hi_final
         self.spawn = spawn
         self.can_split = can_split
+        self.raw_events = raw_events  # the events group serves `events` alone to a raw-capable sink
         self._observers: dict[str, StatsObserver] = {}
 
     def observer(self, plan: GroupPlan) -> StatsObserver:
@@ -182,7 +221,12 @@ class Scanner:
             if not plan.alive():
                 return
             try:
-                doc = await self.client.get_json(url, params, bucket=bucket, observer=observer)
+                if self.raw_events and row.name == "events":
+                    fetched: Any = await self.client.fetch(
+                        url, params, decode_events_page, bucket=bucket, observer=observer
+                    )
+                else:
+                    fetched = await self.client.get_json(url, params, bucket=bucket, observer=observer)
             except ServerError as error:
                 if not (predictive and error.status == 503):
                     raise
@@ -204,11 +248,13 @@ class Scanner:
                 message = f"profiles: 503 with predictive analytics; retrying with page size {page_size}"
                 self.outbox.note(NoteItem(None, message, level="WARN"))
                 continue
-            data = doc["data"]
-            if not isinstance(data, list):
-                raise MalformedResponseError(f"Malformed response from {row.path}: 'data' is not a list.")
-            links = doc.get("links")
-            next_url = links.get("next") if isinstance(links, dict) else None
+            if isinstance(fetched, RawEventsPage):
+                next_url = fetched.next
+            else:
+                if not isinstance(fetched["data"], list):
+                    raise MalformedResponseError(f"Malformed response from {row.path}: 'data' is not a list.")
+                links = fetched.get("links")
+                next_url = links.get("next") if isinstance(links, dict) else None
             if next_url is not None and not isinstance(next_url, str):
                 raise MalformedResponseError(
                     f"Malformed response from {row.path}: links.next is not a string."
@@ -223,9 +269,14 @@ class Scanner:
             else:
                 next_url = None
             try:
-                item, cut = await self._page(
-                    plan, window, data, doc, skip_at, skip_ids, final=next_url is None
-                )
+                if isinstance(fetched, RawEventsPage):
+                    item, cut, tail_ids = self._raw_page(
+                        plan, window, fetched, skip_at, skip_ids, next_url is None
+                    )
+                else:
+                    item, cut, tail_ids = await self._page(
+                        plan, window, fetched, skip_at, skip_ids, final=next_url is None
+                    )
             except (KeyError, TypeError, ValueError, AttributeError) as error:
                 raise MalformedResponseError(
                     f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
@@ -236,13 +287,8 @@ class Scanner:
                 next_url = None
                 item.final = True
             if item.last is not None:
-                if item.last != last:
-                    ids_at_last = set()
+                ids_at_last = tail_ids | ids_at_last if item.last == last else tail_ids
                 last = item.last
-                for rec in reversed(data[: item.count]):
-                    if _parse(shape.cursor_value(rec, row.cursor_path)) != last:
-                        break
-                    ids_at_last.add(rec.get("id"))
             await self.outbox.page(item)
             url, params = next_url, None
             if url is not None and row.splittable and last is not None and self.can_split():
@@ -257,37 +303,71 @@ class Scanner:
         window.hi = mid
         self.spawn(new)
 
+    def _raw_page(
+        self,
+        plan: GroupPlan,
+        window: Window,
+        page: RawEventsPage,
+        skip_at: datetime | None,
+        skip_ids: set[str],
+        final: bool,
+    ) -> tuple[PageItem, bool, set[str]]:
+        """The fast path for `events` alone: records stay pre-serialized JSON (orjson.Fragment)."""
+        heads = page.heads
+
+        def cursor_at(i: int) -> datetime:
+            return parse_time(heads[i].attributes.datetime)
+
+        def id_at(i: int) -> str:
+            return heads[i].id
+
+        start, end, cut = _window_slice(len(heads), cursor_at, id_at, window.hi, skip_at, skip_ids)
+        member = plan.members[0]
+        member_start = member.starts[window.track.key]
+        if end > start and cursor_at(start) < member_start:
+            start = bisect_left(range(len(heads)), member_start, lo=start, hi=end, key=cursor_at)
+        last = cursor_at(end - 1) if end > start else None
+        records = page.records
+        fragments = [event_fragment(records[i], heads[i]) for i in range(start, end)]
+        batches: list[tuple[Member, list[Record]]] = []
+        if member.alive:
+            # Sinks that set `accepts_raw_records` take orjson.Fragment items (see engine/run.py).
+            batches.append((member, cast(list[Record], fragments)))
+        tail = _tail_ids(start, end, cursor_at, id_at)
+        return PageItem(window, batches, end - start, last, last, final), cut, tail
+
     async def _page(
         self,
         plan: GroupPlan,
         window: Window,
-        data: list[Record],
         doc: dict[str, Any],
         skip_at: datetime | None,
         skip_ids: set[str],
         *,
         final: bool,
-    ) -> tuple[PageItem, bool]:
-        """Cut, select per member and shape one page; returns the item and whether it was cut."""
+    ) -> tuple[PageItem, bool, set[str]]:
+        """Cut, select per member and shape one page; returns the item, whether it was cut and the
+        ids of its records at the last cursor."""
         row = plan.row
         path = row.cursor_path
         key = window.track.key
+        data: list[Record] = doc["data"]
         cut = False
+        tail: set[str] = set()
         if plan.ordered:
-            if skip_at is not None:
-                start = 0
-                while start < len(data):
-                    cursor = _parse(shape.cursor_value(data[start], path))
-                    if cursor != skip_at or data[start].get("id") not in skip_ids:
-                        break
-                    start += 1
-                data = data[start:]
-            if data and _parse(shape.cursor_value(data[-1], path)) >= window.hi:
-                cut_at = bisect_left(data, window.hi, key=lambda r: _parse(shape.cursor_value(r, path)))
-                data = data[:cut_at]
-                cut = True
-            last = _parse(shape.cursor_value(data[-1], path)) if data else None
-            first = _parse(shape.cursor_value(data[0], path)) if data else None
+            page = data
+
+            def cursor_at(i: int) -> datetime:
+                return _parse(shape.cursor_value(page[i], path))
+
+            def id_at(i: int) -> str:
+                return str(page[i].get("id"))
+
+            start, end, cut = _window_slice(len(page), cursor_at, id_at, window.hi, skip_at, skip_ids)
+            tail = _tail_ids(start, end, cursor_at, id_at)
+            data = page[start:end]
+            last = cursor_at(end - 1) if end > start else None
+            first = cursor_at(start) if end > start else None
             max_cursor = last
         else:
             kept = []
@@ -343,7 +423,7 @@ class Scanner:
                     continue
             batches.append((member, selected))
         item = PageItem(window, batches, len(data), last, max_cursor, final)
-        return item, cut
+        return item, cut, tail
 
     async def _details(
         self, plan: GroupPlan, member: Member, records: list[Record], index: shape.IncludedIndex

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -98,6 +98,20 @@ class _NoObserver:
 
 
 NO_OBSERVER: RequestObserver = _NoObserver()
+
+
+T = TypeVar("T")
+
+
+def decode_document(body: bytes) -> dict[str, Any]:
+    """A JSON:API document with a `data` list or object; ValueError (-> retried) otherwise."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ValueError(f"invalid JSON ({error})") from None
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list | dict):
+        return doc
+    raise ValueError("the document has no 'data' list or object")
 
 
 def _detail(body: bytes) -> str:
@@ -215,6 +229,18 @@ class KlaviyoClient:
         observer: RequestObserver | None = None,
     ) -> dict[str, Any]:
         """GET a JSON:API document; retries per http/retry.py; raises the errors documented above."""
+        return await self.fetch(path_or_url, params, decode_document, bucket=bucket, observer=observer)
+
+    async def fetch(
+        self,
+        path_or_url: str,
+        params: Mapping[str, str] | None,
+        decode: Callable[[bytes], T],
+        *,
+        bucket: str | None = None,
+        observer: RequestObserver | None = None,
+    ) -> T:
+        """GET and decode a 200 body with `decode` (ValueError = malformed: retried like a 5xx)."""
         if self._session is None:
             raise RuntimeError("KlaviyoClient used outside 'async with'")
         obs = observer or NO_OBSERVER
@@ -239,14 +265,9 @@ class KlaviyoClient:
                     if action is Action.OK:
                         limiter.observe(response.headers)
                         try:
-                            doc = orjson.loads(body)
-                        except orjson.JSONDecodeError as error:
-                            reason = f"invalid JSON ({error})"
-                            doc = None
-                        if doc is not None:
-                            if isinstance(doc, dict) and isinstance(doc.get("data"), list | dict):
-                                return doc
-                            reason = "the document has no 'data' list or object"
+                            return decode(body)
+                        except ValueError as error:
+                            reason = str(error)
                         action = Action.BACKOFF
                         status = -1  # malformed marker
                     retry_after = response.headers.get("Retry-After")

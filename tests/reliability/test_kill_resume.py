@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,15 @@ from klaviyo_source.simulator.server import Simulator
 
 SEEDS = range(20)
 CHAOS_SEEDS = range(100, 105)
-STREAMS = ["events", "profiles", "email_templates", "campaigns", "flows", "metrics"]
+ARRIVAL_SEEDS = range(200, 204)
+# Every stream but the two whose detail endpoints are paced at 1 request/s (tens of seconds a run).
+STREAMS = ["events", "events_detailed", "profiles", "global_exclusions", "email_templates", "campaigns",
+           "flows", "metrics", "lists"]  # fmt: skip
+ARRIVALS = {
+    "events": 30, "profiles_created": 5, "profiles_updated": 10, "profiles_suppressed": 3, "boundary": True,
+    "campaigns_updated": 2, "flows_updated": 2, "templates_updated": 3, "metrics_updated": 2,
+    "lists_updated": 1,
+}  # fmt: skip
 MAX_KILLS = 3  # per seed; the run after the last kill must finish on its own
 
 
@@ -116,14 +125,22 @@ def total_lines(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> int
     return full_run_lines(sim, tmp_path_factory.mktemp("reference"))
 
 
-def kill_and_resume(sim: Simulator, total_lines: int, folder: Path, seed: int) -> Resumed:
-    """Kill a read 1..MAX_KILLS times at random lines, then let one finish; all runs' output."""
+def kill_and_resume(
+    sim: Simulator, total_lines: int, folder: Path, seed: int, between: Callable[[], None] | None = None
+) -> Resumed:
+    """Kill a read 1..MAX_KILLS times at random lines, then let one finish; all runs' output.
+    `between` runs after the first kill (e.g. new data arriving while the source is down)."""
     rng = random.Random(seed)
     config = make_config(sim, max_retries=6)
+    # Seeds share one simulator: empty its minute windows so that the RateLimit-Remaining headers
+    # a fresh process paces itself by do not carry the previous seeds' requests.
+    sim.controls.reset_rate_limits()
     resumed = Resumed()
-    for _ in range(rng.randint(1, MAX_KILLS)):
+    for number in range(rng.randint(1, MAX_KILLS)):
         attempt = run_read(folder, config, resumed.states, rng.randint(1, total_lines))
         resumed.absorb(attempt)
+        if number == 0 and between is not None:
+            between()
         if not attempt.killed:  # it finished before the chosen line
             break
     if resumed.attempts[-1].killed:
@@ -168,3 +185,24 @@ def test_kill_9_while_the_server_fails_randomly_then_resume_loses_nothing(
         print(f"RELIABILITY chaos seed={seed}: 5xx served={faults}")
     finally:
         sim.controls.set_options(error_rate=0.0)
+
+
+@pytest.mark.parametrize("seed", ARRIVAL_SEEDS)
+def test_kill_9_with_new_and_updated_records_arriving_before_the_restart_loses_nothing(
+    total_lines: int, tmp_path: Path, seed: int, assert_no_secret: Callable[..., None]
+) -> None:
+    """Records created and updated while the source is down (some at the last second already
+    read: resumption is inclusive) are all in the union; the truth is taken after the changes."""
+    with simulator(seed=23, latency_ms=15) as own:
+        arrived: dict[str, Any] = {}
+
+        def arrive() -> None:
+            time.sleep(1.1)  # a read stops at its start second; let the new records be in the past
+            arrived.update(own.advance(**ARRIVALS))
+            time.sleep(1.1)
+
+        resumed = kill_and_resume(own, total_lines, tmp_path, seed, between=arrive)
+        assert arrived["events"] and arrived["profiles_created"]
+        assert set(arrived["events"]) <= resumed.ids["events"]
+        assert set(arrived["profiles_created"]) <= resumed.ids["profiles"]
+        assert_complete(own, resumed, seed, assert_no_secret)

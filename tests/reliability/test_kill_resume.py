@@ -117,6 +117,8 @@ def full_run_lines(sim: Simulator, folder: Path) -> int:
     whole.absorb(reference)
     for stream in STREAMS:
         assert whole.ids.get(stream, set()) == truth(sim, stream), stream
+    emitted = [m["record"]["data"]["id"] for m in reference.messages if m["type"] == "RECORD"]
+    assert len(emitted) == sum(len(truth(sim, s)) for s in STREAMS), "an uninterrupted read repeats nothing"
     return len(reference.messages)
 
 

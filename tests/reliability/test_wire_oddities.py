@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from reliability_harness import catalog, make_config, read_in_process
-from tiny_api import jsonapi, serve
+from tiny_api import JSONAPI, jsonapi, serve
 
 METRIC = {
     "type": "metric",
@@ -149,3 +149,32 @@ def test_a_record_whose_cursor_is_not_a_datetime_fails_the_stream_clearly(tmp_pa
     assert "/api/metrics" in error["message"] and "12345" in error["message"]
     assert not error.get("stack_trace")
     assert not result.states("metrics") or result.states("metrics")[-1].get("updated") != "12345"
+
+
+def throttled_once(retry_after: str | None, requests: list[str]) -> Callable[[web.Request], Any]:
+    """/api/metrics: the first request gets 429 with the given Retry-After header, then pages."""
+
+    async def handle(request: web.Request) -> web.Response:
+        requests.append(str(request.rel_url))
+        if len(requests) == 1:
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            body = {"errors": [{"status": 429, "code": "throttled", "detail": "Request was throttled."}]}
+            return web.Response(
+                status=429, body=json.dumps(body).encode(), headers=headers, content_type=JSONAPI
+            )
+        return jsonapi(json.dumps({"data": [METRIC], "links": {"next": None}}).encode())
+
+    return handle
+
+
+RETRY_AFTERS = [None, "0", "-5", "1.5", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"]
+
+
+@pytest.mark.parametrize("retry_after", RETRY_AFTERS, ids=[repr(v) for v in RETRY_AFTERS])
+def test_odd_retry_after_headers_are_waited_out_sensibly(tmp_path: Path, retry_after: str | None) -> None:
+    requests: list[str] = []
+    with serve({"/api/metrics": throttled_once(retry_after, requests)}) as base_url:
+        config = make_config(None, base_url=base_url, max_rate_limit_wait=5)
+        result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics"]))
+    assert result.code == 0, result.errors()
+    assert result.ids("metrics") == {"M1"} and len(requests) == 2

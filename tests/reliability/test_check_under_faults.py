@@ -1,0 +1,45 @@
+"""`check` under the same faults: it retries once, caps its waits, and always answers with one
+CONNECTION_STATUS (exit 0) that says what is wrong — it never hangs on a long Retry-After."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from reliability_harness import make_config, simulator, write_documents
+
+from klaviyo_source.airbyte.entrypoint import main as airbyte_main
+
+CASES: list[tuple[list[Any], dict[str, Any], str, str]] = [
+    (["reset", "reset", "ok"], {}, "SUCCEEDED", ""),
+    ([{"kind": "hang", "seconds": 30}, "ok"], {"request_timeout": 1}, "SUCCEEDED", ""),
+    ([503, "ok"], {}, "SUCCEEDED", ""),
+    ([503, 503, 503], {}, "FAILED", "not answering normally"),
+    (["invalid_json", "invalid_json"], {}, "FAILED", "Malformed"),
+    ([{"status": 429, "retry_after": 3600}], {}, "FAILED", "max_rate_limit_wait"),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "overrides", "status", "says"),
+    CASES,
+    ids=["resets", "hang then ok", "503 then ok", "503 persists", "garbage persists", "Retry-After 1 h"],
+)
+def test_check_answers_once_under_faults(
+    tmp_path: Path, script: list[Any], overrides: dict[str, Any], status: str, says: str
+) -> None:
+    with simulator() as sim:
+        sim.controls.script("/api/metrics", script)
+        out = io.BytesIO()
+        code = airbyte_main(
+            ["check", *write_documents(tmp_path, config=make_config(sim, **overrides))], out=out
+        )
+    messages = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert code == 0
+    assert [m["type"] for m in messages] == ["CONNECTION_STATUS"]
+    verdict = messages[0]["connectionStatus"]
+    assert verdict["status"] == status, verdict
+    assert says in (verdict.get("message") or "")

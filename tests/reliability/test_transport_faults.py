@@ -110,3 +110,27 @@ def test_unreachable_host_fails_every_stream_as_transient_without_hanging(tmp_pa
         assert "Connect" in error["message"] or "connect" in error["message"]
         assert not result.records(stream)
     assert result.errors()[-1]["failure_type"] == "transient_error"
+
+
+def test_faults_on_a_detail_endpoint_fail_only_the_detailed_stream(tmp_path: Path) -> None:
+    """lists_detailed fetches GET /api/lists/{id} per list; when those keep failing, lists (same
+    listing, no detail) still completes, and a transient detail fault is retried away."""
+    with simulator() as sim:
+        sim.controls.script("/api/lists/", [503] * 30)
+        config = make_config(sim, max_retries=1)
+        result = read_in_process(tmp_path, config=config, catalog=catalog(["lists", "lists_detailed"]))
+        assert result.code == 1
+        error = result.stream_error("lists_detailed")
+        assert error is not None and error["failure_type"] == "transient_error", error
+        assert result.statuses("lists_detailed")[-1] == "INCOMPLETE"
+        assert result.ids("lists") == truth(sim, "lists") and result.statuses("lists")[-1] == "COMPLETE"
+
+        sim.controls.clear_faults()
+        sim.controls.reset_rate_limits()
+        sim.controls.script("/api/lists/", [503, "reset", "reset", 500])
+        again = read_in_process(
+            tmp_path, config=make_config(sim), catalog=catalog(["lists", "lists_detailed"])
+        )
+        assert again.code == 0, again.errors()
+        for stream in ("lists", "lists_detailed"):
+            assert again.ids(stream) == truth(sim, stream), stream

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from klaviyo_source.config import Config
+from klaviyo_source.engine.outbox import FailItem, Item, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.partitions import (
     GroupPlan,
     Member,
@@ -26,7 +27,7 @@ from klaviyo_source.engine.partitions import (
     member_starts,
     plan_windows,
 )
-from klaviyo_source.engine.scan import FailItem, Item, NoteItem, Outbox, PageItem, Scanner, TaskEnd
+from klaviyo_source.engine.scan import Scanner
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient
 from klaviyo_source.http.ratelimit import RateLimiters

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from klaviyo_source.config import Config
+from klaviyo_source.engine.outbox import FailItem, NoteItem, Outbox, PageItem, StatsObserver, TaskEnd
+from klaviyo_source.engine.pages import parse_cursor, tail_ids, window_slice
 from klaviyo_source.engine.partitions import GroupPlan, Member, Window
 from klaviyo_source.engine.requests import bucket_of, listing_params, wants_predictive
 from klaviyo_source.errors import KlaviyoSourceError, MalformedResponseError, TransientError
@@ -29,136 +30,6 @@ from klaviyo_source.streams.table import DETAILS
 
 Record = dict[str, Any]
 MIN_PREDICTIVE_PAGE = 25  # smallest page size tried on profiles+predictive 503s
-
-
-@dataclass(eq=False)
-class PageItem:
-    window: Window
-    batches: list[tuple[Member, list[Record]]]
-    count: int  # records of the group's page inside the window
-    last: datetime | None  # cursor of the page's last record (ordered groups)
-    max_cursor: datetime | None  # largest cursor in the page (all groups)
-    final: bool
-
-
-@dataclass(eq=False)
-class FailItem:
-    members: list[Member]
-    error: BaseException
-
-
-@dataclass(eq=False)
-class NoteItem:
-    stream: str | None
-    message: str
-    status_reason: str | None = None  # "RATE_LIMITED": sent as RUNNING status with this reason
-    level: str = "INFO"
-
-
-@dataclass(eq=False)
-class TaskEnd:
-    window: Window
-
-
-Item = PageItem | FailItem | NoteItem | TaskEnd
-
-
-class Outbox:
-    """The single ordered channel to the consumer; pages are gated so at most `capacity` pages
-    are in memory, notes never block (they are tiny and come from sync callbacks)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.queue: asyncio.Queue[Item] = asyncio.Queue()
-        self.gate = asyncio.Semaphore(capacity)
-
-    async def page(self, item: PageItem) -> None:
-        await self.gate.acquire()
-        self.queue.put_nowait(item)
-
-    def note(self, item: Item) -> None:
-        self.queue.put_nowait(item)
-
-
-@dataclass(eq=False)
-class StatsObserver:
-    """Counts requests, 429s, retries and waits into the members' stats; relays heartbeats."""
-
-    members: list[Member]
-    outbox: Outbox
-    path: str
-    last_status: dict[str, float] = field(default_factory=dict)
-
-    def _alive(self) -> list[Member]:
-        return [m for m in self.members if m.alive]
-
-    def on_request(self) -> None:
-        for m in self._alive():
-            m.outcome.stats.requests += 1
-
-    def on_throttled(self, wait: float) -> None:
-        for m in self._alive():
-            m.outcome.stats.throttled += 1
-            m.outcome.stats.rate_limit_wait_seconds += wait
-            self.outbox.note(
-                NoteItem(m.name, f"Rate limited on {self.path}; waiting {wait:.1f}s", "RATE_LIMITED")
-            )
-
-    def on_retry(self, reason: str, wait: float) -> None:
-        names = []
-        for m in self._alive():
-            m.outcome.stats.retries += 1
-            names.append(m.name)
-        message = f"{'/'.join(names)}: retrying {self.path} in {wait:.1f}s after {reason}"
-        self.outbox.note(NoteItem(None, message, level="WARN"))
-
-    def on_rate_wait(self, seconds: float) -> None:
-        for m in self._alive():
-            m.outcome.stats.rate_limit_wait_seconds += seconds
-
-    def heartbeat(self, message: str) -> None:
-        names = "/".join(m.name for m in self._alive())
-        self.outbox.note(NoteItem(None, f"{names}: {message}"))
-
-
-def _parse(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"cursor {value!r} is not a string")
-    return parse_time(value)
-
-
-def _window_slice(
-    count: int,
-    cursor_at: Callable[[int], datetime],
-    id_at: Callable[[int], str],
-    hi: datetime,
-    skip_at: datetime | None,
-    skip_ids: set[str],
-) -> tuple[int, int, bool]:
-    """[start, end) of a sorted page inside its window, and whether the window ends in it.
-    Leading records already passed before a restart (at `skip_at`) are skipped."""
-    start = 0
-    if skip_at is not None:
-        while start < count and cursor_at(start) == skip_at and id_at(start) in skip_ids:
-            start += 1
-    end = count
-    if end > start and cursor_at(end - 1) >= hi:
-        return start, bisect_left(range(count), hi, lo=start, key=cursor_at), True
-    return start, end, False
-
-
-def _tail_ids(
-    start: int, end: int, cursor_at: Callable[[int], datetime], id_at: Callable[[int], str]
-) -> set[str]:
-    """Ids of the records at the page's last cursor (a restart skips them)."""
-    if end <= start:
-        return set()
-    last = cursor_at(end - 1)
-    ids = set()
-    for i in range(end - 1, start - 1, -1):
-        if cursor_at(i) != last:
-            break
-        ids.add(id_at(i))
-    return ids
 
 
 class Scanner:
@@ -270,11 +141,11 @@ class Scanner:
                 next_url = None
             try:
                 if isinstance(fetched, RawEventsPage):
-                    item, cut, tail_ids = self._raw_page(
+                    item, cut, page_tail = self._raw_page(
                         plan, window, fetched, skip_at, skip_ids, next_url is None
                     )
                 else:
-                    item, cut, tail_ids = await self._page(
+                    item, cut, page_tail = await self._page(
                         plan, window, fetched, skip_at, skip_ids, final=next_url is None
                     )
             except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -287,7 +158,7 @@ class Scanner:
                 next_url = None
                 item.final = True
             if item.last is not None:
-                ids_at_last = tail_ids | ids_at_last if item.last == last else tail_ids
+                ids_at_last = page_tail | ids_at_last if item.last == last else page_tail
                 last = item.last
             await self.outbox.page(item)
             url, params = next_url, None
@@ -321,7 +192,7 @@ class Scanner:
         def id_at(i: int) -> str:
             return heads[i].id
 
-        start, end, cut = _window_slice(len(heads), cursor_at, id_at, window.hi, skip_at, skip_ids)
+        start, end, cut = window_slice(len(heads), cursor_at, id_at, window.hi, skip_at, skip_ids)
         member = plan.members[0]
         member_start = member.starts[window.track.key]
         if end > start and cursor_at(start) < member_start:
@@ -333,7 +204,7 @@ class Scanner:
         if member.alive:
             # Sinks that set `accepts_raw_records` take orjson.Fragment items (see engine/run.py).
             batches.append((member, cast(list[Record], fragments)))
-        tail = _tail_ids(start, end, cursor_at, id_at)
+        tail = tail_ids(start, end, cursor_at, id_at)
         return PageItem(window, batches, end - start, last, last, final), cut, tail
 
     async def _page(
@@ -358,13 +229,13 @@ class Scanner:
             page = data
 
             def cursor_at(i: int) -> datetime:
-                return _parse(shape.cursor_value(page[i], path))
+                return parse_cursor(shape.cursor_value(page[i], path))
 
             def id_at(i: int) -> str:
                 return str(page[i].get("id"))
 
-            start, end, cut = _window_slice(len(page), cursor_at, id_at, window.hi, skip_at, skip_ids)
-            tail = _tail_ids(start, end, cursor_at, id_at)
+            start, end, cut = window_slice(len(page), cursor_at, id_at, window.hi, skip_at, skip_ids)
+            tail = tail_ids(start, end, cursor_at, id_at)
             data = page[start:end]
             last = cursor_at(end - 1) if end > start else None
             first = cursor_at(start) if end > start else None
@@ -373,7 +244,7 @@ class Scanner:
             kept = []
             max_cursor = None
             for rec in data:
-                cursor = _parse(shape.cursor_value(rec, path))
+                cursor = parse_cursor(shape.cursor_value(rec, path))
                 if cursor < self.hi_final:
                     kept.append(rec)
                     if max_cursor is None or cursor > max_cursor:
@@ -399,10 +270,12 @@ class Scanner:
                 if first is None or first >= member_start:
                     selected = data
                 else:
-                    at = bisect_left(data, member_start, key=lambda r: _parse(shape.cursor_value(r, path)))
+                    at = bisect_left(
+                        data, member_start, key=lambda r: parse_cursor(shape.cursor_value(r, path))
+                    )
                     selected = data[at:]
             else:
-                selected = [r for r in data if _parse(shape.cursor_value(r, path)) >= member_start]
+                selected = [r for r in data if parse_cursor(shape.cursor_value(r, path)) >= member_start]
             name = member.name
             if name == "events_detailed":
                 index = index if index is not None else shape.include_index(doc)

@@ -390,3 +390,17 @@ def test_raw_events_fast_path_gives_the_same_records_and_states() -> None:
         assert all(isinstance(r, dict) for r in again.records_of("events"))
 
     with_sim(body)
+
+
+def test_predictive_503_mid_window_restarts_without_duplicates_or_gaps() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script(
+            "/api/profiles", ["ok", "ok", 503, 503, 503], query_contains="predictive_analytics"
+        )
+        sink, outcomes = await sync(sim, ["profiles"], num_workers=1, max_retries=1)
+        assert outcomes[0].status is StreamStatus.COMPLETE
+        ids = [r["id"] for r in sink.records_of("profiles")]
+        assert len(ids) == len(set(ids)) and set(ids) == truth(sim, "profiles")
+        assert any("page size 50" in m for kind, _, (level, m) in (c for c in sink.calls if c[0] == "log"))
+
+    with_sim(body)

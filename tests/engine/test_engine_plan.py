@@ -197,3 +197,12 @@ def test_profile_region_number_becomes_a_string() -> None:
     shape.normalize_profile(record)
     assert record["attributes"]["location"] == {"region": "10", "city": "Oslo"}
     shape.normalize_profile({"attributes": {"location": None}})
+
+
+def test_rate_limit_waits_count_as_wall_clock_time() -> None:
+    member = _plan("events").members[0]
+    member.add_wait(10.0, 12.0)
+    member.add_wait(10.5, 12.5)  # overlaps: only 0.5 s more
+    member.add_wait(11.0, 12.0)  # inside: nothing
+    member.add_wait(20.0, 21.0)
+    assert member.outcome.stats.rate_limit_wait_seconds == 3.5

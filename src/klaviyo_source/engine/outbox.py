@@ -4,6 +4,7 @@ and the request observer that counts into the streams' live stats."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -80,7 +81,8 @@ class StatsObserver:
     def on_throttled(self, wait: float) -> None:
         for m in self._alive():
             m.outcome.stats.throttled += 1
-            m.outcome.stats.rate_limit_wait_seconds += wait
+            now = time.monotonic()
+            m.add_wait(now, now + wait)
             self.outbox.note(
                 NoteItem(m.name, f"Rate limited on {self.path}; waiting {wait:.1f}s", "RATE_LIMITED")
             )
@@ -94,8 +96,9 @@ class StatsObserver:
         self.outbox.note(NoteItem(None, message, level="WARN"))
 
     def on_rate_wait(self, seconds: float) -> None:
+        now = time.monotonic()
         for m in self._alive():
-            m.outcome.stats.rate_limit_wait_seconds += seconds
+            m.add_wait(now - seconds, now)
 
     def heartbeat(self, message: str) -> None:
         names = "/".join(m.name for m in self._alive())

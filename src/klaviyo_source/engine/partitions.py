@@ -82,6 +82,14 @@ class Member:
     last_state_time: float = field(default_factory=time.monotonic)
     last_state: dict[str, Any] | None = None
     running_sent: bool = False
+    waits_covered_until: float = 0.0  # monotonic end of the rate-limit waits counted so far
+
+    def add_wait(self, start: float, end: float) -> None:
+        """Count a rate-limit wait [start, end] into stats as wall-clock time: overlapping waits of
+        concurrent requests count once, so the figure never exceeds the run's duration."""
+        if end > self.waits_covered_until:
+            self.outcome.stats.rate_limit_wait_seconds += end - max(start, self.waits_covered_until)
+            self.waits_covered_until = end
 
     @property
     def name(self) -> str:

@@ -343,3 +343,23 @@ def test_record_without_its_cursor_is_a_malformed_response() -> None:
         outcomes[0].error
     )
     assert outcomes[1].status is StreamStatus.COMPLETE
+
+
+def test_links_to_another_host_are_followed_through_the_configured_base_url() -> None:
+    api = dataset()
+
+    def hook(request: Any) -> Any:
+        from aiohttp import web
+
+        if request.path == "/api/metrics" and "page[cursor]" not in request.query:
+            body = {
+                "data": api.lists["/api/metrics"][:5],
+                "links": {"next": "https://a.klaviyo.com/api/metrics?page%5Bcursor%5D=5&page%5Bsize%5D=10"},
+            }
+            return web.Response(body=orjson.dumps(body), content_type="application/json")
+        return None
+
+    api.hook = hook
+    sink, outcomes = _read(api, ["metrics"])
+    assert outcomes[0].status is StreamStatus.COMPLETE
+    assert len(sink.records_of("metrics")) == 15

@@ -193,7 +193,13 @@ class KlaviyoClient:
 
     def _url(self, path_or_url: str) -> URL:
         if path_or_url.startswith(("http://", "https://")):
-            return URL(path_or_url, encoded=True)  # links.next comes percent-encoded already
+            url = URL(path_or_url, encoded=True)  # links.next comes percent-encoded already
+            base = URL(self.config.base_url)
+            if url.origin() != base.origin():
+                # Klaviyo names its own host in links; keep going through the configured base URL
+                # (a proxy, a simulator), never to a host the user did not configure.
+                url = url.with_scheme(base.scheme).with_host(base.host or "").with_port(base.explicit_port)
+            return url
         return URL(self.config.base_url + path_or_url)
 
     async def _sleep(self, seconds: float, why: str, observer: RequestObserver) -> None:

@@ -21,7 +21,7 @@ import orjson
 
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 from klaviyo_source.simulator.controls import ControlOptions
-from klaviyo_source.simulator.server import Simulator, SimulatorOptions, start_in_thread
+from klaviyo_source.simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, start_in_thread
 from klaviyo_source.streams.table import STREAMS
 
 Message = dict[str, Any]
@@ -153,11 +153,23 @@ def write_documents(folder: Path, **documents: Any) -> list[str]:
     return argv
 
 
+def assert_key_absent(documents: dict[str, Any], *outputs: bytes) -> None:
+    """The config's key (and the simulator's default key) must appear in no output. pytest's own
+    capture is scanned by tests/conftest.py; this covers output kept in memory or in pipes."""
+    config = documents.get("config")
+    keys = {DEFAULT_KEY}
+    if isinstance(config, dict) and isinstance(config.get("api_key"), str) and config["api_key"].strip():
+        keys.add(config["api_key"].strip())
+    for output in outputs:
+        assert not any(key.encode() in output for key in keys), "API key leaked into the output"
+
+
 def read_in_process(folder: Path, **documents: Any) -> ReadResult:
     """`source-klaviyo read` through the entrypoint in this process (fast; same code path as the CLI)."""
     out = io.BytesIO()
     code = airbyte_main(["read", *write_documents(folder, **documents)], out=out)
     stdout = out.getvalue()
+    assert_key_absent(documents, stdout)
     return ReadResult(code, parse_lines(stdout), stdout)
 
 
@@ -179,6 +191,7 @@ def read_subprocess(folder: Path, **documents: Any) -> ReadResult:
         env=cli_env(),
         check=False,
     )
+    assert_key_absent(documents, done.stdout, done.stderr)
     return ReadResult(done.returncode, parse_lines(done.stdout), done.stdout, done.stderr)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from reliability_harness import (
     SUBPROCESS_TIMEOUT,
+    assert_key_absent,
     catalog,
     cli_argv,
     cli_env,
@@ -104,6 +105,7 @@ def run_read(
         chunks.append(process.stdout.read())  # lines already in the pipe were printed before the kill
         code = process.wait(timeout=SUBPROCESS_TIMEOUT)
     stdout = b"".join(chunks)
+    assert_key_absent(documents, stdout, stderr_path.read_bytes())
     return Attempt(
         code, killed and code == -signal.SIGKILL, parse_lines(stdout), stdout, stderr_path.read_bytes()
     )

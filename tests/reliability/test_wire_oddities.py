@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from reliability_harness import catalog, make_config, read_in_process
 from tiny_api import JSONAPI, jsonapi, serve
 
@@ -178,3 +181,54 @@ def test_odd_retry_after_headers_are_waited_out_sensibly(tmp_path: Path, retry_a
         result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics"]))
     assert result.code == 0, result.errors()
     assert result.ids("metrics") == {"M1"} and len(requests) == 2
+
+
+class PagePayload:
+    """What the fuzzed /api/metrics answers next (set by each hypothesis example)."""
+
+    body: bytes = b'{"data": []}'
+
+    async def handle(self, request: web.Request) -> web.Response:
+        return jsonapi(self.body)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_metrics() -> Iterator[tuple[PagePayload, str]]:
+    payload = PagePayload()
+    with serve({"/api/metrics": payload.handle}) as base_url:
+        yield payload, base_url
+
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attributes=st.lists(st.dictionaries(st.text(), json_values, max_size=5), min_size=1, max_size=4))
+def test_any_attribute_values_pass_through_unchanged(
+    attributes: list[dict[str, Any]], fuzzed_metrics: tuple[PagePayload, str], tmp_path: Path
+) -> None:
+    payload, base_url = fuzzed_metrics
+    served = [
+        {"type": "metric", "id": f"M{n}", "attributes": {**extra, "updated": "2024-01-02T00:00:00+00:00"}}
+        for n, extra in enumerate(attributes)
+    ]
+    payload.body = json.dumps({"data": served, "links": {"next": None}}, ensure_ascii=False).encode()
+    expected = orjson.loads(payload.body)["data"]  # as any JSON parser without bignums reads it
+    result = read_in_process(
+        tmp_path, config=make_config(None, base_url=base_url), catalog=catalog(["metrics"])
+    )
+    assert result.code == 0, result.errors()
+    emitted = result.records("metrics")
+    assert [r["attributes"] for r in emitted] == [r["attributes"] for r in expected]
+    assert all(r["updated"] == "2024-01-02T00:00:00+00:00" for r in emitted)

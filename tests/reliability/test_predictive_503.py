@@ -40,6 +40,8 @@ def test_predictive_503_is_retried_with_smaller_pages_and_loses_nothing(
         assert_every_profile_has_predictive_analytics(result.records("profiles"))
         smaller = [line for line in result.logs() if "retrying with page size" in line]
         assert smaller, "the failing window was retried with a smaller page size"
+        backoffs = [line for line in result.logs() if "retrying /api/profiles" in line and "HTTP 503" in line]
+        assert backoffs, "503s are first retried with backoff at the same page size"
         assert stats["statuses"].get("503", stats["statuses"].get(503, 0)) > 0
         print(
             f"RELIABILITY predictive {controls}: requests={stats['requests_total']} "

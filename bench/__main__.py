@@ -21,7 +21,8 @@ import argparse
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from bench import latency_bound, memory, rate_bound, requests
 from bench.requests import Row
@@ -46,6 +47,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-events", default=None, help="comma list (default 100000,1000000)")
     p.add_argument("--latency-events", type=int, default=None, help="default 1,000,000")
     p.add_argument("--scale", default=None, help="dataset of rate and requests (default medium)")
+    p.add_argument(
+        "--latency-jitter", type=float, default=0.0, help="simulator latency jitter for rate, latency"
+    )
     args = p.parse_args(argv)
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
@@ -114,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     failures: list[str] = []
 
-    def attempt(name: str, run: object) -> None:
+    def attempt(name: str, run: Callable[[], list[Row]]) -> None:
         try:
-            rows.extend(run())  # type: ignore[operator]
+            rows.extend(run())
         except Exception as error:  # one broken benchmark must not hide the others' numbers
             failures.append(f"{name}: {error}")
             progress(f"{name} FAILED: {error}")
@@ -128,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt(
             "rate",
             lambda: rate_bound.measure(
-                scale=args.scale, seed=args.seed, workers=args.workers, runs=args.runs
+                scale=args.scale,
+                seed=args.seed,
+                workers=args.workers,
+                runs=args.runs,
+                jitter=args.latency_jitter,
             ),
         )
     if "latency" in args.only:
@@ -138,8 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             attempt(
                 f"latency (num_workers={workers})",
-                lambda w=workers: latency_bound.measure(
-                    events=args.latency_events, seed=args.seed, workers=w, runs=args.runs
+                partial(
+                    latency_bound.measure,
+                    events=args.latency_events,
+                    seed=args.seed,
+                    workers=workers,
+                    runs=args.runs,
+                    jitter=args.latency_jitter,
                 ),
             )
     if "requests" in args.only:

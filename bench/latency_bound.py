@@ -31,7 +31,7 @@ from bench.requests import Row
 PAGE = 1000
 
 
-def measure(*, events: int, seed: int, workers: int, runs: int) -> list[Row]:
+def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 0.0) -> list[Row]:
     flags = [
         "--seed",
         str(seed),
@@ -44,6 +44,8 @@ def measure(*, events: int, seed: int, workers: int, runs: int) -> list[Row]:
         str(LATENCY_MS),
         "--latency-per-record-ms",
         str(LATENCY_PER_RECORD_MS),
+        "--latency-jitter",
+        str(jitter),
     ]
     results = []
     with simulator(*flags) as sim:

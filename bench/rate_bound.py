@@ -8,9 +8,9 @@ Lower bound (docs/performance.md has it in prose). For each rate bucket b with R
 requests (bench/requests.py), burst B_b per second and steady S_b per minute:
 
     send_b  = max(0, (R_b - S_b) * 60 / S_b, (R_b - B_b) / B_b)      # one window's allowance, then the rate
-    floor_b = max(send_b + min latency of b's requests,               # the last request must come back
-                  max over b's cursor chains of the sum of their page latencies,
-                  parent's first page latency + one request)           # details wait for their listing
+    floor_b = max(parent_b + send_b + min latency of b's requests,    # the last request must come back
+                  max over b's cursor chains of the sum of their page latencies)
+    parent_b = latency of the listing's first page for detail fetches (they wait for it), else 0
     bound   = max_b floor_b                                            # buckets run in parallel
 
 latency(page) = latency_ms + latency_per_record_ms x records. The run cannot beat its slowest
@@ -108,14 +108,14 @@ def bucket_floors(
             default=0.0,
         )
         parent = max((latency(n.after, latency_ms, per_record_ms) for n in group if n.after), default=0.0)
-        candidates = {
-            f"rate: {requests} req at {burst}/s, {steady}/min": send + last,
-            "cursor chain latency": chain,
-            "parent page + 1 request": parent + last if parent else 0.0,
-        }
+        # Detail fetches cannot start before their listing's first page is back (parent > 0).
+        rate_term = f"rate: {requests} req at {burst}/s, {steady}/min" + (
+            " after the parent page" if parent else ""
+        )
+        candidates = {rate_term: parent + send + last, "cursor chain latency": chain}
         why = max(candidates, key=lambda k: candidates[k])
         floor = candidates[why]
-        pacing_floor = max(pacing + last, chain, parent + last if parent else 0.0)
+        pacing_floor = max(parent + pacing + last, chain)
         floors.append(BucketFloor(bucket, requests, (burst, steady), floor, pacing_floor, why))
     return sorted(floors, key=lambda f: f.floor, reverse=True)
 

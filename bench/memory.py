@@ -24,32 +24,38 @@ from klaviyo_source.simulator.server import DEFAULT_KEY
 
 FLOOR_QUERY = "/api/events?page[size]=1000&sort=datetime&include=metric&fields[metric]=name"
 FLOOR_REPEATS = 20
+FLOOR_BATCHES = 5
 
 
 def parse_emit_floor(base_url: str) -> float:
     """CPU us per record that no connector can avoid, measured here on this machine now: parse
     one page of 1,000 events (the connector's query), dump each record as an Airbyte RECORD line,
-    free the page. GC off: the lower bound, not what a default interpreter does."""
+    free the page; the fastest of 5 batches of 20 pages. GC off: a lower bound, not what a default
+    interpreter does."""
     request = urllib.request.Request(base_url + FLOOR_QUERY)
     request.add_header("Authorization", f"Klaviyo-API-Key {DEFAULT_KEY}")
     request.add_header("revision", REVISION)
     with urllib.request.urlopen(request, timeout=60) as response:
         raw = response.read()
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    records = 0
+    best = float("inf")
     gc.disable()
     try:
-        started = time.process_time()
-        for _ in range(FLOOR_REPEATS):
-            document = orjson.loads(raw)
-            envelope = {"stream": "events", "data": None, "emitted_at": 0}
-            wrapper = {"type": "RECORD", "record": envelope}
-            for record in document["data"]:
-                envelope["data"] = record
-                dumps(wrapper, option=newline)
-            records += len(document["data"])
-            del document
-        return (time.process_time() - started) / records * 1e6
+        # The least disturbed of a few batches: other processes only ever add time.
+        for _ in range(FLOOR_BATCHES):
+            records = 0
+            started = time.process_time()
+            for _ in range(FLOOR_REPEATS):
+                document = orjson.loads(raw)
+                envelope = {"stream": "events", "data": None, "emitted_at": 0}
+                wrapper = {"type": "RECORD", "record": envelope}
+                for record in document["data"]:
+                    envelope["data"] = record
+                    dumps(wrapper, option=newline)
+                records += len(document["data"])
+                del document
+            best = min(best, (time.process_time() - started) / records * 1e6)
+        return best
     finally:
         gc.enable()
 

@@ -62,29 +62,32 @@ def _command(verb: str) -> list[str]:
 def simulator(*flags: str) -> Iterator[Simulator]:
     """Serve `klaviyo-source simulate <flags>` on a free port of 127.0.0.1 until the block ends."""
     command = [*_command("simulate"), "--host", "127.0.0.1", "--port", str(free_port()), *flags]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        ready = threading.Timer(READY_TIMEOUT, process.kill)
-        ready.start()
-        line = process.stdout.readline()
-        ready.cancel()
-        found = re.search(r"http://\S+", line)
-        if found is None:
-            error = process.stderr.read() if process.stderr else ""
-            raise RuntimeError(f"simulator did not start: {line!r} {error[-2000:]}")
-        # The next line names the (fake, local) key; read it so the pipe never fills, never print it.
-        process.stdout.readline()
-        sizes = re.search(r"(\d+) events, (\d+) profiles", line)
-        events, profiles = (int(sizes.group(1)), int(sizes.group(2))) if sizes else (0, 0)
-        yield Simulator(found.group(0), process.pid, tuple(flags), events, profiles)
-    finally:
-        process.terminate()
+    # stderr to a file: an unread pipe could fill up and stall the server mid-benchmark.
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            assert process.stdout is not None
+            ready = threading.Timer(READY_TIMEOUT, process.kill)
+            ready.start()
+            line = process.stdout.readline()
+            ready.cancel()
+            found = re.search(r"http://\S+", line)
+            if found is None:
+                process.wait(timeout=10)
+                errors.seek(0)
+                raise RuntimeError(f"simulator did not start: {line!r} {errors.read()[-2000:]}")
+            # The next line names the (fake, local) key: read it so the pipe never fills; never print it.
+            process.stdout.readline()
+            sizes = re.search(r"(\d+) events, (\d+) profiles", line)
+            events, profiles = (int(sizes.group(1)), int(sizes.group(2))) if sizes else (0, 0)
+            yield Simulator(found.group(0), process.pid, tuple(flags), events, profiles)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _admin(base_url: str, path: str, body: Mapping[str, Any] | None = None) -> Any:

@@ -120,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def attempt(name: str, run: Callable[[], list[Row]]) -> None:
         try:
-            rows.extend(run())
+            done = run()
+            rows.extend(done)
+            for row in done:  # also now, on stderr: a run cut short keeps what it measured
+                progress(" | ".join(row))
         except Exception as error:  # one broken benchmark must not hide the others' numbers
             failures.append(f"{name}: {error}")
             progress(f"{name} FAILED: {error}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -56,6 +57,7 @@ async def measure(base: str, streams: list[str], workers: int, raw: bool = False
           f"{records / wall:,.0f} records/s wall")  # fmt: skip
     for outcome in outcomes:
         print(f"  {outcome.name}: {outcome.status.value} {outcome.stats}")
+    print(f"  peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ class PageItem:
     last: datetime | None  # cursor of the page's last record (ordered groups)
     max_cursor: datetime | None  # largest cursor in the page (all groups)
     final: bool
+    large: bool = False  # counted in the large groups' page budget (else the small groups')
 
 
 @dataclass(eq=False)
@@ -47,15 +48,29 @@ Item = PageItem | FailItem | NoteItem | TaskEnd
 
 
 class Outbox:
-    """The single ordered channel to the consumer; pages are gated so at most `capacity` pages
-    are in memory, notes never block (they are tiny and come from sync callbacks)."""
+    """The single ordered channel to the consumer. Memory is a page budget: a worker reserves a
+    page before sending its request and the consumer frees it once the Sink has the records, so
+    at most `capacity` parsed pages are alive however many windows are open. Large groups (events,
+    profiles) and small ones have separate budgets, so small streams never queue behind events.
+    Notes never block (they are tiny and come from sync callbacks)."""
 
     def __init__(self, capacity: int) -> None:
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
-        self.gate = asyncio.Semaphore(capacity)
+        self._gates = {True: asyncio.Semaphore(capacity), False: asyncio.Semaphore(capacity)}
 
-    async def page(self, item: PageItem) -> None:
-        await self.gate.acquire()
+    async def reserve(self, large: bool) -> None:
+        await self._gates[large].acquire()
+
+    def release(self, large: bool) -> None:
+        """Give back a reservation (the page was consumed, or never came)."""
+        self._gates[large].release()
+
+    def full(self) -> bool:
+        """No room for another large page right now."""
+        return self._gates[True].locked()
+
+    def page(self, item: PageItem) -> None:
+        """Hand over a page reserved with `reserve()`."""
         self.queue.put_nowait(item)
 
     def note(self, item: Item) -> None:

@@ -88,7 +88,7 @@ class _Run:
         self.plans = plans
         self.sink = sink
         self.hi_final = hi_final
-        self.outbox = Outbox(capacity=max(2, config.num_workers * 2))
+        self.outbox = Outbox(capacity=config.num_workers + 2)
         self.active = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.scanner: Scanner | None = None
@@ -104,11 +104,15 @@ class _Run:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def can_split(self) -> bool:
-        """Split only when request capacity is idle: a slot besides the caller's own is free (windows
-        waiting on a slow rate bucket hold none), and the number of open windows stays bounded."""
+    def can_split(self, bucket: str) -> bool:
+        """Split only when it can make the read faster: the window's rate bucket is not what holds
+        it back (more windows would only add requests), request capacity is idle (a slot besides
+        the caller's own is free; windows waiting on a slow bucket hold none), pages have room,
+        and the number of open windows stays bounded."""
         assert self.client is not None
-        if self.active >= MAX_WINDOWS_PER_WORKER * self.config.num_workers:
+        if self.active >= MAX_WINDOWS_PER_WORKER * self.config.num_workers or self.outbox.full():
+            return False
+        if self.client.limiters.get(bucket).delay() > 0:
             return False
         return self.client.free_slots() >= 2 or self.active < self.config.num_workers
 
@@ -140,7 +144,7 @@ class _Run:
         await self.sink.status(member.name, StreamStatus.INCOMPLETE)
 
     async def on_page(self, item: PageItem) -> None:
-        self.outbox.gate.release()
+        self.outbox.release(item.large)
         window = item.window
         track = window.track
         plan = track.group

@@ -40,7 +40,7 @@ class Scanner:
         outbox: Outbox,
         hi_final: datetime,
         spawn: Callable[[Window], None],
-        can_split: Callable[[], bool],
+        can_split: Callable[[str], bool],
         *,
         raw_events: bool = False,
     ) -> None:
@@ -91,79 +91,91 @@ class Scanner:
         while url is not None:
             if not plan.alive():
                 return
+            large = row.splittable
+            await self.outbox.reserve(large)
+            handed = False
             try:
-                if self.raw_events and row.name == "events":
-                    fetched: Any = await self.client.fetch(
-                        url, params, decode_events_page, bucket=bucket, observer=observer
+                try:
+                    if self.raw_events and row.name == "events":
+                        fetched: Any = await self.client.fetch(
+                            url, params, decode_events_page, bucket=bucket, observer=observer
+                        )
+                    else:
+                        fetched = await self.client.get_json(url, params, bucket=bucket, observer=observer)
+                except ServerError as error:
+                    if not (predictive and error.status == 503):
+                        raise
+                    if page_size is None or page_size <= MIN_PREDICTIVE_PAGE:
+                        raise TransientError(
+                            "Klaviyo keeps answering 503 on profiles with predictive analytics "
+                            f"(even {page_size} per page). Retry the sync later, or set "
+                            "disable_fetching_predictive_analytics to true.",
+                            str(error),
+                        ) from error
+                    page_size = max(MIN_PREDICTIVE_PAGE, page_size // 2)
+                    restart = last or window.lo
+                    skip_at, skip_ids = last, set(ids_at_last)
+                    url = row.path
+                    params = listing_params(
+                        plan, key, restart, window.hi, page_size=page_size, disable_predictive=False
                     )
-                else:
-                    fetched = await self.client.get_json(url, params, bucket=bucket, observer=observer)
-            except ServerError as error:
-                if not (predictive and error.status == 503):
-                    raise
-                if page_size is None or page_size <= MIN_PREDICTIVE_PAGE:
-                    raise TransientError(
-                        "Klaviyo keeps answering 503 on profiles with predictive analytics "
-                        f"(even {page_size} per page). Retry the sync later, or set "
-                        "disable_fetching_predictive_analytics to true.",
-                        str(error),
+                    seen.clear()
+                    message = f"profiles: 503 with predictive analytics; retrying with page size {page_size}"
+                    self.outbox.note(NoteItem(None, message, level="WARN"))
+                    continue
+                next_url = self._next_link(fetched, row.path, url, seen)
+                try:
+                    if isinstance(fetched, RawEventsPage):
+                        item, cut, page_tail = self._raw_page(
+                            plan, window, fetched, skip_at, skip_ids, next_url is None
+                        )
+                    else:
+                        item, cut, page_tail = await self._page(
+                            plan, window, fetched, skip_at, skip_ids, final=next_url is None
+                        )
+                except (KeyError, TypeError, ValueError, AttributeError) as error:
+                    raise MalformedResponseError(
+                        f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
+                        f"(every record needs an id and attributes.{row.cursor_path[-1]} as a datetime)."
                     ) from error
-                page_size = max(MIN_PREDICTIVE_PAGE, page_size // 2)
-                restart = last or window.lo
-                skip_at, skip_ids = last, set(ids_at_last)
-                url = row.path
-                params = listing_params(
-                    plan, key, restart, window.hi, page_size=page_size, disable_predictive=False
-                )
-                seen.clear()
-                message = f"profiles: 503 with predictive analytics; retrying with page size {page_size}"
-                self.outbox.note(NoteItem(None, message, level="WARN"))
-                continue
-            if isinstance(fetched, RawEventsPage):
-                next_url = fetched.next
-            else:
-                if not isinstance(fetched["data"], list):
-                    raise MalformedResponseError(f"Malformed response from {row.path}: 'data' is not a list.")
-                links = fetched.get("links")
-                next_url = links.get("next") if isinstance(links, dict) else None
-            if next_url is not None and not isinstance(next_url, str):
-                raise MalformedResponseError(
-                    f"Malformed response from {row.path}: links.next is not a string."
-                )
-            if next_url:
-                if next_url in seen or next_url == url:
-                    raise KlaviyoSourceError(
-                        f"Pagination loop on {row.path}: Klaviyo returned a links.next already followed "
-                        f"({next_url}). Stopping the stream instead of reading forever."
-                    )
-                seen.add(next_url)
-            else:
-                next_url = None
-            try:
-                if isinstance(fetched, RawEventsPage):
-                    item, cut, page_tail = self._raw_page(
-                        plan, window, fetched, skip_at, skip_ids, next_url is None
-                    )
-                else:
-                    item, cut, page_tail = await self._page(
-                        plan, window, fetched, skip_at, skip_ids, final=next_url is None
-                    )
-            except (KeyError, TypeError, ValueError, AttributeError) as error:
-                raise MalformedResponseError(
-                    f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
-                    f"(every record needs an id and attributes.{row.cursor_path[-1]} as a datetime)."
-                ) from error
-            skip_at = None
-            if cut:
-                next_url = None
-                item.final = True
-            if item.last is not None:
-                ids_at_last = page_tail | ids_at_last if item.last == last else page_tail
-                last = item.last
-            await self.outbox.page(item)
+                skip_at = None
+                if cut:
+                    next_url = None
+                    item.final = True
+                if item.last is not None:
+                    ids_at_last = page_tail | ids_at_last if item.last == last else page_tail
+                    last = item.last
+                item.large = large
+                self.outbox.page(item)
+                handed = True
+            finally:
+                if not handed:
+                    self.outbox.release(large)
             url, params = next_url, None
-            if url is not None and row.splittable and last is not None and self.can_split():
+            if url is not None and row.splittable and last is not None and self.can_split(bucket):
                 self._split(window, last)
+
+    @staticmethod
+    def _next_link(fetched: Any, path: str, url: str, seen: set[str]) -> str | None:
+        """The page's links.next (None on the last page); a link seen before is a loop."""
+        if isinstance(fetched, RawEventsPage):
+            next_url = fetched.next
+        else:
+            if not isinstance(fetched["data"], list):
+                raise MalformedResponseError(f"Malformed response from {path}: 'data' is not a list.")
+            links = fetched.get("links")
+            next_url = links.get("next") if isinstance(links, dict) else None
+        if next_url is not None and not isinstance(next_url, str):
+            raise MalformedResponseError(f"Malformed response from {path}: links.next is not a string.")
+        if not next_url:
+            return None
+        if next_url in seen or next_url == url:
+            raise KlaviyoSourceError(
+                f"Pagination loop on {path}: Klaviyo returned a links.next already followed "
+                f"({next_url}). Stopping the stream instead of reading forever."
+            )
+        seen.add(next_url)
+        return next_url
 
     def _split(self, window: Window, last: datetime) -> None:
         mid = last + (window.hi - last) / 2

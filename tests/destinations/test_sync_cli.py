@@ -46,8 +46,11 @@ def test_key_from_environment_and_destination_forms(tmp_path: Path) -> None:
     assert options.full_refresh  # overwrite implies a full refresh
     absolute = parse_args(["--destination", "duckdb:////tmp/a.duckdb"], environ={"KLAVIYO_API_KEY": "k"})
     assert absolute.destination.target == "/tmp/a.duckdb"
-    bare = parse_args(["--destination", "data/k.duckdb?schema=raw"], environ={"KLAVIYO_API_KEY": "k"})
+    bare = parse_args(
+        ["--destination", "data/k.duckdb?schema=raw&memory_limit=2GB"], environ={"KLAVIYO_API_KEY": "k"}
+    )
     assert (bare.destination.target, bare.destination.schema) == ("data/k.duckdb", "raw")
+    assert bare.destination.memory_limit == "2GB"
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,7 @@ def test_key_from_environment_and_destination_forms(tmp_path: Path) -> None:
         (["--write", "merge"], "invalid choice"),
         (["--destination", "mysql://x/y"], "Invalid destination"),
         (["--destination", "postgresql://h:port/db"], "port"),
+        (["--destination", "x.duckdb?memory_limit=lots"], "memory_limit"),
         (["--destination", "duckdb:///x.duckdb?schema=bad-name"], "schema"),
         (["--bogus"], "unrecognized arguments"),
     ],

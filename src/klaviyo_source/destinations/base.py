@@ -87,6 +87,7 @@ class DestinationSpec:
     target: str  # file path or libpq connection string (may hold a password: never print it)
     schema: str
     display: str  # safe to print
+    memory_limit: str = "256MB"  # DuckDB only: beyond it DuckDB spills to disk instead of growing
 
 
 def quote(name: str) -> str:
@@ -96,7 +97,7 @@ def quote(name: str) -> str:
 
 def parse_destination(url: str) -> DestinationSpec:
     """`duckdb:///relative.duckdb`, `duckdb:////absolute.duckdb`, a bare path, or `postgresql://...`;
-    `?schema=name` picks the schema (default `klaviyo`)."""
+    `?schema=name` picks the schema (default `klaviyo`); DuckDB also takes `?memory_limit=1GB`."""
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     schema = (query.pop("schema", [DEFAULT_SCHEMA]) or [DEFAULT_SCHEMA])[-1]
@@ -112,14 +113,16 @@ def parse_destination(url: str) -> DestinationSpec:
             ) from None
         display = f"postgresql://{parts.hostname or 'localhost'}{port}{parts.path} (schema {schema})"
         return DestinationSpec("postgres", target, schema, display)
-    if parts.scheme == "duckdb":
-        path = url.split("://", 1)[1].split("?", 1)[0]
-        path = path[1:] if path.startswith("/") else path  # duckdb:///x -> x ; duckdb:////x -> /x
+    if parts.scheme in ("duckdb", ""):
+        path = url.split("://", 1)[1].split("?", 1)[0] if parts.scheme else parts.path
+        if parts.scheme:
+            path = path[1:] if path.startswith("/") else path  # duckdb:///x -> x ; duckdb:////x -> /x
         if not path:
             raise ConfigError("Invalid destination: duckdb:///path/to/file.duckdb needs a file path.")
-        return DestinationSpec("duckdb", path, schema, f"duckdb file {path} (schema {schema})")
-    if parts.scheme == "" and parts.path:
-        return DestinationSpec("duckdb", parts.path, schema, f"duckdb file {parts.path} (schema {schema})")
+        memory = (query.get("memory_limit") or ["256MB"])[-1]
+        if not re.match(r"^\d+(\.\d+)?\s*[KMGT]i?B$", memory, re.IGNORECASE):
+            raise ConfigError(f"Invalid destination: memory_limit {memory!r} must look like 512MB or 2GB.")
+        return DestinationSpec("duckdb", path, schema, f"duckdb file {path} (schema {schema})", memory)
     raise ConfigError(
         f"Invalid destination {parts.scheme}://...: use duckdb:///path/to/file.duckdb or postgresql://..."
     )

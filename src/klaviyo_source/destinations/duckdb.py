@@ -52,6 +52,8 @@ class DuckDBDestination(SqlDestination):
                 ) from None
             raise
         self.con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's default cache is 80% of RAM; a sync should stay small next to other programs.
+        self.con.execute(f"SET memory_limit = '{spec.memory_limit}'")
         self.setup()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

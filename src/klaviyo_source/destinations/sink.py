@@ -2,7 +2,8 @@
 state that covers them, and keeps per-stream counts for progress and the summary.
 
 Writes run in order on one background task (each in a worker thread), so reading goes on while
-the previous batch commits; a small queue bounds memory and pushes back on the engine when the
+the previous batch commits; a one-slot queue bounds memory (records as parsed JSON take ~5 KB
+each: at most three batches of `flush_records` are held) and pushes back on the engine when the
 database is slower than the API.
 """
 
@@ -57,8 +58,8 @@ class DestinationSink:
         destination: SqlDestination,
         modes: Mapping[str, WriteMode],
         *,
-        flush_records: int = 20_000,
-        queue_size: int = 2,
+        flush_records: int = 10_000,
+        queue_size: int = 1,
         on_log: LogCallback | None = None,
     ) -> None:
         self.destination = destination

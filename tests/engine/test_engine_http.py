@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 import aiohttp
@@ -55,7 +56,7 @@ def test_limiter_never_exceeds_burst_or_steady() -> None:
     assert limiter.waited > 0
 
 
-def test_limiter_pause_and_headers() -> None:
+def test_limiter_pause_and_exhausted_quota() -> None:
     clock = FakeClock()
     limiter = RateLimiter(Limits(burst=100, steady=1000), clock=clock, sleep=clock.sleep)
     limiter.pause(5)
@@ -64,18 +65,53 @@ def test_limiter_pause_and_headers() -> None:
     assert limiter.delay() == 0
     limiter.observe({"RateLimit-Remaining": "0", "RateLimit-Reset": "7"})
     assert limiter.delay() == pytest.approx(7)
-    clock.now += 7
-    # Remaining far below what we used: the difference counts as used for the next minute.
-    limiter.observe({"RateLimit-Remaining": "2", "RateLimit-Reset": "30"})
-    times = _run_requests(limiter, clock, 3)
-    assert times[2] - times[0] >= 59  # only 2 slots left in this minute
+
+
+def test_limiter_spends_the_servers_fixed_windows_without_exceeding_them() -> None:
+    """A fake server with aligned 60 s windows answering RateLimit-* headers, zero latency."""
+    clock = FakeClock()
+    clock.now = 1010.0  # 50 s before an aligned window boundary
+    limiter = RateLimiter(limits_for("get_campaigns"), clock=clock, sleep=clock.sleep)  # M: 10/s, 150/min
+    per_window: dict[int, int] = {}
+    per_second: dict[int, int] = {}
+
+    async def go() -> list[float]:
+        times = []
+        for _ in range(400):
+            await limiter.acquire()
+            now = clock.now
+            times.append(now)
+            window = int(now // 60)
+            per_window[window] = per_window.get(window, 0) + 1
+            per_second[int(now)] = per_second.get(int(now), 0) + 1
+            reset = max(1, math.ceil((window + 1) * 60 - now))
+            limiter.observe(
+                {"RateLimit-Remaining": str(max(0, 150 - per_window[window])), "RateLimit-Reset": str(reset)}
+            )
+        return times
+
+    times = asyncio.run(go())
+    assert max(per_window.values()) <= 150
+    assert max(per_second.values()) <= 10
+    # 400 requests: a sliding 90 % minute needs > 2 minutes; whole fixed windows take < 3 windows
+    assert times[-1] - times[0] < 2 * 60 + 20
+    assert times[-1] - times[0] > 60  # but never faster than the quota allows
+
+
+def test_limiter_in_window_mode_ignores_stale_answers() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(Limits(burst=100, steady=90, window=100), clock=clock, sleep=clock.sleep)
+    limiter.observe({"RateLimit-Remaining": "10", "RateLimit-Reset": "30"})
+    limiter.observe({"RateLimit-Remaining": "80", "RateLimit-Reset": "30"})  # older answer: ignored
+    times = _run_requests(limiter, clock, 12)
+    assert times[-1] - times[0] >= 29  # only ~8 fit before the reset
 
 
 def test_tiers_are_conservative_and_complete() -> None:
-    assert limits_for("get_events") == Limits(315, 3150)
-    assert limits_for("get_list:profile_count") == Limits(1, 13)
+    assert limits_for("get_events") == Limits(315, 3150, 3500)
+    assert limits_for("get_list:profile_count") == Limits(1, 13, 15)
     assert limits_for("get_profiles:predictive_analytics").steady < limits_for("get_profiles").steady
-    assert limits_for("get_flows") == Limits(2, 54)
+    assert limits_for("get_flows") == Limits(2, 54, 60)
     assert set(BUCKET_TIERS.values()) <= {"XS", "S", "M", "L", "XL"}
     limiters = RateLimiters()
     assert limiters.get("get_events") is limiters.get("get_events")

@@ -49,13 +49,14 @@ STEADY_WINDOW = 61.0
 
 @dataclass(frozen=True)
 class Limits:
-    burst: int  # per second
-    steady: int  # per minute
+    burst: int  # per second (our share)
+    steady: int  # per minute (our share, used until the server tells us its count)
+    window: int = 0  # Klaviyo's own steady limit per fixed minute window (0: same as steady)
 
 
 def limits_for(bucket: str, safety: float = SAFETY) -> Limits:
     burst, steady = TIERS[BUCKET_TIERS.get(bucket, "XS")]
-    return Limits(max(1, int(burst * safety)), max(1, int(steady * safety)))
+    return Limits(max(1, int(burst * safety)), max(1, int(steady * safety)), steady)
 
 
 Clock = Callable[[], float]
@@ -63,7 +64,14 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class RateLimiter:
-    """Sliding 1 s and 60 s windows; `acquire()` returns when a request may be sent."""
+    """`acquire()` returns when a request may be sent.
+
+    Burst: a sliding 1.1 s log. Steady: until a response carries `RateLimit-Remaining/Reset`, a
+    sliding 61 s log at our conservative share; from then on Klaviyo's own fixed window: spend
+    what the server says remains (minus requests possibly still in flight and a small margin),
+    then wait for its reset and start the next window with the full quota. Spending whole fixed
+    windows is up to 2x faster than a sliding 90 % minute on a bucket that has to wait.
+    """
 
     def __init__(
         self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
@@ -74,20 +82,38 @@ class RateLimiter:
         self._second: deque[float] = deque()
         self._minute: deque[float] = deque()
         self._paused_until = 0.0
+        self._window_end: float | None = None  # end of the server's current steady window
+        self._window_left = 0  # requests we may still send in it
         self.waited = 0.0  # total seconds callers spent waiting here
+
+    @property
+    def _window_limit(self) -> int:
+        return self.limits.window or self.limits.steady
+
+    def _margin(self) -> int:
+        """Requests that may be in flight (sent within the last burst window) plus a little."""
+        return len(self._second) + max(1, self._window_limit // 50)
 
     def delay(self) -> float:
         """Seconds until a request may go (0 = now); prunes the windows."""
         now = self._clock()
-        while self._second and self._second[0] <= now - BURST_WINDOW:
+        # Same expressions for pruning and waiting, so float rounding cannot make them disagree.
+        while self._second and self._second[0] + BURST_WINDOW <= now:
             self._second.popleft()
-        while self._minute and self._minute[0] <= now - STEADY_WINDOW:
+        while self._minute and self._minute[0] + STEADY_WINDOW <= now:
             self._minute.popleft()
         wait = max(0.0, self._paused_until - now)
         if len(self._second) >= self.limits.burst:
             wait = max(wait, self._second[0] + BURST_WINDOW - now)
-        if len(self._minute) >= self.limits.steady:
-            wait = max(wait, self._minute[0] + STEADY_WINDOW - now)
+        if self._window_end is None:
+            if len(self._minute) >= self.limits.steady:
+                wait = max(wait, self._minute[0] + STEADY_WINDOW - now)
+            return wait
+        if now >= self._window_end:  # the server's next fixed window has started
+            self._window_end += 60.0 * (1 + int((now - self._window_end) // 60.0))
+            self._window_left = self._window_limit - self._margin()
+        if self._window_left <= 0:
+            wait = max(wait, self._window_end - now)
         return wait
 
     async def acquire(self) -> float:
@@ -99,8 +125,10 @@ class RateLimiter:
                 now = self._clock()
                 self._second.append(now)
                 self._minute.append(now)
+                self._window_left -= 1
                 self.waited += waited
                 return waited
+            wait = max(wait, 0.001)  # a wait below clock resolution would spin
             await self._sleep(wait)
             waited += wait
 
@@ -109,7 +137,8 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Adjust from `RateLimit-Remaining` / `RateLimit-Reset` (steady window) of a response."""
+        """Follow the server's steady window from `RateLimit-Remaining` / `RateLimit-Reset`
+        (whole seconds, rounded up, so our idea of its end is never early)."""
         remaining = headers.get("RateLimit-Remaining")
         reset = headers.get("RateLimit-Reset")
         if remaining is None or reset is None:
@@ -118,14 +147,17 @@ class RateLimiter:
             left, reset_s = int(remaining), float(reset)
         except ValueError:
             return
+        now = self._clock()
+        end = now + reset_s
         if left <= 0:
             self.pause(reset_s)
-        elif left < self.limits.steady - len(self._minute):
-            # Someone else (another key or app on the account) spends this bucket too: count the
-            # difference as requests we made just now so our pacing leaves room for them.
-            now = self._clock()
-            for _ in range(self.limits.steady - len(self._minute) - left):
-                self._minute.append(now)
+        left -= self._margin()
+        if self._window_end is None or end > self._window_end + 2.0:
+            self._window_end, self._window_left = end, left  # first report, or a newer window
+        elif end >= self._window_end - 2.0:
+            # Same window: responses arrive out of order, so only ever lower what is left.
+            self._window_left = min(self._window_left, left)
+        # else: a late answer from an earlier window; it says nothing about this one
 
 
 class RateLimiters:

@@ -159,9 +159,13 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
         report.error = f"cannot open {options.destination.display}: {error}"
         return report
     try:
-        states = {} if options.full_refresh else await asyncio.to_thread(destination.stored_states)
-        for name in options.streams:
-            await asyncio.to_thread(destination.prepare, STREAMS_BY_NAME[name], options.write)
+        try:
+            states = {} if options.full_refresh else await asyncio.to_thread(destination.stored_states)
+            for name in options.streams:
+                await asyncio.to_thread(destination.prepare, STREAMS_BY_NAME[name], options.write)
+        except Exception as error:  # a database error while reading state or creating tables
+            report.error = f"preparing {options.destination.display} failed: {type(error).__name__}: {error}"
+            return report
         selections = [StreamSelection(name, incremental=not options.full_refresh) for name in options.streams]
         progress = SyncProgress(stats, {}, options.progress, stream=out)
         sink = DestinationSink(destination, modes, on_log=progress.log)

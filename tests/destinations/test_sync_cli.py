@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from klaviyo_source.destinations.base import WriteMode
@@ -86,3 +87,18 @@ def test_no_config_and_no_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     monkeypatch.delenv("KLAVIYO_API_KEY", raising=False)
     assert main(["sync"]) == 2
     assert "KLAVIYO_API_KEY" in capsys.readouterr().err
+
+
+def test_a_database_error_while_preparing_tables_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "odd.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA klaviyo; CREATE VIEW klaviyo.events AS SELECT 1 AS id")
+    assert (
+        main(["sync", "--config", config_file(tmp_path), "--destination", str(path), "--streams", "events"])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert f"preparing duckdb file {path} (schema klaviyo) failed" in err
+    assert SECRET not in err

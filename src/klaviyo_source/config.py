@@ -215,8 +215,11 @@ def parse_config(raw: Any, *, api_key_override: str | None = None) -> Config:
     base_url = raw.get("base_url")
     if base_url is not None:
         parts = urlsplit(base_url) if isinstance(base_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise _expect("base_url", "an http(s) URL such as https://a.klaviyo.com")
+        if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+            # Credentials in the URL would be sent instead of (or beside) the API key header.
+            raise _expect("base_url", "a plain http(s) URL without credentials, query or fragment")
         values["base_url"] = base_url.rstrip("/")
 
     numeric = {

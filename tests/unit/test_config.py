@@ -26,6 +26,7 @@ def test_airbyte_pattern_start_date_is_accepted() -> None:
         ("num_workers", "5"),
         ("lookback_window", -1),
         ("base_url", "ftp://x"),
+        ("base_url", "http://user:pk_secret_value@127.0.0.1:9"),
         ("disable_fetching_predictive_analytics", "yes"),
     ],
 )

@@ -4,7 +4,8 @@ One consumer task is the only caller of the Sink: it passes each page's records,
 window's progress, and emits state (after each finished window, every 10,000 records or 30 s,
 and at stream end) computed from the watermark, so a state always follows the records it covers.
 Workers run concurrently (one asyncio task per window); the client caps requests in flight at
-`num_workers` and paces each rate bucket.
+`num_workers` and paces each rate bucket; the outbox caps parsed pages alive at num_workers + 2
+(per budget: large and small groups), so memory does not grow with the data or the windows.
 """
 
 from __future__ import annotations

@@ -149,6 +149,9 @@ class ReadUsage:
     """What one `source-klaviyo read` cost: its own process only (the simulator is another one)."""
 
     wall: float  # seconds
+    started: (
+        float  # time.monotonic() when the process was started (CLOCK_MONOTONIC, shared with the simulator)
+    )
     user: float  # CPU seconds
     system: float
     peak_rss_mb: float  # ru_maxrss of the child
@@ -188,19 +191,20 @@ def run_read(config: Mapping[str, Any], streams: Sequence[str], *, timeout: floa
         command = [*_command("read"), "--config", str(config_path), "--catalog", str(catalog_path)]
         env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_KEY"}
         with open(os.devnull, "wb") as devnull, open(Path(tmp, "stderr"), "w+b") as errors:
-            started = time.perf_counter()
+            started = time.monotonic()
             process = subprocess.Popen(command, stdout=devnull, stderr=errors, env=env)
             killer = threading.Timer(timeout, process.kill)
             killer.start()
             # wait4 reports the rusage of exactly this child (RUSAGE_CHILDREN would add every child).
             _, status, usage = os.wait4(process.pid, 0)
-            wall = time.perf_counter() - started
+            wall = time.monotonic() - started
             killer.cancel()
             process.returncode = os.waitstatus_to_exitcode(status)
             errors.seek(0)
             tail = errors.read()[-2000:].decode(errors="replace")
     return ReadUsage(
         wall=wall,
+        started=started,
         user=usage.ru_utime,
         system=usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux

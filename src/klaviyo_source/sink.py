@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+# A record is a dict; a sink that sets the class attribute `accepts_raw_records = True` may also
+# receive `orjson.Fragment`s (pre-serialized records, the engine's events fast path).
 Record = dict[str, Any]
 
 
@@ -39,7 +41,7 @@ class StreamStats:
     retries: int = 0
     partitions_done: int = 0
     partitions_total: int = 0
-    rate_limit_wait_seconds: float = 0.0
+    rate_limit_wait_seconds: float = 0.0  # wall-clock time (overlapping waits count once)
 
 
 @dataclass

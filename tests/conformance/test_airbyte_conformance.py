@@ -398,3 +398,19 @@ def test_state_saved_by_airbyte_is_accepted(sim: Any, tmp_path: Path) -> None:
             assert records
         assert all(parse_time(record[cursor]) >= since for record in records), stream
     assert sorted(final_states(result)) == sorted(AIRBYTE_SAVED_STATE)
+
+
+def test_events_alone_fast_path_emits_the_same_records(sim: Any, tmp_path: Path) -> None:
+    """Read alone, events take the engine's pre-serialized fast path; the records must be exactly
+    those of the ordinary path (events read together with events_detailed), and valid."""
+    alone = run_cli(
+        tmp_path, "read", config=make_config(sim), catalog=configured_catalog(["events"], "full_refresh")
+    )
+    paired_catalog = configured_catalog(["events", "events_detailed"], "full_refresh")
+    paired = run_cli(tmp_path, "read", config=make_config(sim), catalog=paired_catalog)
+    assert alone.code == 0 and paired.code == 0, alone.stderr.decode()[-2000:]
+    assert_records_valid(alone)
+    fast = sorted(records_by_stream(alone)["events"], key=lambda r: r["id"])
+    ordinary = sorted(records_by_stream(paired)["events"], key=lambda r: r["id"])
+    assert len(fast) == sim.store.event_count
+    assert fast == ordinary

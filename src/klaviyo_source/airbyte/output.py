@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 import orjson
 
@@ -49,6 +49,9 @@ class StreamFailure:
 class AirbyteSink:
     """Implements `klaviyo_source.sink.Sink`; also remembers failures for the final trace."""
 
+    # Records may arrive as pre-serialized `orjson.Fragment`s (the engine's events fast path):
+    # they are embedded as they are, byte for byte.
+    accepts_raw_records: ClassVar[bool] = True
     out: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
     secrets: tuple[str, ...] = ()
     failures: list[StreamFailure] = field(default_factory=list)

@@ -61,8 +61,10 @@ def listing_params(
     if row.name == "profiles":
         extra = "subscriptions,predictive_analytics" if wants_predictive(plan, disable_predictive) else None
         params["additional-fields[profile]"] = extra or "subscriptions"
+    # Includes are the same whichever members are selected, so a record's shape (to-many
+    # relationships carry `data` only when included) never depends on its sibling stream.
     elif row.name == "events":
-        params["include"] = "metric,attributions" if plan.member("events_detailed") else "metric"
-    elif row.name == "campaigns" and plan.member("campaigns_detailed"):
+        params["include"] = "metric,attributions"
+    elif row.name == "campaigns":
         params["include"] = "campaign-messages"
     return params

@@ -9,7 +9,7 @@ Benchmarks (docs/performance.md explains each figure and what limits it):
   memory    (d) peak RSS of the same read at 100,000 and 1,000,000 events         (bench/memory.py)
   rate      (b) full catalog, medium dataset, Klaviyo tiers + latency vs lower bound (bench/rate_bound.py)
   latency   (c) 1,000,000 events under tiers + latency: records/s, requests in flight (bench/latency_bound.py)
-  requests  (e) requests per endpoint of a full sync vs the minimum                (bench/requests.py)
+  requests  (e) requests per endpoint of a full sync vs the minimum (counted in the rate runs if both)
   serving, load: the simulator's and destinations' own benchmarks (run as they are, output passed on)
 
 Progress goes to stderr, the table (markdown) to stdout. Numbers only; nothing is asserted.
@@ -132,16 +132,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("cpu/memory", lambda: cpu_and_memory(args))
     if "rate" in args.only:
         progress(f"rate-bound, {args.scale} dataset, full catalog, {args.runs} run(s)")
-        attempt(
-            "rate",
-            lambda: rate_bound.measure(
+
+        def rate_and_requests() -> list[Row]:
+            rows, needs, counts = rate_bound.measure(
                 scale=args.scale,
                 seed=args.seed,
                 workers=args.workers,
                 runs=args.runs,
                 jitter=args.latency_jitter,
-            ),
-        )
+            )
+            if "requests" in args.only:  # (e) from the same full syncs: no need to sync again
+                setup = f"the rate-bound runs: {args.scale} dataset, num_workers={args.workers}"
+                rows += requests.request_rows(needs, counts, setup=setup)
+            return rows
+
+        attempt("rate", rate_and_requests)
     if "latency" in args.only:
         for workers in args.latency_workers:
             progress(
@@ -158,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     jitter=args.latency_jitter,
                 ),
             )
-    if "requests" in args.only:
+    if "requests" in args.only and "rate" not in args.only:
         progress(f"requests, {args.scale} dataset, full catalog, {args.runs} run(s)")
         attempt(
             "requests",

@@ -37,7 +37,7 @@ from bench.harness import (
     stats,
     throttled_share,
 )
-from bench.requests import Need, Row, scan_quietly
+from bench.requests import Need, Row, answered_requests, scan_quietly
 from klaviyo_source.simulator.spec import endpoint_rules
 
 LATENCY_MS = 150.0
@@ -137,7 +137,10 @@ def bucket_floors(
     return sorted(floors, key=lambda f: f.floor, reverse=True)
 
 
-def measure(*, scale: str, seed: int, workers: int, runs: int, jitter: float = 0.0) -> list[Row]:
+def measure(
+    *, scale: str, seed: int, workers: int, runs: int, jitter: float = 0.0
+) -> tuple[list[Row], list[Need], list[dict[str, int]]]:
+    """The table rows, the minimal needs and each run's answered requests per bucket (for (e))."""
     flags = [
         "--seed",
         str(seed),
@@ -156,6 +159,7 @@ def measure(*, scale: str, seed: int, workers: int, runs: int, jitter: float = 0
         floors = bucket_floors(needs)
         results = []
         throttled: Counter[str] = Counter()
+        counts: list[dict[str, int]] = []
         for _ in range(runs):
             fresh_account(sim.base_url)
             usage = run_read(read_config(sim.base_url, workers=workers), ALL_STREAMS)
@@ -165,6 +169,7 @@ def measure(*, scale: str, seed: int, workers: int, runs: int, jitter: float = 0
                 )
             snapshot = stats(sim.base_url)
             throttled.update(snapshot["throttled"])
+            counts.append(answered_requests(snapshot))
             fixed = fixed_window_floor(floors, usage.started)
             results.append(
                 {
@@ -228,4 +233,4 @@ def measure(*, scale: str, seed: int, workers: int, runs: int, jitter: float = 0
                 floor.why,
             )
         )
-    return rows
+    return rows, needs, counts

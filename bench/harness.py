@@ -90,6 +90,12 @@ def simulator(*flags: str) -> Iterator[Simulator]:
                 process.wait()
 
 
+def process_cpu(pid: int) -> float:
+    """User+sys CPU seconds a live process has used so far (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _admin(base_url: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(base_url + path, data=data, method="GET" if body is None else "POST")

@@ -16,6 +16,7 @@ from klaviyo_source.errors import AccessError, TransientError
 from klaviyo_source.http.ratelimit import BUCKET_TIERS, TIERS
 from klaviyo_source.simulator.controls import ControlOptions
 from klaviyo_source.simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, run_simulator
+from klaviyo_source.simulator.truth import expected_ids
 from klaviyo_source.sink import StreamOutcome, StreamSelection, StreamStats, StreamStatus
 
 ALL = [
@@ -34,18 +35,8 @@ CURSOR = {
 
 
 def truth(sim: Simulator, stream: str) -> set[str]:
-    store = sim.store
-    if stream in ("events", "events_detailed"):
-        return set(store.event_ids())
-    if stream == "profiles":
-        return set(store.profile_ids())
-    if stream == "global_exclusions":
-        return {store.profile_id(row) for row in store.cols.suppression}
-    kind = {
-        "email_templates": "template", "metrics": "metric", "lists": "list", "lists_detailed": "list",
-        "campaigns": "campaign", "campaigns_detailed": "campaign", "flows": "flow",
-    }[stream]  # fmt: skip
-    return {row.id for row in store.records(kind)}
+    """Ids every complete read of `stream` must contain, from the simulator's store."""
+    return expected_ids(sim.store, stream)
 
 
 def sim_config(sim: Simulator, **overrides: Any) -> Config:

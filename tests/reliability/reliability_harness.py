@@ -22,6 +22,7 @@ import orjson
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 from klaviyo_source.simulator.controls import ControlOptions
 from klaviyo_source.simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, start_in_thread
+from klaviyo_source.simulator.truth import expected_ids
 from klaviyo_source.streams.table import STREAMS
 
 Message = dict[str, Any]
@@ -197,15 +198,4 @@ def read_subprocess(folder: Path, **documents: Any) -> ReadResult:
 
 def truth(sim: Simulator, stream: str) -> set[str]:
     """Ids every complete read of `stream` must contain, from the simulator's store."""
-    store = sim.store
-    if stream in ("events", "events_detailed"):
-        return set(store.event_ids())
-    if stream == "profiles":
-        return set(store.profile_ids())
-    if stream == "global_exclusions":
-        return {store.profile_id(row) for row in store.cols.suppression}
-    resource = {
-        "email_templates": "template", "metrics": "metric", "lists": "list", "lists_detailed": "list",
-        "campaigns": "campaign", "campaigns_detailed": "campaign", "flows": "flow",
-    }[stream]  # fmt: skip
-    return {row.id for row in store.records(resource)}
+    return expected_ids(sim.store, stream)

@@ -1,0 +1,64 @@
+"""Ground truth for tests: what a complete read of each connector stream must return.
+
+The simulator exists to test the connector, so this one place maps the connector's stream names
+onto the store's collections: stream -> {record id: cursor in epoch microseconds}.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from klaviyo_source.simulator.store import Store
+
+# stream -> (resource type in the store, cursor attribute) for the small collections.
+SMALL_STREAMS: dict[str, tuple[str, str]] = {
+    "metrics": ("metric", "updated"),
+    "lists": ("list", "updated"),
+    "lists_detailed": ("list", "updated"),
+    "email_templates": ("template", "updated"),
+    "flows": ("flow", "updated"),
+    "campaigns": ("campaign", "updated_at"),
+    "campaigns_detailed": ("campaign", "updated_at"),
+}
+
+
+def epoch_us(moment: datetime | str | None) -> int | None:
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def expected(store: Store) -> dict[str, dict[str, int | None]]:
+    """Every stream's records: id -> cursor (epoch µs)."""
+    cols = store.cols
+    events: dict[str, int | None] = {
+        event_id: ts * 1_000_000 for event_id, ts in zip(store.event_ids(), cols.event_ts, strict=True)
+    }
+    profiles: dict[str, int | None] = {
+        store.profile_id(row): cols.profile_updated[row] * 1_000_000 for row in range(store.profile_count)
+    }
+    truth: dict[str, dict[str, int | None]] = {
+        "events": events,
+        "events_detailed": dict(events),
+        "profiles": profiles,
+        "global_exclusions": {
+            store.profile_id(row): profiles[store.profile_id(row)] for row in cols.suppression
+        },
+    }
+    for stream, (resource, cursor) in SMALL_STREAMS.items():
+        truth[stream] = {row.id: epoch_us(row.attributes[cursor]) for row in store.records(resource)}
+    return truth
+
+
+def expected_ids(store: Store, stream: str) -> set[str]:
+    """The ids every complete read of `stream` must contain."""
+    if stream in ("events", "events_detailed"):
+        return set(store.event_ids())
+    if stream == "profiles":
+        return set(store.profile_ids())
+    if stream == "global_exclusions":
+        return {store.profile_id(row) for row in store.cols.suppression}
+    resource, _ = SMALL_STREAMS[stream]
+    return {row.id for row in store.records(resource)}

@@ -90,7 +90,7 @@ def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 
     }
     limit = min((k for k in ceilings if k != "XL steady (sustained)"), key=lambda k: ceilings[k])
     little = median["requests"] * page_seconds / median["wall"]
-    label = f"c latency-bound ({records:,} events)"
+    label = f"c latency-bound ({records:,} events, num_workers={workers})"
     return [
         (
             label,

@@ -133,7 +133,7 @@ def _access_error(status: int, path: str, url: str, body: bytes, content_type: s
     _, scope = endpoint_of(path)
     if status == 401:
         message = (
-            f"Klaviyo rejected the API key (401 on {path}): {detail or 'not authenticated'}. "
+            f"Klaviyo rejected the API key (401 on {path}): {(detail or 'not authenticated').rstrip('.')}. "
             "Check that the private API key is correct and not revoked."
         )
     elif "html" in content_type:
@@ -143,8 +143,8 @@ def _access_error(status: int, path: str, url: str, body: bytes, content_type: s
         )
     else:
         message = (
-            f"The API key lacks permission for {path} (403): {detail or 'permission denied'}. "
-            f"Grant the '{scope}' scope to the key or deselect the stream."
+            f"The API key lacks permission for {path} (403): {(detail or 'permission denied').rstrip('.')}. "
+            f"Grant the '{scope}' scope to the key, or leave this stream out of the sync."
         )
     return AccessError(message, f"GET {url} failed with status {status}: {detail}")
 

@@ -74,6 +74,12 @@ LOOSEN: tuple[tuple[str, str, list[str]], ...] = (
     ("global_exclusions", "attributes.location.region", ["null", "string", "number"]),
 )
 
+# Datetimes the spec types as plain strings (its own descriptions say "ISO 8601").
+DATETIMES: tuple[tuple[str, str], ...] = (
+    ("metrics", "attributes.created"),
+    ("metrics", "attributes.updated"),
+)
+
 _KEPT_FORMATS = {"date-time", "date"}
 
 
@@ -259,6 +265,10 @@ def build_stream(resolver: Resolver, stream: str) -> Schema:
     for loose_stream, dotted, kinds in LOOSEN:
         if loose_stream == stream:
             _lookup(schema, dotted)["type"] = kinds
+    for datetime_stream, dotted in DATETIMES:
+        if datetime_stream == stream:
+            _lookup(schema, dotted)["format"] = "date-time"
+    schema["properties"][cursor]["format"] = "date-time"  # a cursor is always a datetime
     return schema
 
 

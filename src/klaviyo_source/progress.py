@@ -214,7 +214,7 @@ def summary_table(rows: list[SummaryRow], duration: float, title: str = "sync su
         "requests",
         "429s",
         "retries",
-        "429 wait",
+        "rate wait",
     ):
         table.add_column(header, justify="left" if header in ("stream", "status") else "right")
     totals = [0, 0, 0, 0, 0, 0]

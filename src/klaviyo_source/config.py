@@ -23,7 +23,7 @@ class Config:
     api_key: str
     start_date: datetime | None = None
     disable_fetching_predictive_analytics: bool = False
-    num_workers: int = 10
+    num_workers: int = 30
     lookback_window: int = 0
     base_url: str = DEFAULT_BASE_URL
     # Advanced knobs (tests use small values; defaults suit production).
@@ -72,8 +72,8 @@ SPEC_PROPERTIES: dict[str, dict[str, Any]] = {
         "description": "Maximum number of requests in flight at once, across all streams.",
         "minimum": 1,
         "maximum": 100,
-        "default": 10,
-        "examples": [1, 10, 25],
+        "default": 30,
+        "examples": [1, 10, 30],
         "order": 3,
     },
     "lookback_window": {

@@ -160,3 +160,28 @@ def test_retry_after_plus_jitter() -> None:
     assert 1.0 <= retry_after_delay(None, rng=rng) <= 1.1
     assert 1.0 <= retry_after_delay("soon", rng=rng) <= 1.1
     assert 0.0 < retry_after_delay("0", rng=rng) <= 0.05
+
+
+def test_limiter_spends_exactly_the_servers_quota_with_requests_in_flight() -> None:
+    """Answers come back after later requests were sent: what remains is the server's count minus
+    the requests sent after the answered one, so the window is spent to the last request, no more."""
+    clock = FakeClock()
+    clock.now = 1000.0
+    limiter = RateLimiter(Limits(burst=1000, steady=135, window=150), clock=clock, sleep=clock.sleep)
+    limiter.observe({"RateLimit-Remaining": "150", "RateLimit-Reset": "50"})  # fresh window ahead
+
+    async def go() -> int:
+        sent: list[float] = []
+        while limiter.delay() == 0:
+            await limiter.acquire()
+            sent.append(limiter.last_acquired)
+            clock.now += 0.01
+            if len(sent) > 20:  # the answer to a request sent 20 requests ago arrives now
+                answered = len(sent) - 20
+                limiter.observe(
+                    {"RateLimit-Remaining": str(150 - answered), "RateLimit-Reset": "40"},
+                    sent_at=sent[answered - 1],
+                )
+        return len(sent)
+
+    assert asyncio.run(go()) == 150

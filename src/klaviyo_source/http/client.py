@@ -213,18 +213,21 @@ class KlaviyoClient:
                 observer.heartbeat(f"{why}; {left:.0f}s left")
             await asyncio.sleep(min(left, HEARTBEAT_SECONDS))
 
-    async def _pace(self, bucket: str, observer: RequestObserver) -> None:
+    async def _pace(self, bucket: str, observer: RequestObserver) -> float:
+        """Wait for the bucket's limiter; returns the moment the request took its slot."""
         limiter = self.limiters.get(bucket)
         waited = 0.0
         while True:
             wait = limiter.delay()
             if wait <= 0:
                 await limiter.acquire()
+                sent_at = limiter.last_acquired  # read before any other task can acquire
                 break
             await self._sleep(wait, f"Pacing requests to Klaviyo's {bucket} rate limit", observer)
             waited += wait
         if waited:
             observer.on_rate_wait(waited)
+        return sent_at
 
     async def get_json(
         self,
@@ -259,7 +262,7 @@ class KlaviyoClient:
         throttles = 0
         shown = str(url) if not params else f"{url}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
         while True:
-            await self._pace(bucket, obs)
+            sent_at = await self._pace(bucket, obs)
             obs.on_request()
             status = 0
             reason = ""
@@ -269,7 +272,7 @@ class KlaviyoClient:
                     body = await response.read()
                     action = classify_status(status)
                     if action is Action.OK:
-                        limiter.observe(response.headers)
+                        limiter.observe(response.headers, sent_at)
                         try:
                             return decode(body)
                         except ValueError as error:

@@ -11,6 +11,7 @@ request does not trigger a storm from its siblings. The clock and sleep are inje
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,8 +69,8 @@ class RateLimiter:
 
     Burst: a sliding 1.1 s log. Steady: until a response carries `RateLimit-Remaining/Reset`, a
     sliding 61 s log at our conservative share; from then on Klaviyo's own fixed window: spend
-    what the server says remains (minus requests possibly still in flight and a small margin),
-    then wait for its reset and start the next window with the full quota. Spending whole fixed
+    what the server says remains (minus the requests we sent after the answered one), then wait
+    for its reset and start the next window with the full quota. Spending whole fixed
     windows is up to 2x faster than a sliding 90 % minute on a bucket that has to wait.
     """
 
@@ -85,14 +86,18 @@ class RateLimiter:
         self._window_end: float | None = None  # end of the server's current steady window
         self._window_left = 0  # requests we may still send in it
         self.waited = 0.0  # total seconds callers spent waiting here
+        self.last_acquired = 0.0
 
     @property
     def _window_limit(self) -> int:
         return self.limits.window or self.limits.steady
 
-    def _margin(self) -> int:
-        """Requests that may be in flight (sent within the last burst window) plus a little."""
-        return len(self._second) + max(1, self._window_limit // 50)
+    def _sent_after(self, sent_at: float | None) -> int:
+        """Requests we sent after `sent_at` (the server had not counted them when it answered
+        the request sent then). Unknown send time: those of the last burst window."""
+        if sent_at is None:
+            return len(self._second)
+        return len(self._minute) - bisect.bisect_right(self._minute, sent_at)
 
     def delay(self) -> float:
         """Seconds until a request may go (0 = now); prunes the windows."""
@@ -111,13 +116,16 @@ class RateLimiter:
             return wait
         if now >= self._window_end:  # the server's next fixed window has started
             self._window_end += 60.0 * (1 + int((now - self._window_end) // 60.0))
-            self._window_left = self._window_limit - self._margin()
+            # Requests still in flight may land in the new window: the first answer from it
+            # (observe) corrects this downward, exactly.
+            self._window_left = self._window_limit - len(self._second)
         if self._window_left <= 0:
             wait = max(wait, self._window_end - now)
         return wait
 
     async def acquire(self) -> float:
-        """Wait for a slot and take it; returns the seconds waited."""
+        """Wait for a slot and take it; returns the seconds waited. `last_acquired` is the
+        moment taken (pass it to `observe` with that request's answer)."""
         waited = 0.0
         while True:
             wait = self.delay()
@@ -126,6 +134,7 @@ class RateLimiter:
                 self._second.append(now)
                 self._minute.append(now)
                 self._window_left -= 1
+                self.last_acquired = now
                 self.waited += waited
                 return waited
             wait = max(wait, 0.001)  # a wait below clock resolution would spin
@@ -136,9 +145,11 @@ class RateLimiter:
         """Nobody sends on this bucket for `seconds` (Retry-After, exhausted quota)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def observe(self, headers: Mapping[str, str]) -> None:
+    def observe(self, headers: Mapping[str, str], sent_at: float | None = None) -> None:
         """Follow the server's steady window from `RateLimit-Remaining` / `RateLimit-Reset`
-        (whole seconds, rounded up, so our idea of its end is never early)."""
+        (whole seconds, rounded up, so our idea of its end is never early). `sent_at`: when the
+        answered request took its slot; what remains is the server's count minus the requests
+        we sent after it, so the whole window can be spent without a blind margin."""
         remaining = headers.get("RateLimit-Remaining")
         reset = headers.get("RateLimit-Reset")
         if remaining is None or reset is None:
@@ -151,7 +162,7 @@ class RateLimiter:
         end = now + reset_s
         if left <= 0:
             self.pause(reset_s)
-        left -= self._margin()
+        left -= self._sent_after(sent_at)
         if self._window_end is None or end > self._window_end + 2.0:
             self._window_end, self._window_left = end, left  # first report, or a newer window
         elif end >= self._window_end - 2.0:

@@ -87,6 +87,7 @@ class RateLimiter:
         self._window_left = 0  # requests we may still send in it
         self.waited = 0.0  # total seconds callers spent waiting here
         self.last_acquired = 0.0
+        self._freshest: float | None = None  # send time of the freshest answer in this window
 
     @property
     def _window_limit(self) -> int:
@@ -165,9 +166,17 @@ class RateLimiter:
         left -= self._sent_after(sent_at)
         if self._window_end is None or end > self._window_end + 2.0:
             self._window_end, self._window_left = end, left  # first report, or a newer window
+            self._freshest = sent_at
         elif end >= self._window_end - 2.0:
-            # Same window: responses arrive out of order, so only ever lower what is left.
-            self._window_left = min(self._window_left, left)
+            # Same window. With send times known, the answer to the most recently sent request
+            # is the freshest count (requests overtaking each other on the way make any answer
+            # off by one or two either way: a rare 429 costs less than idling to the next
+            # window); without them, only ever lower what is left.
+            if sent_at is None or self._freshest is None:
+                self._window_left = min(self._window_left, left)
+            elif sent_at >= self._freshest:
+                self._freshest = sent_at
+                self._window_left = left
         # else: a late answer from an earlier window; it says nothing about this one
 
 

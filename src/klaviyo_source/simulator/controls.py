@@ -89,6 +89,7 @@ class _Pending:
     steady: Window | None = None
     body_fault: Fault | None = None
     predictive: bool = False
+    rate_headers: dict[str, str] | None = None  # the steady window as counted at admission
 
 
 ACCOUNT_KEY = web.RequestKey("klaviyo_account", str)  # optional: limits are counted per account
@@ -134,6 +135,9 @@ class Controls:
             self.limiter.record(key, windows)
         pending.limiter_key = key
         pending.steady = next((w for w in windows if w.seconds == STEADY_SECONDS), None)
+        # Like a rate-limit middleware, the headers describe the window as this request was
+        # counted, not as it is when the (delayed) response leaves.
+        pending.rate_headers = self._rate_headers(pending)
 
         if taken is not None:
             pending.body_fault = taken[1] if taken[1].kind in faults.BODY_KINDS else None
@@ -326,6 +330,8 @@ class Controls:
         )
 
     def _rate_headers(self, pending: _Pending) -> dict[str, str]:
+        if pending.rate_headers is not None:
+            return pending.rate_headers
         if pending.limiter_key is None or pending.steady is None:
             return {}
         return rate_limit_headers(self.limiter.state(pending.limiter_key, pending.steady))

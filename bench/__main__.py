@@ -41,8 +41,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--runs", type=int, default=None, help="runs per figure; the median is shown (default 3)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--workers", type=int, default=30, help="num_workers for cpu, memory, rate, requests (the config default)")
-    p.add_argument("--latency-workers", default="10,30,50", help="num_workers values for the latency benchmark")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=30,
+        help="num_workers for cpu, memory, rate, requests (the config default)",
+    )
+    p.add_argument(
+        "--latency-workers", default="10,30,50", help="num_workers values for the latency benchmark"
+    )
     p.add_argument("--cpu-events", type=int, default=None, help="events for cpu (default 1,000,000)")
     p.add_argument("--memory-events", default=None, help="comma list (default 100000,1000000)")
     p.add_argument("--latency-events", type=int, default=None, help="default 1,000,000")

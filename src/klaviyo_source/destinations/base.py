@@ -21,6 +21,7 @@ import orjson
 
 from klaviyo_source.destinations.typemap import (
     EXTRACTED_AT,
+    KIND_OF_SQL_TYPE,
     SQL_TYPES,
     SYNC_ID,
     Column,
@@ -173,9 +174,19 @@ class SqlDestination(ABC):
         """Bulk-load a batch (typed column values) into a table (a quoted reference), in the current
         transaction."""
 
-    @abstractmethod
     def table_columns(self, table: str) -> dict[str, Kind]:
         """Existing columns of a table in our schema ({} when it does not exist)."""
+        mark = self.placeholder
+        rows = self.query(
+            "SELECT column_name, lower(data_type) FROM information_schema.columns "
+            f"WHERE table_schema = {mark} AND table_name = {mark} ORDER BY ordinal_position",
+            [self.schema, table],
+        )
+        return {
+            name: KIND_OF_SQL_TYPE.get(kind, "json")
+            for name, kind in rows
+            if name not in (EXTRACTED_AT, SYNC_ID)
+        }
 
     @abstractmethod
     def close(self) -> None:

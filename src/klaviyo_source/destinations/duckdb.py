@@ -19,7 +19,7 @@ from klaviyo_source.destinations.base import (
     quote,
 )
 from klaviyo_source.destinations.lock import FileLock
-from klaviyo_source.destinations.typemap import EXTRACTED_AT, KIND_OF_SQL_TYPE, SYNC_ID, Column, Kind
+from klaviyo_source.destinations.typemap import EXTRACTED_AT, SYNC_ID, Column, Kind
 
 ARROW_TYPES: dict[Kind, pa.DataType] = {
     "text": pa.string(),
@@ -102,18 +102,6 @@ class DuckDBDestination(SqlDestination):
             yield _ARROW_VIEW
         finally:
             self.con.unregister(_ARROW_VIEW)
-
-    def table_columns(self, table: str) -> dict[str, Kind]:
-        rows = self.query(
-            "SELECT column_name, lower(data_type) FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [self.schema, table],
-        )
-        return {
-            name: KIND_OF_SQL_TYPE.get(kind, "json")
-            for name, kind in rows
-            if name not in (EXTRACTED_AT, SYNC_ID)
-        }
 
     def close(self) -> None:
         try:

@@ -20,7 +20,7 @@ from klaviyo_source.destinations.base import (
     TableInfo,
     quote,
 )
-from klaviyo_source.destinations.typemap import EXTRACTED_AT, KIND_OF_SQL_TYPE, SYNC_ID, Column, Kind
+from klaviyo_source.destinations.typemap import EXTRACTED_AT, SYNC_ID, Column
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.table import StreamRow
 
@@ -108,18 +108,6 @@ class PostgresDestination(SqlDestination):
         self.execute(
             f"ALTER INDEX IF EXISTS {self.qualified(stage + '_pk')} RENAME TO {quote(table + '_pk')}"
         )
-
-    def table_columns(self, table: str) -> dict[str, Kind]:
-        rows = self.query(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-            [self.schema, table],
-        )
-        return {
-            name: KIND_OF_SQL_TYPE.get(kind, "json")
-            for name, kind in rows
-            if name not in (EXTRACTED_AT, SYNC_ID)
-        }
 
     def close(self) -> None:
         self.con.close()  # ends the session, which releases the advisory lock

@@ -27,7 +27,14 @@ from bench.harness import (
     stats,
     throttled_share,
 )
-from bench.rate_bound import LATENCY_MS, LATENCY_PER_RECORD_MS, klaviyo_tiers, latency, tier_send_time
+from bench.rate_bound import (
+    LATENCY_MS,
+    LATENCY_PER_RECORD_MS,
+    klaviyo_conditions,
+    klaviyo_tiers,
+    latency,
+    tier_send_time,
+)
 from bench.requests import Row
 
 PAGE = 1000
@@ -41,13 +48,7 @@ def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 
         "small",
         "--events",
         str(events),
-        "--rate-limits",
-        "--latency-ms",
-        str(LATENCY_MS),
-        "--latency-per-record-ms",
-        str(LATENCY_PER_RECORD_MS),
-        "--latency-jitter",
-        str(jitter),
+        *klaviyo_conditions(jitter),
     ]
     results = []
     with simulator(*flags) as sim:

@@ -44,6 +44,19 @@ LATENCY_MS = 150.0
 LATENCY_PER_RECORD_MS = 0.3
 
 
+def klaviyo_conditions(jitter: float) -> list[str]:
+    """Simulator flags for Klaviyo's tiers and the benchmarks' latency (150 ms + 0.3 ms/record)."""
+    return [
+        "--rate-limits",
+        "--latency-ms",
+        str(LATENCY_MS),
+        "--latency-per-record-ms",
+        str(LATENCY_PER_RECORD_MS),
+        "--latency-jitter",
+        str(jitter),
+    ]
+
+
 def klaviyo_tiers() -> dict[str, tuple[int, int]]:
     """Bucket -> (burst per second, steady per minute) as served: the vendored spec's tiers."""
     tiers: dict[str, tuple[int, int]] = {}
@@ -146,13 +159,7 @@ def measure(
         str(seed),
         "--scale",
         scale,
-        "--rate-limits",
-        "--latency-ms",
-        str(LATENCY_MS),
-        "--latency-per-record-ms",
-        str(LATENCY_PER_RECORD_MS),
-        "--latency-jitter",
-        str(jitter),
+        *klaviyo_conditions(jitter),
     ]
     with simulator(*flags) as sim:
         needs = scan_quietly(sim.base_url)

@@ -15,6 +15,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -55,6 +56,14 @@ def list_route(request: web.Request) -> RouteInfo:
     if "profile_count" in request.query.get("additional-fields[list]", ""):
         return RouteInfo("get_list", request.path, "get_list:profile_count", burst=1, steady=15)
     return RouteInfo("get_list", request.path, "get_list", burst=75, steady=750)
+
+
+async def fetch(
+    session: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """GET `url`: status, headers and the whole body."""
+    async with session.get(url, timeout=timeout) as response:
+        return response.status, dict(response.headers), await response.read()
 
 
 def page(kind: str, count: int) -> bytes:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from controls_harness import FakeClock
+from controls_harness import FakeClock, fetch
 
 from klaviyo_source.revision import REVISION
 from klaviyo_source.simulator import Simulator, SimulatorOptions, start_in_thread
@@ -49,13 +49,6 @@ def run(sim: Simulator, scenario: Scenario) -> None:
             await scenario(session, sim.base_url)
 
     asyncio.run(main())
-
-
-async def fetch(
-    session: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    async with session.get(url, timeout=timeout) as response:
-        return response.status, dict(response.headers), await response.read()
 
 
 async def first_list_id(session: aiohttp.ClientSession, base: str) -> str:

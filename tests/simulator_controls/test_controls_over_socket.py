@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from controls_harness import FakeClock, serving
+from controls_harness import FakeClock, fetch, serving
 
 from klaviyo_source.simulator.controls import ControlOptions, Controls
 
@@ -25,13 +25,6 @@ def run(controls: Controls, scenario: Scenario) -> None:
             await scenario(session, base)
 
     asyncio.run(main())
-
-
-async def fetch(
-    session: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    async with session.get(url, timeout=timeout) as response:
-        return response.status, dict(response.headers), await response.read()
 
 
 # --- rate limits -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from klaviyo_source.simulator.server import DEFAULT_KEY
+from klaviyo_simulator.server import DEFAULT_KEY
 from klaviyo_source.streams.table import STREAMS
 
 ALL_STREAMS = tuple(row.name for row in STREAMS)

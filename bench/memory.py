@@ -28,8 +28,8 @@ from bench.harness import (
     stats,
 )
 from bench.requests import Row
+from klaviyo_simulator.server import DEFAULT_KEY
 from klaviyo_source.revision import REVISION
-from klaviyo_source.simulator.server import DEFAULT_KEY
 
 # The connector's events query (engine/requests.py): includes as for events_detailed, always.
 REFERENCE_QUERY = "/api/events?page[size]=1000&sort=datetime&include=metric,attributions&fields[metric]=name"

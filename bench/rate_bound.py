@@ -38,7 +38,7 @@ from bench.harness import (
     throttled_share,
 )
 from bench.requests import Need, Row, answered_requests, scan_quietly
-from klaviyo_source.simulator.spec import endpoint_rules
+from klaviyo_simulator.spec import endpoint_rules
 
 LATENCY_MS = 150.0
 LATENCY_PER_RECORD_MS = 0.3

@@ -20,11 +20,11 @@ import subprocess
 import sys
 import time
 
-from klaviyo_source.airbyte.output import AirbyteSink
+from klaviyo_simulator.server import DEFAULT_KEY
+from klaviyo_source.airbyte.sink import AirbyteSink
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
-from klaviyo_source.simulator.server import DEFAULT_KEY
-from klaviyo_source.sink import StreamSelection
+from klaviyo_source.engine.contract import StreamSelection
 
 
 def free_port() -> int:

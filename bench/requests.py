@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 
 from bench.harness import ALL_STREAMS, fresh_account, post, read_config, run_read, simulator, stats
+from klaviyo_simulator.server import DEFAULT_KEY
 from klaviyo_source.revision import REVISION
-from klaviyo_source.simulator.server import DEFAULT_KEY
 
 _CHANNELS = ("email", "sms", "mobile_push")
 _ARCHIVED = ("true", "false")

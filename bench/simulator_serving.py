@@ -21,8 +21,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from klaviyo_simulator.server import DEFAULT_KEY
 from klaviyo_source.revision import REVISION
-from klaviyo_source.simulator.server import DEFAULT_KEY
 
 NEXT = re.compile(rb'"next":("[^"]*"|null)')
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Iterable
 
 import pytest
 
-from klaviyo_source.simulator.server import DEFAULT_KEY, SimulatorOptions
+from klaviyo_simulator.server import DEFAULT_KEY, SimulatorOptions
 
 pytest_plugins = ["pytester"]  # the reliability suite runs this guard on a throwaway test
 

@@ -14,9 +14,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "check": ("klaviyo_source.airbyte.entrypoint", "Airbyte protocol: check a config"),
     "discover": ("klaviyo_source.airbyte.entrypoint", "Airbyte protocol: print the catalog"),
     "read": ("klaviyo_source.airbyte.entrypoint", "Airbyte protocol: read records"),
-    "sync": ("klaviyo_source.sync", "load streams into DuckDB or Postgres"),
-    "simulate": ("klaviyo_source.simulator.cli", "serve a local Klaviyo API simulator"),
-    "demo": ("klaviyo_source.demo", "simulator -> sync -> DuckDB -> summary, no account needed"),
+    "sync": ("klaviyo_source.sync.command", "load streams into DuckDB or Postgres"),
+    "simulate": ("klaviyo_simulator.cli", "serve a local Klaviyo API simulator"),
+    "demo": ("klaviyo_source.sync.demo", "simulator -> sync -> DuckDB -> summary, no account needed"),
 }
 
 

@@ -10,9 +10,9 @@ import orjson
 from protocol_check import parse_output
 
 from klaviyo_source.airbyte import messages
-from klaviyo_source.airbyte.output import AirbyteSink
+from klaviyo_source.airbyte.sink import AirbyteSink
+from klaviyo_source.engine.contract import StreamStatus
 from klaviyo_source.errors import AccessError, TransientError
-from klaviyo_source.sink import StreamStatus
 
 KEY = "pk_0123456789abcdef0123456789abcdef01"
 

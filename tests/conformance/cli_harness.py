@@ -36,7 +36,7 @@ class CliResult:
 
 
 def scoped_keys() -> dict[str, list[str] | None]:
-    from klaviyo_source.simulator.spec import all_scopes
+    from klaviyo_simulator.spec import all_scopes
 
     everything = sorted(all_scopes())
     return {

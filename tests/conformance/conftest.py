@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cli_harness import scoped_keys
 
-from klaviyo_source.simulator.server import SimulatorOptions, start_in_thread
+from klaviyo_simulator.server import SimulatorOptions, start_in_thread
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cli_harness import FULL_KEY, make_config
 
-from klaviyo_source.simulator.server import SimulatorOptions, start_in_thread
+from klaviyo_simulator.server import SimulatorOptions, start_in_thread
 from klaviyo_source.streams.table import STREAMS
 
 ROOT = Path(__file__).resolve().parents[2]

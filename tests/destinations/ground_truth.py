@@ -1,6 +1,6 @@
 """What every table should hold after a complete sync: the simulator's records, by stream.
 
-`expected(store)` (from `klaviyo_source.simulator.truth`) -> stream -> {id: cursor in epoch
+`expected(store)` (from `kit.truth`) -> stream -> {id: cursor in epoch
 microseconds}; `loaded(url)` reads the same shape back from a destination, and `duplicates(url)`
 counts ids stored more than once.
 """
@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import psycopg
 
+from kit.truth import epoch_us, expected
 from klaviyo_source.destinations.base import parse_destination, quote
-from klaviyo_source.simulator.truth import epoch_us, expected
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 

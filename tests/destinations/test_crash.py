@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from ground_truth import duplicates, expected, loaded
 
-from klaviyo_source.simulator import SimulatorOptions, start_in_thread
-from klaviyo_source.simulator.controls import ControlOptions
+from klaviyo_simulator import SimulatorOptions, start_in_thread
+from klaviyo_simulator.controls import ControlOptions
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 SIZES = {"events": 3000, "profiles": 400, "lists": 2, "templates": 5, "campaigns": 10, "flows": 4}

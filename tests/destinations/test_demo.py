@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from klaviyo_source.demo import QUESTIONS, main
+from klaviyo_source.sync.demo import QUESTIONS, main
 
 
 def test_demo_syncs_twice_and_answers_the_questions(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 
-from klaviyo_source.destinations.sink import StreamCounts
-from klaviyo_source.progress import SyncProgress, print_summary, summary_rows
-from klaviyo_source.sink import StreamStats, StreamStatus
+from klaviyo_source.engine.contract import StreamStats, StreamStatus
+from klaviyo_source.sync.progress import SyncProgress, print_summary, summary_rows
+from klaviyo_source.sync.sink import StreamCounts
 
 
 def test_plain_lines_every_few_seconds_and_summary() -> None:

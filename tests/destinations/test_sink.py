@@ -9,8 +9,8 @@ import pytest
 from dest_records import EVENT_SCHEMA, EVENTS, OpenDestination, event
 
 from klaviyo_source.destinations.base import SqlDestination, WriteMode
-from klaviyo_source.destinations.sink import DestinationSink
-from klaviyo_source.sink import StreamStatus
+from klaviyo_source.engine.contract import StreamStatus
+from klaviyo_source.sync.sink import DestinationSink
 
 
 def ids(destination: SqlDestination) -> list[str]:

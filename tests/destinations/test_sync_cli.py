@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from klaviyo_source.destinations.base import WriteMode
-from klaviyo_source.sync import main, parse_args
+from klaviyo_source.sync.command import main, parse_args
 
 SECRET = "pk_secret_never_printed_123"
 

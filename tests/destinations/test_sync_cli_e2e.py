@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ground_truth import duplicates, expected, loaded, stored_states
 
-from klaviyo_source.simulator import SimulatorOptions, start_in_thread
-from klaviyo_source.simulator.controls import ControlOptions
-from klaviyo_source.sync import main
+from klaviyo_simulator import SimulatorOptions, start_in_thread
+from klaviyo_simulator.controls import ControlOptions
+from klaviyo_source.sync.command import main
 
 SIZES = {"events": 1500, "profiles": 200, "lists": 2, "templates": 4, "campaigns": 8, "flows": 3}
 KEY = "pk_secret_full_access_0123456789"

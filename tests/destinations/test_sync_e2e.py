@@ -9,9 +9,9 @@ from pathlib import Path
 
 from ground_truth import duplicates, expected, loaded
 
-from klaviyo_source.simulator import SimulatorOptions, start_in_thread
+from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_source.streams.table import STREAMS_BY_NAME
-from klaviyo_source.sync import parse_args, run_sync
+from klaviyo_source.sync.command import parse_args, run_sync
 
 SIZES = {"events": 2500, "profiles": 300, "lists": 3, "templates": 6, "campaigns": 12, "flows": 5}
 ALL = list(STREAMS_BY_NAME)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from klaviyo_source.sink import StreamStatus
+from klaviyo_source.engine.contract import StreamStatus
 
 Record = dict[str, Any]
 

@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from klaviyo_source.engine.contract import StreamOutcome
 from klaviyo_source.engine.partitions import FLOOR, GroupPlan, Member, Track, member_starts, plan_windows
 from klaviyo_source.engine.requests import bucket_of, listing_params
-from klaviyo_source.sink import StreamOutcome
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams.table import GROUPS, NO_PARTITION, STREAMS, STREAMS_BY_NAME
 

@@ -10,14 +10,14 @@ from typing import Any
 
 from engine_sink import CollectingSink
 
+from kit.truth import expected_ids
+from klaviyo_simulator.controls import ControlOptions
+from klaviyo_simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, run_simulator
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
+from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStats, StreamStatus
 from klaviyo_source.errors import AccessError, TransientError
 from klaviyo_source.http.ratelimit import BUCKET_TIERS, TIERS
-from klaviyo_source.simulator.controls import ControlOptions
-from klaviyo_source.simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, run_simulator
-from klaviyo_source.simulator.truth import expected_ids
-from klaviyo_source.sink import StreamOutcome, StreamSelection, StreamStats, StreamStatus
 
 ALL = [
     "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",

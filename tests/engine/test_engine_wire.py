@@ -15,10 +15,10 @@ from engine_sink import CollectingSink
 
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
+from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStatus
 from klaviyo_source.errors import AccessError, ConfigError, MalformedResponseError, TransientError
 from klaviyo_source.http.client import KlaviyoClient
 from klaviyo_source.http.ratelimit import Limits, RateLimiters
-from klaviyo_source.sink import StreamOutcome, StreamSelection, StreamStatus
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 

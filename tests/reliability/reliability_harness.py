@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
+from kit.truth import expected_ids
+from klaviyo_simulator.controls import ControlOptions
+from klaviyo_simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, start_in_thread
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
-from klaviyo_source.simulator.controls import ControlOptions
-from klaviyo_source.simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, start_in_thread
-from klaviyo_source.simulator.truth import expected_ids
 from klaviyo_source.streams.table import STREAMS
 
 Message = dict[str, Any]

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from reliability_harness import catalog, make_config, read_in_process, simulator, state_document, truth
 
+from klaviyo_simulator.server import Simulator
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 from klaviyo_source.config import SPEC_PROPERTIES, parse_config
 from klaviyo_source.errors import ConfigError
-from klaviyo_source.simulator.server import Simulator
 from klaviyo_source.streams.table import STREAMS
 
 SECRET = "pk_reliability_fuzz_secret_0123456789abcdef"

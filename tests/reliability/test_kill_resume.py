@@ -31,7 +31,7 @@ from reliability_harness import (
     truth,
 )
 
-from klaviyo_source.simulator.server import Simulator
+from klaviyo_simulator.server import Simulator
 
 SEEDS = range(20)
 CHAOS_SEEDS = range(100, 105)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from reliability_harness import SIZES, catalog, make_config, read_subprocess, truth
 
-from klaviyo_source.simulator.server import SimulatorOptions, start_in_thread
-from klaviyo_source.simulator.spec import all_scopes
+from klaviyo_simulator.server import SimulatorOptions, start_in_thread
+from klaviyo_simulator.spec import all_scopes
 
 NO_EVENTS_KEY = "pk_reliability_no_events_scope_0123456789"
 STREAMS = ["events", "events_detailed", "profiles", "email_templates", "flows", "metrics"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from klaviyo_source.simulator.server import DEFAULT_KEY
+from klaviyo_simulator.server import DEFAULT_KEY
 
 GUARD = Path(__file__).resolve().parents[1] / "conftest.py"
 
@@ -22,7 +22,7 @@ def test_guard_fails_tests_that_print_a_simulator_key(pytester: pytest.Pytester)
         import logging
         import sys
 
-        from klaviyo_source.simulator.server import DEFAULT_KEY as KEY
+        from klaviyo_simulator.server import DEFAULT_KEY as KEY
 
         def test_stdout():
             print(KEY)

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from klaviyo_simulator import Simulator
 from klaviyo_source.revision import REVISION
-from klaviyo_source.simulator import Simulator
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from klaviyo_source.simulator import Simulator, SimulatorOptions, start_in_thread
+from klaviyo_simulator import Simulator, SimulatorOptions, start_in_thread
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from klaviyo_source.simulator import Simulator, SimulatorOptions, start_in_thread
+from klaviyo_simulator import Simulator, SimulatorOptions, start_in_thread
 
 from .client import fetch, fetch_all
 
@@ -168,7 +168,7 @@ def test_advance_over_http(sim: Simulator) -> None:
 def test_templated_events_equal_the_dict_rendering(sim: Simulator) -> None:
     import orjson
 
-    from klaviyo_source.simulator.resources import Renderer
+    from klaviyo_simulator.resources import Renderer
 
     rows = list(range(0, sim.store.event_count, 7))
     for includes in ([], ["metric", "profile", "attributions"]):

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from klaviyo_source.simulator import Simulator
-from klaviyo_source.simulator.server import SimulatorOptions
+from klaviyo_simulator import Simulator
+from klaviyo_simulator.server import SimulatorOptions
 
 from .client import fetch
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from klaviyo_source.simulator.query import Condition, QueryError, parse_datetime_us, parse_filter
-from klaviyo_source.simulator.spec import endpoint_rules
+from klaviyo_simulator.query import Condition, QueryError, parse_datetime_us, parse_filter
+from klaviyo_simulator.spec import endpoint_rules
 
 EVENTS = endpoint_rules()["/api/events"]
 CAMPAIGNS = endpoint_rules()["/api/campaigns"]

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from klaviyo_source.simulator import Simulator
-from klaviyo_source.simulator.records import event_id
+from klaviyo_simulator import Simulator
+from klaviyo_simulator.records import event_id
 
 from .client import fetch, fetch_all
 

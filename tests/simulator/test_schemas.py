@@ -23,8 +23,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from klaviyo_source.simulator import Simulator
-from klaviyo_source.simulator.spec import endpoint_rules, load_spec
+from klaviyo_simulator import Simulator
+from klaviyo_simulator.spec import endpoint_rules, load_spec
 
 from .client import fetch
 

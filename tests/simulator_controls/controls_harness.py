@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from klaviyo_source.simulator.controls import Controls, RouteInfo
+from klaviyo_simulator.controls import Controls, RouteInfo
 
 
 class FakeClock:

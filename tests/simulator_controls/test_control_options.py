@@ -2,7 +2,7 @@
 
 import pytest
 
-from klaviyo_source.simulator.controls import ControlOptions, Controls
+from klaviyo_simulator.controls import ControlOptions, Controls
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from controls_harness import FakeClock, fetch
 
+from klaviyo_simulator import Simulator, SimulatorOptions, start_in_thread
 from klaviyo_source.revision import REVISION
-from klaviyo_source.simulator import Simulator, SimulatorOptions, start_in_thread
 
 PREDICTIVE = "additional-fields[profile]=predictive_analytics"
 PROFILE_COUNT = "additional-fields[list]=profile_count"

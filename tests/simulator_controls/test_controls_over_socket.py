@@ -11,7 +11,7 @@ import orjson
 import pytest
 from controls_harness import FakeClock, fetch, serving
 
-from klaviyo_source.simulator.controls import ControlOptions, Controls
+from klaviyo_simulator.controls import ControlOptions, Controls
 
 Scenario = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
 RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")

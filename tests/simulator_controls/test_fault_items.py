@@ -5,7 +5,7 @@ import random
 import orjson
 import pytest
 
-from klaviyo_source.simulator.faults import (
+from klaviyo_simulator.faults import (
     FaultBook,
     error_body,
     gateway_page,

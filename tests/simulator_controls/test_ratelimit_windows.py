@@ -2,7 +2,7 @@
 
 from controls_harness import FakeClock
 
-from klaviyo_source.simulator.ratelimit import (
+from klaviyo_simulator.ratelimit import (
     FixedWindowCounter,
     FixedWindowLimiter,
     Window,

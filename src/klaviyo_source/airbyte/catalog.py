@@ -14,8 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from klaviyo_source.engine.contract import StreamSelection
 from klaviyo_source.errors import ConfigError
-from klaviyo_source.sink import StreamSelection
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
 
 SYNC_MODES = ("full_refresh", "incremental")

@@ -28,11 +28,11 @@ import orjson
 
 from klaviyo_source.airbyte import messages
 from klaviyo_source.airbyte.catalog import discovered_streams, parse_configured_catalog
-from klaviyo_source.airbyte.output import AirbyteSink, StreamFailure, describe, failure_type_of
+from klaviyo_source.airbyte.sink import AirbyteSink, StreamFailure, describe, failure_type_of
 from klaviyo_source.airbyte.state_input import parse_state
 from klaviyo_source.config import Config, parse_config
+from klaviyo_source.engine.contract import StreamStatus
 from klaviyo_source.errors import AccessError, ConfigError, KlaviyoSourceError, TransientError
-from klaviyo_source.sink import StreamStatus
 
 API_KEY_ENV = "KLAVIYO_API_KEY"
 CHECK_PATH = "/api/metrics"

@@ -1,7 +1,7 @@
-"""Airbyte protocol messages as plain dicts (serialized by `output.py` with orjson).
+"""Airbyte protocol messages as plain dicts (serialized by `sink.py` with orjson).
 
 Builders for every message type the connector emits: SPEC, CONNECTION_STATUS, CATALOG, STATE,
-LOG and TRACE (ERROR, STREAM_STATUS). RECORD lines are built on the hot path in `output.py`.
+LOG and TRACE (ERROR, STREAM_STATUS). RECORD lines are built on the hot path in `sink.py`.
 `scrub` removes secrets from any text before it leaves the process.
 """
 

@@ -32,8 +32,8 @@ from klaviyo_source.destinations.typemap import (
     load_stream_schema,
     parse_cursor,
 )
+from klaviyo_source.engine.contract import Record
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
-from klaviyo_source.sink import Record
 from klaviyo_source.streams.table import StreamRow
 
 STATE_TABLE = "_klaviyo_state"

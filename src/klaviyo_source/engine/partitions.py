@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from klaviyo_source.sink import StreamOutcome, StreamStatus
+from klaviyo_source.engine.contract import StreamOutcome, StreamStatus
 from klaviyo_source.state import SavedState, parse_time, write_state
 from klaviyo_source.streams.table import FLOOR_ISO, GroupRow, PartitionKey, StreamRow
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from klaviyo_source.config import Config
+from klaviyo_source.engine.contract import Sink, StreamOutcome, StreamSelection, StreamStats, StreamStatus
 from klaviyo_source.engine.outbox import FailItem, Item, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.partitions import (
     GroupPlan,
@@ -32,7 +33,6 @@ from klaviyo_source.engine.scan import Scanner
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient
 from klaviyo_source.http.ratelimit import RateLimiters
-from klaviyo_source.sink import Sink, StreamOutcome, StreamSelection, StreamStats, StreamStatus
 from klaviyo_source.state import read_state
 from klaviyo_source.streams.table import GROUPS, STREAMS_BY_NAME
 

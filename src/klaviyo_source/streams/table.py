@@ -165,3 +165,12 @@ DETAILS: dict[str, tuple[str, tuple[tuple[str, str], ...], str]] = {
         "get_campaign_recipient_estimation",
     ),
 }
+
+
+def endpoint_paths(stream: str) -> tuple[str, ...]:
+    """The spec path templates a stream requests: its listing, then its detail fetch if any."""
+    row = STREAMS_BY_NAME[stream]
+    paths = [GROUPS[row.group].path]
+    if row.detail:
+        paths.append(DETAILS[row.detail][0])
+    return tuple(paths)

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from klaviyo_source.simulator.spec import EndpointRule, FilterRule
+from klaviyo_simulator.spec import EndpointRule, FilterRule
 
 SUPPORTED_OPERATORS = frozenset(
     {

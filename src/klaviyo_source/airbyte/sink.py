@@ -16,8 +16,8 @@ from typing import Any, BinaryIO, ClassVar
 import orjson
 
 from klaviyo_source.airbyte import messages
+from klaviyo_source.engine.contract import Record, StreamStatus
 from klaviyo_source.errors import KlaviyoSourceError
-from klaviyo_source.sink import Record, StreamStatus
 
 # Stream-status reasons the Airbyte protocol defines; others are reported as a LOG line.
 PROTOCOL_REASONS = frozenset({"RATE_LIMITED"})
@@ -47,7 +47,7 @@ class StreamFailure:
 
 @dataclass
 class AirbyteSink:
-    """Implements `klaviyo_source.sink.Sink`; also remembers failures for the final trace."""
+    """Implements `klaviyo_source.engine.contract.Sink`; also remembers failures for the final trace."""
 
     # Records may arrive as pre-serialized `orjson.Fragment`s (the engine's events fast path):
     # they are embedded as they are, byte for byte.

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from klaviyo_source.destinations.sink import StreamCounts
-from klaviyo_source.sink import StreamStats, StreamStatus
+from klaviyo_source.engine.contract import StreamStats, StreamStatus
+from klaviyo_source.sync.sink import StreamCounts
 
 ProgressMode = Literal["auto", "rich", "plain", "none"]
 PLAIN_EVERY_SECONDS = 5.0

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from klaviyo_source.simulator.data import (
+from klaviyo_simulator.data import (
     CITIES,
     CROCKFORD,
     DOMAINS,
@@ -15,7 +15,7 @@ from klaviyo_source.simulator.data import (
     PRODUCTS,
     Columns,
 )
-from klaviyo_source.simulator.query import iso_seconds
+from klaviyo_simulator.query import iso_seconds
 
 EVENT_ID_MODULUS = 62**10  # < 2**63: the arithmetic stays on machine-size ints
 EVENT_ID_FACTOR = 521_457_124_689_104_637  # odd, not a multiple of 31: row -> id is a bijection

@@ -6,10 +6,10 @@ from typing import Any
 
 import orjson
 
-from klaviyo_source.simulator import records
-from klaviyo_source.simulator.data import Row, mix
-from klaviyo_source.simulator.query import iso_seconds
-from klaviyo_source.simulator.store import Store
+from klaviyo_simulator import records
+from klaviyo_simulator.data import Row, mix
+from klaviyo_simulator.query import iso_seconds
+from klaviyo_simulator.store import Store
 
 PLURAL = {
     "event": "events",

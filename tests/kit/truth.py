@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from klaviyo_source.simulator.store import Store
+from klaviyo_simulator.store import Store
 
 # stream -> (resource type in the store, cursor attribute) for the small collections.
 SMALL_STREAMS: dict[str, tuple[str, str]] = {

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from klaviyo_source.destinations.base import Batch, SqlDestination, WriteMode, WriteResult
-from klaviyo_source.sink import Record, StreamStatus
+from klaviyo_source.engine.contract import Record, StreamStatus
 
 LogCallback = Callable[[str, str], None]  # (level, message)
 

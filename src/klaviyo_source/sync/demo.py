@@ -18,12 +18,12 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_source.config import Config
 from klaviyo_source.destinations.base import parse_destination
-from klaviyo_source.progress import ProgressMode, print_summary
-from klaviyo_source.simulator import SimulatorOptions, start_in_thread
 from klaviyo_source.streams.table import STREAMS_BY_NAME
-from klaviyo_source.sync import SyncOptions, SyncReport, run_sync
+from klaviyo_source.sync.command import SyncOptions, SyncReport, run_sync
+from klaviyo_source.sync.progress import ProgressMode, print_summary
 
 DEMO_FILE = "klaviyo_demo.duckdb"
 # Medium scale (200,000 events), trimmed where Klaviyo's slow rate tiers would make the demo wait:

@@ -35,9 +35,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from klaviyo_source.simulator import faults
-from klaviyo_source.simulator.faults import Fault, FaultBook, Script
-from klaviyo_source.simulator.ratelimit import (
+from klaviyo_simulator import faults
+from klaviyo_simulator.faults import Fault, FaultBook, Script
+from klaviyo_simulator.ratelimit import (
     STEADY_SECONDS,
     Clock,
     FixedWindowLimiter,
@@ -45,7 +45,7 @@ from klaviyo_source.simulator.ratelimit import (
     rate_limit_headers,
     windows_for,
 )
-from klaviyo_source.simulator.stats import Stats
+from klaviyo_simulator.stats import Stats
 
 JSONAPI = "application/vnd.api+json"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from klaviyo_source.simulator.ratelimit import (
+from klaviyo_simulator.ratelimit import (
     BURST_SECONDS,
     STEADY_SECONDS,
     Clock,

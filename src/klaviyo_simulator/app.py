@@ -17,8 +17,8 @@ from urllib.parse import quote, urlencode
 import orjson
 from aiohttp import web
 
-from klaviyo_source.simulator.controls import Controls, RouteInfo
-from klaviyo_source.simulator.query import (
+from klaviyo_simulator.controls import Controls, RouteInfo
+from klaviyo_simulator.query import (
     Condition,
     CursorCodec,
     QueryError,
@@ -27,9 +27,9 @@ from klaviyo_source.simulator.query import (
     parse_page_size,
     parse_sort,
 )
-from klaviyo_source.simulator.resources import Renderer
-from klaviyo_source.simulator.spec import EndpointRule, endpoint_rules
-from klaviyo_source.simulator.store import Page, Store
+from klaviyo_simulator.resources import Renderer
+from klaviyo_simulator.spec import EndpointRule, endpoint_rules
+from klaviyo_simulator.store import Page, Store
 
 _REVISION_FORMAT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(\.pre)?$")
 METRICS_PAGE_SIZE = 200  # GET /api/metrics has no page[size] parameter: fixed 200 per page
@@ -43,7 +43,7 @@ TITLES = {
     405: "Method not allowed.",
 }
 APP_KEY_STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state")
-LOG = logging.getLogger("klaviyo_source.simulator")
+LOG = logging.getLogger("klaviyo_simulator")
 
 
 @dataclass

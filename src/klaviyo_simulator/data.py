@@ -19,7 +19,7 @@ from itertools import repeat
 from operator import add, mul
 from typing import Any
 
-from klaviyo_source.simulator.query import iso_seconds
+from klaviyo_simulator.query import iso_seconds
 
 MASK64 = (1 << 64) - 1
 TWO_YEARS = 2 * 365 * 86_400

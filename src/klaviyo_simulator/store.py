@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from klaviyo_source.simulator import records
-from klaviyo_source.simulator.data import (
+from klaviyo_simulator import records
+from klaviyo_simulator.data import (
     METRIC_CUMULATIVE,
     SUPPRESSION_REASONS,
     Row,
@@ -33,8 +33,8 @@ from klaviyo_source.simulator.data import (
     short_id,
     ulid,
 )
-from klaviyo_source.simulator.paging import keyset_page, tuple_key
-from klaviyo_source.simulator.query import Condition, iso_seconds, matches, seconds_window
+from klaviyo_simulator.paging import keyset_page, tuple_key
+from klaviyo_simulator.query import Condition, iso_seconds, matches, seconds_window
 
 SHIFT = 32
 ROW_MASK = (1 << SHIFT) - 1

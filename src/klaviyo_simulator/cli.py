@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import time
 
-from klaviyo_source.simulator.controls import ControlOptions
-from klaviyo_source.simulator.data import SCALES
-from klaviyo_source.simulator.server import DEFAULT_KEY, SimulatorOptions, run_simulator
+from klaviyo_simulator.controls import ControlOptions
+from klaviyo_simulator.data import SCALES
+from klaviyo_simulator.server import DEFAULT_KEY, SimulatorOptions, run_simulator
 
 SIZE_FLAGS = ("events", "profiles", "lists", "segments", "templates", "campaigns", "flows", "tags")
 

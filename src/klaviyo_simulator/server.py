@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from klaviyo_source.simulator.app import build_app
-from klaviyo_source.simulator.controls import ControlOptions, Controls
-from klaviyo_source.simulator.data import Sizes
-from klaviyo_source.simulator.store import Store
+from klaviyo_simulator.app import build_app
+from klaviyo_simulator.controls import ControlOptions, Controls
+from klaviyo_simulator.data import Sizes
+from klaviyo_simulator.store import Store
 
 DEFAULT_KEY = "pk_sim_full_access"
 

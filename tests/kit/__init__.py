@@ -1,0 +1,1 @@
+"""Shared test kit: simulator fixtures, config and catalog builders, CLI runner, ground truth."""

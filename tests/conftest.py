@@ -15,7 +15,10 @@ import pytest
 
 from klaviyo_simulator.server import DEFAULT_KEY, SimulatorOptions
 
-pytest_plugins = ["pytester"]  # the reliability suite runs this guard on a throwaway test
+pytest_plugins = [
+    "pytester",  # the reliability suite runs this guard on a throwaway test
+    "kit.postgres",  # the throw-away Postgres server and destination fixtures
+]
 
 
 def simulator_keys() -> frozenset[str]:

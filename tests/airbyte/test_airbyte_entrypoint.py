@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from protocol_check import parse_output
 
+from kit.protocol_check import parse_output
 from klaviyo_source.airbyte.entrypoint import main
 from klaviyo_source.config import CONNECTION_SPECIFICATION
 

@@ -7,8 +7,8 @@ import io
 from typing import Any
 
 import orjson
-from protocol_check import parse_output
 
+from kit.protocol_check import parse_output
 from klaviyo_source.airbyte import messages
 from klaviyo_source.airbyte.sink import AirbyteSink
 from klaviyo_source.engine.contract import StreamStatus

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol_check import parse_output
+from kit.protocol_check import parse_output
 
 FULL_KEY = "pk_conformance_full_0123456789abcdef"
 NO_METRICS_KEY = "pk_conformance_nometrics_0123456789"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dest_records import EVENT_SCHEMA, event
-
+from kit.dest_records import EVENT_SCHEMA, event
 from klaviyo_source.destinations.typemap import (
     Column,
     column_values,

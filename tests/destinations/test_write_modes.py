@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from dest_records import BASE_TIME, EVENT_SCHEMA, EVENTS, OpenDestination, event
 
+from kit.dest_records import BASE_TIME, EVENT_SCHEMA, EVENTS, OpenDestination, event
 from klaviyo_source.destinations.base import Batch, DestinationBusyError, SqlDestination, WriteMode
 
 

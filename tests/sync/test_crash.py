@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ground_truth import duplicates, expected, loaded
 
+from kit.ground_truth import duplicates, expected, loaded
 from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_simulator.controls import ControlOptions
 from klaviyo_source.streams.table import STREAMS_BY_NAME

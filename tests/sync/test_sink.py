@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from dest_records import EVENT_SCHEMA, EVENTS, OpenDestination, event
 
+from kit.dest_records import EVENT_SCHEMA, EVENTS, OpenDestination, event
 from klaviyo_source.destinations.base import SqlDestination, WriteMode
 from klaviyo_source.engine.contract import StreamStatus
 from klaviyo_source.sync.sink import DestinationSink

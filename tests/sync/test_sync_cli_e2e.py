@@ -9,8 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ground_truth import duplicates, expected, loaded, stored_states
-
+from kit.ground_truth import duplicates, expected, loaded, stored_states
 from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_simulator.controls import ControlOptions
 from klaviyo_source.sync.command import main

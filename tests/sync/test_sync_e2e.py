@@ -7,8 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from ground_truth import duplicates, expected, loaded
-
+from kit.ground_truth import duplicates, expected, loaded
 from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 from klaviyo_source.sync.command import parse_args, run_sync

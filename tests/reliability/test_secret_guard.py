@@ -15,7 +15,10 @@ from klaviyo_simulator.server import DEFAULT_KEY
 GUARD = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
-def test_guard_fails_tests_that_print_a_simulator_key(pytester: pytest.Pytester) -> None:
+def test_guard_fails_tests_that_print_a_simulator_key(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(GUARD.parent))  # the conftest loads the kit's plugins
     pytester.makeconftest(GUARD.read_text())
     pytester.makepyfile(
         """

@@ -29,7 +29,7 @@ from typing import Any
 
 from klaviyo_source.destinations import open_destination
 from klaviyo_source.destinations.base import Batch, WriteMode
-from klaviyo_source.destinations.typemap import load_stream_schema
+from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 METRICS = [
@@ -111,7 +111,7 @@ def load_once(url: str, mode: WriteMode, records: list[dict[str, Any]], batch_si
     try:
         destination.execute(f"DROP TABLE IF EXISTS {destination.qualified('events')}")
         row = STREAMS_BY_NAME["events"]
-        destination.prepare(row, mode, load_stream_schema("events"))
+        destination.prepare(row, mode, load_schema("events"))
         started = time.perf_counter()
         for offset in range(0, len(records), batch_size):
             chunk = records[offset : offset + batch_size]

@@ -31,7 +31,7 @@ from bench.requests import Row
 from klaviyo_simulator.server import DEFAULT_KEY
 from klaviyo_source.revision import REVISION
 
-# The connector's events query (engine/requests.py): includes as for events_detailed, always.
+# The connector's events query (engine/params.py): includes as for events_detailed, always.
 REFERENCE_QUERY = "/api/events?page[size]=1000&sort=datetime&include=metric,attributions&fields[metric]=name"
 REFERENCE_REPEATS = 20
 REFERENCE_BATCHES = 5

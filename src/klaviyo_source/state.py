@@ -14,37 +14,21 @@ Output: `{"<cursor>": "2024-09-03T10:00:00.123456+00:00"}`, or for per-partition
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from klaviyo_source.errors import ConfigError
-from klaviyo_source.streams.table import GROUPS, NO_PARTITION, PartitionKey, StreamRow
+from klaviyo_source.streams.table import LISTINGS, NO_PARTITION, PartitionKey, Stream
+from klaviyo_source.times import format_time, parse_time
 
 SavedState = dict[PartitionKey, datetime]
 
 
-def parse_time(value: str) -> datetime:
-    """Parse a Klaviyo/Airbyte datetime (`T` or space, `Z`, `+00:00`, `+0000`, fractions);
-    naive values are UTC. Raises ValueError."""
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def format_time(value: datetime) -> str:
-    """Our state format: ISO-8601 in UTC with `+00:00`."""
-    return value.astimezone(UTC).isoformat()
-
-
-def filter_time(value: datetime) -> str:
-    """A datetime literal for Klaviyo filters (bare, UTC, `Z`; fractions only when present)."""
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return text + "Z"
-
-
 def _bad(stream: str, why: str) -> ConfigError:
     return ConfigError(
-        f"Invalid state for stream '{stream}': {why}. Reset the stream or supply a state this "
-        "connector or Airbyte's source-klaviyo wrote."
+        f"Invalid state for stream '{stream}': {why}. Supply a state this connector or Airbyte's "
+        f"source-klaviyo wrote, or reset the stream (standalone sync: `klaviyo-source state reset "
+        f"--streams {stream}`; Airbyte: reset the stream's data)."
     )
 
 
@@ -57,23 +41,23 @@ def _cursor(stream: str, value: Any) -> datetime:
         raise _bad(stream, f"cursor value {value!r} is not a datetime") from None
 
 
-def _partition_key(row: StreamRow, partition: Any) -> PartitionKey | None:
+def _partition_key(row: Stream, partition: Any) -> PartitionKey | None:
     """Our key for an Airbyte partition dict, or None when it is not one of ours."""
     if not isinstance(partition, dict):
         return None
-    for key in GROUPS[row.group].partitions:
-        if all(str(partition.get(k)).lower() == v for k, v in key):
-            return key
+    for option in LISTINGS[row.listing].partitions:
+        if all(str(partition.get(k)).lower() == v for k, v in option.key):
+            return option.key
     return None
 
 
-def _per_partition(row: StreamRow, raw: dict[str, Any]) -> SavedState:
+def _per_partition(row: Stream, raw: dict[str, Any]) -> SavedState:
     field = row.cursor_field
     states = raw.get("states")
     saved: SavedState = {}
     if raw.get("use_global_cursor") and isinstance(raw.get("state"), dict) and field in raw["state"]:
         everywhere = _cursor(row.name, raw["state"][field])
-        return {key: everywhere for key in GROUPS[row.group].partitions}
+        return {option.key: everywhere for option in LISTINGS[row.listing].partitions}
     if isinstance(states, list):
         for entry in states:
             if not isinstance(entry, dict) or not isinstance(entry.get("cursor"), dict):
@@ -82,9 +66,9 @@ def _per_partition(row: StreamRow, raw: dict[str, Any]) -> SavedState:
             if key is not None and field in entry["cursor"]:
                 saved[key] = _cursor(row.name, entry["cursor"][field])
         return saved
-    # Airbyte <= 2.12: {"updated_at": A, "archived": {"updated_at": B}}; it read email campaigns
-    # only, so the sms and mobile_push partitions start from start_date.
-    extra = (("campaign_type", "email"),) if row.group == "campaigns" else ()
+    # Airbyte <= 2.12: {"updated_at": A, "archived": {"updated_at": B}}; for campaigns it read
+    # email campaigns only, so the sms and mobile_push partitions start from start_date.
+    extra = row.legacy_archived_extra
     if field in raw:
         saved[(("archived", "false"), *extra)] = _cursor(row.name, raw[field])
     archived = raw.get("archived")
@@ -95,7 +79,7 @@ def _per_partition(row: StreamRow, raw: dict[str, Any]) -> SavedState:
     return saved
 
 
-def _single(row: StreamRow, raw: dict[str, Any]) -> SavedState:
+def _single(row: Stream, raw: dict[str, Any]) -> SavedState:
     field = row.cursor_field
     if field in raw:
         return {NO_PARTITION: _cursor(row.name, raw[field])}
@@ -113,12 +97,13 @@ def _single(row: StreamRow, raw: dict[str, Any]) -> SavedState:
                 cursors.append(_cursor(row.name, cursor[field]))
         if not cursors:
             return {}
-        # events_detailed's legacy per-event partitions: the minimum misses nothing.
-        return {NO_PARTITION: max(cursors) if row.name == "lists_detailed" else min(cursors)}
+        # events_detailed's legacy per-event partitions: the minimum misses nothing;
+        # lists_detailed's per-list ones: every list changed later has a later cursor.
+        return {NO_PARTITION: max(cursors) if row.legacy_states_pick == "max" else min(cursors)}
     return {}
 
 
-def read_state(row: StreamRow, raw: Any) -> SavedState:
+def read_state(row: Stream, raw: Any) -> SavedState:
     """Parse a stream's saved state (any Airbyte shape); ConfigError naming the stream if unreadable."""
     if raw is None or raw == {}:
         return {}
@@ -129,7 +114,7 @@ def read_state(row: StreamRow, raw: Any) -> SavedState:
     return _per_partition(row, raw) if row.partitioned_state else _single(row, raw)
 
 
-def write_state(row: StreamRow, cursors: dict[PartitionKey, datetime]) -> dict[str, Any]:
+def write_state(row: Stream, cursors: dict[PartitionKey, datetime]) -> dict[str, Any]:
     """Our output state for a stream from its per-partition watermarks."""
     field = row.cursor_field
     if not row.partitioned_state:

@@ -21,10 +21,10 @@ from cli_harness import (
     run_cli,
 )
 
-from klaviyo_source.airbyte.catalog import load_schema
 from klaviyo_source.config import CONNECTION_SPECIFICATION
-from klaviyo_source.state import parse_time
+from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
+from klaviyo_source.times import parse_time
 
 ALL_STREAMS = [row.name for row in STREAMS]
 VALIDATORS = {row.name: jsonschema.Draft7Validator(load_schema(row.name)) for row in STREAMS}

@@ -6,11 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from klaviyo_source.config import Config
 from klaviyo_source.engine.contract import StreamOutcome
-from klaviyo_source.engine.partitions import FLOOR, GroupPlan, Member, Track, member_starts, plan_windows
-from klaviyo_source.engine.requests import bucket_of, listing_params
+from klaviyo_source.engine.params import listing_params, variant_of
+from klaviyo_source.engine.partitions import FLOOR, ListingPlan, Member, Track, member_starts, plan_windows
 from klaviyo_source.streams import records as shape
-from klaviyo_source.streams.table import GROUPS, NO_PARTITION, STREAMS, STREAMS_BY_NAME
+from klaviyo_source.streams.table import LISTINGS, NO_PARTITION, STREAMS, STREAMS_BY_NAME
 
 LO = datetime(2024, 8, 1, tzinfo=UTC)
 HI = datetime(2024, 10, 15, 12, tzinfo=UTC)
@@ -19,19 +20,25 @@ SPEC = json.loads(
 )
 
 
-def _plan(*names: str) -> GroupPlan:
+def _plan(*names: str) -> ListingPlan:
     members = [
         Member(
             STREAMS_BY_NAME[n],
             True,
             {},
-            {k: LO for k in GROUPS[STREAMS_BY_NAME[n].group].partitions},
+            {p.key: LO for p in LISTINGS[STREAMS_BY_NAME[n].listing].partitions},
             StreamOutcome(n),
         )
         for n in names
     ]
-    group = members[0].row.group
-    return GroupPlan(GROUPS[group], members)
+    return ListingPlan(LISTINGS[members[0].row.listing], members)
+
+
+def _params(
+    plan: ListingPlan, key: tuple[tuple[str, str], ...], page_size: int | None, **config: bool
+) -> dict[str, str]:
+    variant = variant_of(plan, Config(api_key="pk_test", **config))  # type: ignore[arg-type]
+    return listing_params(plan, key, LO, HI, page_size=page_size, variant=variant)
 
 
 def test_discover_order_and_keys_unchanged() -> None:
@@ -43,7 +50,7 @@ def test_discover_order_and_keys_unchanged() -> None:
 
 
 def test_page_sizes_are_each_endpoints_maximum() -> None:
-    for group in GROUPS.values():
+    for group in LISTINGS.values():
         params = SPEC["paths"][group.path]["get"]["parameters"]
         size = next((p for p in params if p.get("name") == "page[size]"), None)
         if size is None:
@@ -55,7 +62,7 @@ def test_page_sizes_are_each_endpoints_maximum() -> None:
 
 
 def test_events_params() -> None:
-    params = listing_params(_plan("events"), NO_PARTITION, LO, HI, page_size=1000, disable_predictive=False)
+    params = _params(_plan("events"), NO_PARTITION, 1000)
     assert params == {
         "fields[metric]": "name",
         "filter": "greater-or-equal(datetime,2024-08-01T00:00:00Z),less-than(datetime,2024-10-15T12:00:00Z)",
@@ -64,52 +71,50 @@ def test_events_params() -> None:
         "include": "metric,attributions",
     }
     # The same include with or without events_detailed: a record's shape never depends on its sibling.
-    both = listing_params(
-        _plan("events", "events_detailed"), NO_PARTITION, LO, HI, page_size=1000, disable_predictive=False
-    )
+    both = _params(_plan("events", "events_detailed"), NO_PARTITION, 1000)
     assert both == params
 
 
 def test_profiles_params_use_strict_operators_and_predictive_flag() -> None:
     plan = _plan("profiles")
-    params = listing_params(plan, NO_PARTITION, LO, HI, page_size=100, disable_predictive=False)
+    params = _params(plan, NO_PARTITION, 100)
     assert params["filter"] == (
         "greater-than(updated,2024-07-31T23:59:59.999999Z),less-than(updated,2024-10-15T12:00:00Z)"
     )
     assert params["additional-fields[profile]"] == "subscriptions,predictive_analytics"
-    assert bucket_of(plan, False) == "get_profiles:predictive_analytics"
-    plain = listing_params(plan, NO_PARTITION, LO, HI, page_size=100, disable_predictive=True)
+    variant = variant_of(plan, Config(api_key="pk_test"))
+    assert variant is not None and variant.bucket == "get_profiles:predictive_analytics"
+    plain = _params(plan, NO_PARTITION, 100, disable_fetching_predictive_analytics=True)
     assert plain["additional-fields[profile]"] == "subscriptions"
-    assert bucket_of(plan, True) == "get_profiles"
+    assert variant_of(plan, Config(api_key="pk_test", disable_fetching_predictive_analytics=True)) is None
+    # global_exclusions riding on the profiles scan does not ask for predictive analytics
+    riding = ListingPlan(LISTINGS["profiles"], _plan("global_exclusions").members)
+    assert variant_of(riding, Config(api_key="pk_test")) is None
 
 
 def test_campaign_and_flow_partitions() -> None:
     plan = _plan("campaigns", "campaigns_detailed")
     assert len(plan.row.partitions) == 6
     key = (("archived", "true"), ("campaign_type", "mobile_push"))
-    params = listing_params(plan, key, LO, HI, page_size=100, disable_predictive=False)
+    params = _params(plan, key, 100)
     assert params["filter"] == (
         "and(equals(archived,true),equals(messages.channel,'mobile_push'),"
         "greater-or-equal(updated_at,2024-08-01T00:00:00Z),less-than(updated_at,2024-10-15T12:00:00Z))"
     )
     assert params["include"] == "campaign-messages"
-    flows = listing_params(
-        _plan("flows"), (("archived", "false"),), LO, HI, page_size=50, disable_predictive=False
-    )
+    flows = _params(_plan("flows"), (("archived", "false"),), 50)
     assert flows["filter"].startswith("and(equals(archived,false),greater-or-equal(updated,")
 
 
 def test_lists_have_no_upper_bound_and_metrics_no_filter() -> None:
-    lists = listing_params(_plan("lists"), NO_PARTITION, LO, HI, page_size=10, disable_predictive=False)
+    lists = _params(_plan("lists"), NO_PARTITION, 10)
     assert lists["filter"] == "greater-than(updated,2024-07-31T23:59:59.999999Z)"
-    assert (
-        listing_params(_plan("metrics"), NO_PARTITION, LO, HI, page_size=None, disable_predictive=False) == {}
-    )
+    assert _params(_plan("metrics"), NO_PARTITION, None) == {}
 
 
 def test_member_starts_floor_start_date_state_and_lookback() -> None:
     events = STREAMS_BY_NAME["events"]
-    group = GROUPS["events"]
+    group = LISTINGS["events"]
     saved = {NO_PARTITION: datetime(2024, 9, 10, tzinfo=UTC)}
     assert member_starts(events, group, {}, start_date=None, lookback_days=0) == {NO_PARTITION: FLOOR}
     assert member_starts(events, group, saved, start_date=LO, lookback_days=3) == {
@@ -149,6 +154,17 @@ def test_member_state_is_capped_at_hi_final_but_keeps_a_future_saved_state() -> 
     other.tracks[NO_PARTITION].windows[0].last = HI + timedelta(days=1)
     other.tracks[NO_PARTITION].windows[0].done = True
     assert other.members[0].state(other, HI) == {"datetime": "2024-10-15T12:00:00+00:00"}
+
+
+def test_a_start_date_after_the_sync_start_records_no_state() -> None:
+    """Nothing was read from a start beyond hi_final: no state (or the saved one), never "now"."""
+    plan = _plan("events")
+    plan.members[0].starts = {NO_PARTITION: HI + timedelta(days=3)}
+    assert plan_windows(plan, HI) == []
+    assert plan.members[0].state(plan, HI) == {}
+    saved = datetime(2024, 9, 1, tzinfo=UTC)
+    plan.members[0].saved = {NO_PARTITION: saved}
+    assert plan.members[0].state(plan, HI) == {"datetime": "2024-09-01T00:00:00+00:00"}
 
 
 def test_merge_included_like_airbyte_2_14() -> None:
@@ -202,8 +218,9 @@ def test_profile_region_number_becomes_a_string() -> None:
 
 def test_rate_limit_waits_count_as_wall_clock_time() -> None:
     member = _plan("events").members[0]
-    member.add_wait(10.0, 12.0)
-    member.add_wait(10.5, 12.5)  # overlaps: only 0.5 s more
-    member.add_wait(11.0, 12.0)  # inside: nothing
-    member.add_wait(20.0, 21.0)
-    assert member.outcome.stats.rate_limit_wait_seconds == 3.5
+    stats = member.outcome.stats
+    member.waits.add(stats, 10.0, 12.0)
+    member.waits.add(stats, 10.5, 12.5)  # overlaps: only 0.5 s more
+    member.waits.add(stats, 11.0, 12.0)  # inside: nothing
+    member.waits.add(stats, 20.0, 21.0)
+    assert stats.rate_limit_wait_seconds == 3.5

@@ -298,12 +298,17 @@ def test_repeating_links_next_fails_the_stream_clearly() -> None:
     assert outcomes[0].status is StreamStatus.INCOMPLETE and "loop" in str(outcomes[0].error).lower()
 
 
-def test_unknown_stream_and_corrupt_state_raise_config_error() -> None:
+def test_unknown_stream_raises_and_a_corrupt_state_fails_only_its_stream() -> None:
     api = dataset()
     with pytest.raises(ConfigError, match="nope"):
         _read(api, ["nope"])
-    with pytest.raises(ConfigError, match="events"):
-        _read(api, ["events"], {"events": {"datetime": "garbage"}})
+    sink, outcomes = _read(api, ["events", "metrics"], {"events": {"datetime": "garbage"}})
+    events, metrics = outcomes
+    assert events.status is StreamStatus.INCOMPLETE and isinstance(events.error, ConfigError)
+    assert "Invalid state for stream 'events'" in str(events.error)
+    assert "klaviyo-source state reset --streams events" in str(events.error)
+    assert sink.records_of("events") == [] and sink.states_of("events") == []
+    assert metrics.status is StreamStatus.COMPLETE and sink.records_of("metrics")
 
 
 def test_client_401_message_and_headers() -> None:

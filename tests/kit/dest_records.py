@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from klaviyo_source.destinations.base import SqlDestination
-from klaviyo_source.streams.table import StreamRow
+from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 OpenDestination = Callable[..., SqlDestination]  # the `open_destination` fixture
 
-EVENTS = StreamRow("events", "datetime")
+EVENTS = STREAMS_BY_NAME["events"]
 
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",

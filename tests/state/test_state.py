@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from klaviyo_source.errors import ConfigError
-from klaviyo_source.state import filter_time, format_time, parse_time, read_state, write_state
+from klaviyo_source.state import read_state, write_state
 from klaviyo_source.streams.table import NO_PARTITION, STREAMS_BY_NAME
+from klaviyo_source.times import filter_time, format_time, parse_time
 
 T = datetime(2024, 9, 3, 10, 0, tzinfo=UTC)
 EMAIL_TRUE = (("archived", "true"), ("campaign_type", "email"))

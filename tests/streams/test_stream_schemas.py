@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from klaviyo_source.airbyte.catalog import load_schema
+from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,9 @@ def test_plain_lines_every_few_seconds_and_summary() -> None:
     out = io.StringIO()
 
     async def watch() -> None:
-        async with SyncProgress(stats, counts, "auto", stream=out, plain_every=0.05):  # StringIO: not a tty
+        async with SyncProgress(
+            lambda: stats, counts, "auto", stream=out, plain_every=0.05
+        ):  # StringIO: not a tty
             await asyncio.sleep(0.2)
 
     asyncio.run(watch())
@@ -51,7 +53,7 @@ def test_rich_bars_show_partitions_records_and_status() -> None:
     out = io.StringIO()
 
     async def watch() -> None:
-        async with SyncProgress(stats, counts, "rich", stream=out):
+        async with SyncProgress(lambda: stats, counts, "rich", stream=out):
             await asyncio.sleep(0.3)
 
     asyncio.run(watch())

@@ -147,7 +147,7 @@ def run_read(config: Config, files: dict[str, str | None], sink: AirbyteSink) ->
 
     from klaviyo_source.engine import read  # the engine pulls in aiohttp; only read needs it
 
-    outcomes = asyncio.run(read(config, selections, states, sink))
+    outcomes = asyncio.run(read(config, selections, states, sink).outcomes())
     reported = {failure.stream for failure in sink.failures}
     missing: list[StreamFailure] = []
     for outcome in outcomes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -47,11 +47,9 @@ class StreamFailure:
 
 @dataclass
 class AirbyteSink:
-    """Implements `klaviyo_source.engine.contract.Sink`; also remembers failures for the final trace."""
+    """Implements `klaviyo_source.engine.contract.RawRecordSink`; also remembers failures for the
+    final trace. Pre-serialized records (`orjson.Fragment`s) are embedded as they are."""
 
-    # Records may arrive as pre-serialized `orjson.Fragment`s (the engine's events fast path):
-    # they are embedded as they are, byte for byte.
-    accepts_raw_records: ClassVar[bool] = True
     out: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
     secrets: tuple[str, ...] = ()
     failures: list[StreamFailure] = field(default_factory=list)
@@ -64,6 +62,12 @@ class AirbyteSink:
         self.out.flush()
 
     async def records(self, stream: str, records: Sequence[Record]) -> None:
+        self._write(stream, records)
+
+    async def raw_records(self, stream: str, records: Sequence[orjson.Fragment]) -> None:
+        self._write(stream, records)
+
+    def _write(self, stream: str, records: Sequence[Record] | Sequence[orjson.Fragment]) -> None:
         if not records:
             return
         emitted_at = messages.now_ms()

@@ -29,12 +29,12 @@ from klaviyo_source.destinations.typemap import (
     column_values,
     columns_from_schema,
     discover_columns,
-    load_stream_schema,
-    parse_cursor,
 )
 from klaviyo_source.engine.contract import Record
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
-from klaviyo_source.streams.table import StreamRow
+from klaviyo_source.streams.schema import load_schema
+from klaviyo_source.streams.table import Stream
+from klaviyo_source.times import maybe_time
 
 STATE_TABLE = "_klaviyo_state"
 STAGE_PREFIX = "_klaviyo_stage_"
@@ -76,7 +76,7 @@ class WriteResult:
 class TableInfo:
     """One stream's table as the destination knows it during a sync."""
 
-    row: StreamRow
+    row: Stream
     mode: WriteMode
     table: str  # where rows go now: the stream's table, or its staging table in overwrite mode
     columns: dict[str, Column] = field(default_factory=dict)  # name -> column (path () = not seen yet)
@@ -129,12 +129,12 @@ def parse_destination(url: str) -> DestinationSpec:
     )
 
 
-def newest_versions(batch: Batch, row: StreamRow) -> tuple[list[Record], list[datetime]]:
+def newest_versions(batch: Batch, row: Stream) -> tuple[list[Record], list[datetime]]:
     """One record per primary key: the newest cursor, ties broken by arrival (later wins)."""
     best: dict[tuple[Any, ...], tuple[datetime, int]] = {}
     for index, record in enumerate(batch.records):
         key = tuple(record.get(k) for k in row.primary_key)
-        cursor = parse_cursor(record.get(row.cursor_field)) or _OLDEST
+        cursor = maybe_time(record.get(row.cursor_field)) or _OLDEST
         held = best.get(key)
         if held is None or cursor >= held[0]:
             best[key] = (cursor, index)
@@ -192,7 +192,7 @@ class SqlDestination(ABC):
     def close(self) -> None:
         """Release the lock and the connection."""
 
-    def after_create(self, table: str, row: StreamRow) -> None:
+    def after_create(self, table: str, row: Stream) -> None:
         """Hook: indexes etc. for a freshly created table."""
         return None
 
@@ -220,10 +220,10 @@ class SqlDestination(ABC):
         )
         return {stream: orjson.loads(text) for stream, text in rows if text}
 
-    def prepare(self, row: StreamRow, mode: WriteMode, schema: Mapping[str, Any] | None = None) -> None:
+    def prepare(self, row: Stream, mode: WriteMode, schema: Mapping[str, Any] | None = None) -> None:
         """Create or evolve the stream's table (or a fresh staging table in overwrite mode); the
         columns come from `schema` (default: the stream's packaged JSON Schema)."""
-        schema = load_stream_schema(row.name) if schema is None else schema
+        schema = load_schema(row.name) if schema is None else schema
         schema_columns = columns_from_schema(schema, row.cursor_field)
         table = STAGE_PREFIX + row.name if mode is WriteMode.OVERWRITE else row.name
         info = TableInfo(row, mode, table)

@@ -22,7 +22,7 @@ from klaviyo_source.destinations.base import (
 )
 from klaviyo_source.destinations.typemap import EXTRACTED_AT, SYNC_ID, Column
 from klaviyo_source.errors import ConfigError
-from klaviyo_source.streams.table import StreamRow
+from klaviyo_source.streams.table import Stream
 
 _LOCK_KEY = "hashtext('klaviyo-source:' || %s)"
 
@@ -100,7 +100,7 @@ class PostgresDestination(SqlDestination):
         yield name
         self.execute(f"DROP TABLE {name}")
 
-    def after_create(self, table: str, row: StreamRow) -> None:
+    def after_create(self, table: str, row: Stream) -> None:
         keys = ", ".join(quote(k) for k in row.primary_key)
         self.execute(f"CREATE INDEX IF NOT EXISTS {quote(table + '_pk')} ON {self.qualified(table)} ({keys})")
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import resources
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
+
+from klaviyo_source.times import maybe_time
 
 Kind = Literal["text", "timestamp", "double", "bigint", "boolean", "json"]
 
@@ -117,16 +118,6 @@ def columns_from_schema(schema: Mapping[str, Any], cursor_field: str) -> list[Co
     return _unique(columns)
 
 
-def load_stream_schema(stream: str) -> dict[str, Any]:
-    """The packaged JSON Schema of a stream; an empty schema when none is packaged yet."""
-    try:
-        text = resources.files("klaviyo_source.streams.schemas").joinpath(f"{stream}.json").read_text()
-    except (FileNotFoundError, ModuleNotFoundError):
-        return {}
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
-
-
 def discover_columns(
     records: Iterable[Mapping[str, Any]], known: set[str], cursor_field: str
 ) -> list[Column]:
@@ -170,7 +161,7 @@ def _text(value: Any) -> str | None:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    return parse_cursor(value)
+    return maybe_time(value)
 
 
 def _bigint(value: Any) -> int | None:
@@ -243,14 +234,3 @@ def column_values(
         1 for before, after in zip(raw, values, strict=True) if after is None and before is not None
     )
     return values, rejected
-
-
-def parse_cursor(value: Any) -> datetime | None:
-    """A cursor value as a datetime (None when missing or unreadable), for ordering versions."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

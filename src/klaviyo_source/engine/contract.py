@@ -2,8 +2,12 @@
 
 The engine calls a Sink from one consumer task, in order, so a consumer never needs locks:
 records of a page arrive before any state that covers them, and a stream's final status comes
-after its last state. Implementations: `airbyte.output.AirbyteSink` (JSON lines on stdout) and
-the destination sinks in `destinations/` (rows and state committed in one transaction).
+after its last state. Implementations: `airbyte/sink.py` (JSON lines on stdout) and `sync/sink.py`
+(rows and state committed to a destination in one transaction).
+
+A sink that also implements `RawRecordSink` may receive a passthrough stream's records as
+`orjson.Fragment`s: pre-serialized JSON objects equal to the dict records (the engine's fast path:
+such records are never parsed into Python objects).
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-# A record is a dict; a sink that sets the class attribute `accepts_raw_records = True` may also
-# receive `orjson.Fragment`s (pre-serialized records, the engine's events fast path).
-Record = dict[str, Any]
+import orjson
+
+from klaviyo_source.streams.records import Record as Record  # the one Record type, re-exported
 
 
 class StreamStatus(StrEnum):
@@ -35,6 +39,10 @@ class StreamSelection:
 
 @dataclass
 class StreamStats:
+    """Live counters of one stream. `requests` counts the requests that served the stream: a page
+    shared by two streams (events and events_detailed) counts for both; the run's handle tells
+    the requests actually sent."""
+
     records: int = 0
     requests: int = 0
     throttled: int = 0  # 429s received
@@ -67,3 +75,9 @@ class Sink(Protocol):
 
     async def error(self, stream: str | None, error: Exception) -> None:
         """A stream (or the run, when stream is None) failed with this error."""
+
+
+@runtime_checkable
+class RawRecordSink(Sink, Protocol):
+    async def raw_records(self, stream: str, records: Sequence[orjson.Fragment]) -> None:
+        """A batch of pre-serialized records of a passthrough stream (in place of `records`)."""

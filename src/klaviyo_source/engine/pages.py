@@ -5,15 +5,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
-
-from klaviyo_source.state import parse_time
-
-
-def parse_cursor(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"cursor {value!r} is not a string")
-    return parse_time(value)
 
 
 def window_slice(

@@ -1,8 +1,8 @@
-"""The plan of a run: which fetch groups to read, for which streams, over which time windows,
-and the watermark that turns window progress into state.
+"""The plan of a run: which listings to read, for which streams, over which time windows, and
+the watermark that turns window progress into state.
 
-Group = one listing endpoint serving one or more selected streams (`Member`s). Per fixed
-partition (campaign channel x archived, ...) a `Track` holds the group's time windows in order.
+A `ListingPlan` = one listing endpoint serving one or more selected streams (`Member`s). Per
+fixed partition (campaign channel x archived, ...) a `Track` holds the listing's time windows in order.
 Windows are [lo, hi); a window's `last` is the cursor of the last record passed to the Sink
 (pages come sorted ascending, so everything below it is done), None before any.
 """
@@ -15,16 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from klaviyo_source.engine.contract import StreamOutcome, StreamStatus
-from klaviyo_source.state import SavedState, parse_time, write_state
-from klaviyo_source.streams.table import FLOOR_ISO, GroupRow, PartitionKey, StreamRow
+from klaviyo_source.engine.contract import StreamOutcome, StreamStats, StreamStatus
+from klaviyo_source.state import SavedState, write_state
+from klaviyo_source.streams.table import FLOOR_ISO, Listing, PartitionKey, Stream
+from klaviyo_source.times import parse_time
 
 FLOOR = parse_time(FLOOR_ISO)
 ONE_US = timedelta(microseconds=1)
-
-# Streams whose cursor the group's windows and sort follow (ordered scans). The others (metrics:
-# no sort; global_exclusions' own scan: windows on the suppression time) advance state at the end.
-UNORDERED_GROUPS = frozenset({"metrics", "suppressions"})
 
 
 @dataclass(eq=False)
@@ -38,9 +35,9 @@ class Window:
 
 @dataclass(eq=False)
 class Track:
-    """The windows of one (group, partition key), sorted by lo."""
+    """The windows of one (listing, partition key), sorted by lo."""
 
-    group: GroupPlan
+    plan: ListingPlan
     key: PartitionKey
     windows: list[Window] = field(default_factory=list)
 
@@ -67,10 +64,32 @@ class Track:
 
 
 @dataclass(eq=False)
-class Member:
-    """A selected stream served by a group."""
+class Checkpoint:
+    """The member's last emitted state, when, and how many records it has passed since."""
 
-    row: StreamRow
+    records_since: int = 0
+    at: float = field(default_factory=time.monotonic)
+    last: dict[str, Any] | None = None
+
+
+@dataclass(eq=False)
+class WaitClock:
+    """Rate-limit waits as wall-clock time: overlapping waits of concurrent requests count once,
+    so the figure never exceeds the run's duration."""
+
+    covered_until: float = 0.0  # monotonic end of the waits counted so far
+
+    def add(self, stats: StreamStats, start: float, end: float) -> None:
+        if end > self.covered_until:
+            stats.rate_limit_wait_seconds += end - max(start, self.covered_until)
+            self.covered_until = end
+
+
+@dataclass(eq=False)
+class Member:
+    """A selected stream served by a listing."""
+
+    row: Stream
     incremental: bool
     saved: SavedState
     starts: dict[PartitionKey, datetime]  # first cursor this stream needs, per partition
@@ -78,18 +97,9 @@ class Member:
     max_cursor: dict[PartitionKey, datetime] = field(default_factory=dict)
     failed: bool = False
     finished: bool = False
-    records_since_state: int = 0
-    last_state_time: float = field(default_factory=time.monotonic)
-    last_state: dict[str, Any] | None = None
     running_sent: bool = False
-    waits_covered_until: float = 0.0  # monotonic end of the rate-limit waits counted so far
-
-    def add_wait(self, start: float, end: float) -> None:
-        """Count a rate-limit wait [start, end] into stats as wall-clock time: overlapping waits of
-        concurrent requests count once, so the figure never exceeds the run's duration."""
-        if end > self.waits_covered_until:
-            self.outcome.stats.rate_limit_wait_seconds += end - max(start, self.waits_covered_until)
-            self.waits_covered_until = end
+    checkpoint: Checkpoint = field(default_factory=lambda: Checkpoint())
+    waits: WaitClock = field(default_factory=lambda: WaitClock())
 
     @property
     def name(self) -> str:
@@ -99,27 +109,32 @@ class Member:
     def alive(self) -> bool:
         return not self.failed and not self.finished
 
-    def cursors(self, group: GroupPlan, hi_final: datetime) -> dict[PartitionKey, datetime]:
-        """The watermark per partition: never lowered, never beyond hi_final (unless saved so)."""
+    def cursors(self, plan: ListingPlan, hi_final: datetime) -> dict[PartitionKey, datetime]:
+        """The watermark per partition: never lowered, never beyond hi_final (unless saved so),
+        and never a start that nothing was read from (a start_date after the sync's start)."""
         out: dict[PartitionKey, datetime] = {}
         for key, start in self.starts.items():
-            track = group.tracks[key]
-            if group.ordered:
+            track = plan.tracks[key]
+            if plan.row.ordered:
                 progress = track.watermark()
             else:
                 progress = self.max_cursor.get(key) if track.done() else None
-            candidate = min(max(start, progress) if progress else start, hi_final)
             previous = self.saved.get(key)
+            if start >= hi_final and progress is None:
+                if previous is not None:
+                    out[key] = previous
+                continue
+            candidate = min(max(start, progress) if progress else start, hi_final)
             out[key] = max(previous, candidate) if previous is not None else candidate
         return out
 
-    def state(self, group: GroupPlan, hi_final: datetime) -> dict[str, Any]:
-        return write_state(self.row, self.cursors(group, hi_final))
+    def state(self, plan: ListingPlan, hi_final: datetime) -> dict[str, Any]:
+        return write_state(self.row, self.cursors(plan, hi_final))
 
 
 @dataclass(eq=False)
-class GroupPlan:
-    row: GroupRow
+class ListingPlan:
+    row: Listing
     members: list[Member]
     tracks: dict[PartitionKey, Track] = field(default_factory=dict)
     failed: bool = False
@@ -127,10 +142,6 @@ class GroupPlan:
     @property
     def name(self) -> str:
         return self.row.name
-
-    @property
-    def ordered(self) -> bool:
-        return self.row.name not in UNORDERED_GROUPS
 
     def alive(self) -> bool:
         return not self.failed and any(m.alive for m in self.members)
@@ -143,34 +154,34 @@ class GroupPlan:
 
 
 def member_starts(
-    row: StreamRow,
-    group: GroupRow,
+    row: Stream,
+    listing: Listing,
     saved: SavedState,
     *,
     start_date: datetime | None,
     lookback_days: int,
 ) -> dict[PartitionKey, datetime]:
-    """The first cursor a stream needs per partition: saved state (minus the lookback for events)
-    but never before start_date (or the 2012 floor)."""
+    """The first cursor a stream needs per partition: saved state (minus the lookback for the
+    streams it applies to) but never before start_date (or the 2012 floor)."""
     floor = start_date or FLOOR
     out: dict[PartitionKey, datetime] = {}
-    for key in group.partitions:
-        cursor = saved.get(key)
-        if cursor is not None and row.group == "events" and lookback_days:
+    for partition in listing.partitions:
+        cursor = saved.get(partition.key)
+        if cursor is not None and row.lookback and lookback_days:
             cursor -= timedelta(days=lookback_days)
-        out[key] = max(floor, cursor) if cursor is not None else floor
+        out[partition.key] = max(floor, cursor) if cursor is not None else floor
     return out
 
 
-def plan_windows(plan: GroupPlan, hi_final: datetime) -> list[Window]:
+def plan_windows(plan: ListingPlan, hi_final: datetime) -> list[Window]:
     """One window per partition from the earliest start any member needs up to hi_final."""
     windows = []
-    for key in plan.row.partitions:
+    for partition in plan.row.partitions:
+        key = partition.key
         track = Track(plan, key)
         plan.tracks[key] = track
         needed = min(m.starts[key] for m in plan.members)
-        # Suppression time <= updated: every suppressed profile is looked at, the members filter.
-        lo = FLOOR if plan.name == "suppressions" else needed
+        lo = FLOOR if plan.row.windows_from_floor else needed
         if needed < hi_final:
             windows.append(track.add(lo, hi_final))
     return windows

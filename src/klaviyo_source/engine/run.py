@@ -5,7 +5,7 @@ window's progress, and emits state (after each finished window, every 10,000 rec
 and at stream end) computed from the watermark, so a state always follows the records it covers.
 Workers run concurrently (one asyncio task per window); the client caps requests in flight at
 `num_workers` and paces each rate bucket; the outbox caps parsed pages alive at num_workers + 2
-(per budget: large and small groups), so memory does not grow with the data or the windows.
+(per budget: large and small listings), so memory does not grow with the data or the windows.
 """
 
 from __future__ import annotations
@@ -13,16 +13,24 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from klaviyo_source.config import Config
-from klaviyo_source.engine.contract import Sink, StreamOutcome, StreamSelection, StreamStats, StreamStatus
+from klaviyo_source.engine.contract import (
+    RawRecordSink,
+    Sink,
+    StreamOutcome,
+    StreamSelection,
+    StreamStats,
+    StreamStatus,
+)
 from klaviyo_source.engine.outbox import FailItem, Item, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.partitions import (
-    GroupPlan,
+    ListingPlan,
     Member,
     Window,
     mark_running,
@@ -34,7 +42,7 @@ from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient
 from klaviyo_source.http.ratelimit import RateLimiters
 from klaviyo_source.state import read_state
-from klaviyo_source.streams.table import GROUPS, STREAMS_BY_NAME
+from klaviyo_source.streams.table import LISTINGS, STREAMS_BY_NAME
 
 STATE_EVERY_RECORDS = 10_000
 STATE_EVERY_SECONDS = 30.0
@@ -44,49 +52,58 @@ MAX_WINDOWS_PER_WORKER = 4  # at most one RUNNING/RATE_LIMITED status per stream
 
 
 def _plan(
-    config: Config,
-    selections: Sequence[StreamSelection],
-    states: Mapping[str, Any],
-    stats: Mapping[str, StreamStats] | None,
-) -> list[GroupPlan]:
+    config: Config, selections: Sequence[StreamSelection], states: Mapping[str, Any]
+) -> tuple[list[ListingPlan], list[StreamOutcome]]:
+    """The listings to scan with their members, and the outcomes of streams that failed before
+    any request (an unreadable saved state fails only its own stream)."""
     members: dict[str, Member] = {}
+    failed: dict[str, StreamOutcome] = {}
     for selection in selections:
         row = STREAMS_BY_NAME.get(selection.name)
         if row is None:
             known = ", ".join(STREAMS_BY_NAME)
             raise ConfigError(f"Unknown stream '{selection.name}' in the catalog (this source has: {known}).")
-        if row.name in members:
+        if row.name in members or row.name in failed:
             continue
-        saved = read_state(row, states.get(row.name)) if selection.incremental else {}
+        try:
+            saved = read_state(row, states.get(row.name)) if selection.incremental else {}
+        except ConfigError as error:
+            failed[row.name] = StreamOutcome(row.name, StreamStatus.INCOMPLETE, error)
+            continue
         starts = member_starts(
             row,
-            GROUPS[row.group],
+            LISTINGS[row.listing],
             saved,
             start_date=config.start_date,
             lookback_days=config.lookback_window if selection.incremental else 0,
         )
-        outcome = StreamOutcome(
-            row.name, stats=stats[row.name] if stats and row.name in stats else StreamStats()
-        )
-        members[row.name] = Member(row, selection.incremental, saved, starts, outcome)
+        members[row.name] = Member(row, selection.incremental, saved, starts, StreamOutcome(row.name))
 
-    plans: dict[str, GroupPlan] = {}
+    plans: dict[str, ListingPlan] = {}
     for member in members.values():
-        group = member.row.group
-        host = members.get(member.row.shares) if member.row.shares else None
+        listing = member.row.listing
+        host = next((m for m in members.values() if m.row.listing == member.row.rides_on), None)
         if host is not None and all(host.starts[k] <= member.starts[k] for k in member.starts):
-            group = host.row.group  # ride on the scan that is read anyway
-        plan = plans.get(group)
+            listing = host.row.listing  # ride on the scan that is read anyway
+        plan = plans.get(listing)
         if plan is None:
-            plan = plans[group] = GroupPlan(GROUPS[group], [])
+            plan = plans[listing] = ListingPlan(LISTINGS[listing], [])
         plan.members.append(member)
-    return list(plans.values())
+    return list(plans.values()), list(failed.values())
 
 
 class _Run:
-    def __init__(self, config: Config, plans: list[GroupPlan], sink: Sink, hi_final: datetime) -> None:
+    def __init__(
+        self,
+        config: Config,
+        plans: list[ListingPlan],
+        failed: list[StreamOutcome],
+        sink: Sink,
+        hi_final: datetime,
+    ) -> None:
         self.config = config
         self.plans = plans
+        self.failed_early = failed
         self.sink = sink
         self.hi_final = hi_final
         self.outbox = Outbox(capacity=config.num_workers + 2)
@@ -99,7 +116,7 @@ class _Run:
     def spawn(self, window: Window) -> None:
         assert self.scanner is not None
         self.active += 1
-        for member in window.track.group.members:
+        for member in window.track.plan.members:
             member.outcome.stats.partitions_total += 1
         task = asyncio.create_task(self.scanner.run(window))
         self.tasks.add(task)
@@ -117,16 +134,17 @@ class _Run:
             return False
         return self.client.free_slots() >= 2 or self.active < self.config.num_workers
 
-    async def emit_state(self, plan: GroupPlan, member: Member, *, force: bool) -> None:
+    async def emit_state(self, plan: ListingPlan, member: Member, *, force: bool) -> None:
         state = member.state(plan, self.hi_final)
-        if state == member.last_state and not force:
+        checkpoint = member.checkpoint
+        if state == checkpoint.last and not force:
             return
         await self.sink.state(member.name, state)
-        member.last_state = state
-        member.records_since_state = 0
-        member.last_state_time = time.monotonic()
+        checkpoint.last = state
+        checkpoint.records_since = 0
+        checkpoint.at = time.monotonic()
 
-    async def finish(self, plan: GroupPlan, member: Member) -> None:
+    async def finish(self, plan: ListingPlan, member: Member) -> None:
         await self.emit_state(plan, member, force=True)
         member.finished = True
         member.outcome.status = StreamStatus.COMPLETE
@@ -148,16 +166,20 @@ class _Run:
         self.outbox.release(item.large)
         window = item.window
         track = window.track
-        plan = track.group
-        for member, records in item.batches:
+        plan = track.plan
+        for member, records in item.batches or item.raw_batches:
             if not member.alive:
                 continue
             if mark_running(member):
                 await self.sink.status(member.name, StreamStatus.RUNNING)
             if records:
-                await self.sink.records(member.name, records)
+                if item.raw_batches:
+                    assert isinstance(self.sink, RawRecordSink)
+                    await self.sink.raw_records(member.name, records)  # type: ignore[arg-type]
+                else:
+                    await self.sink.records(member.name, records)  # type: ignore[arg-type]
                 member.outcome.stats.records += len(records)
-                member.records_since_state += len(records)
+                member.checkpoint.records_since += len(records)
                 if item.max_cursor is not None:
                     previous = member.max_cursor.get(track.key)
                     if previous is None or item.max_cursor > previous:
@@ -168,17 +190,17 @@ class _Run:
             window.done = True
             for member in plan.members:
                 member.outcome.stats.partitions_done += 1
-        group_done = plan.done()
+        plan_done = plan.done()
         now = time.monotonic()
         for member in plan.members:
             if not member.alive:
                 continue
-            if group_done:
+            if plan_done:
                 await self.finish(plan, member)
             elif (
                 item.final
-                or member.records_since_state >= STATE_EVERY_RECORDS
-                or now - member.last_state_time >= STATE_EVERY_SECONDS
+                or member.checkpoint.records_since >= STATE_EVERY_RECORDS
+                or now - member.checkpoint.at >= STATE_EVERY_SECONDS
             ):
                 await self.emit_state(plan, member, force=False)
 
@@ -215,15 +237,21 @@ class _Run:
 
     async def run(self, client: KlaviyoClient) -> None:
         self.client = client
-        events = next((p for p in self.plans if p.name == "events"), None)
-        raw_events = (
-            getattr(self.sink, "accepts_raw_records", False) is True
-            and events is not None
-            and [m.name for m in events.members] == ["events"]
+        raw_plans = frozenset(
+            plan.name
+            for plan in self.plans
+            if isinstance(self.sink, RawRecordSink)
+            and plan.row.raw_capable
+            and all(m.row.passthrough for m in plan.members)
         )
         self.scanner = Scanner(
-            client, self.config, self.outbox, self.hi_final, self.spawn, self.can_split, raw_events=raw_events
+            client, self.config, self.outbox, self.hi_final, self.spawn, self.can_split, raw_plans=raw_plans
         )
+        for outcome in self.failed_early:
+            assert outcome.error is not None
+            await self.sink.status(outcome.name, StreamStatus.STARTED)
+            await self.sink.error(outcome.name, outcome.error)
+            await self.sink.status(outcome.name, StreamStatus.INCOMPLETE)
         for plan in self.plans:
             for member in plan.members:
                 await self.sink.status(member.name, StreamStatus.STARTED)
@@ -264,34 +292,62 @@ def few_gc_passes() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-async def read(
+class ReadRun:
+    """A read in progress. `await run` (or `await run.outcomes()`) runs it and returns one outcome
+    per selected stream (in selection order); `snapshot()` copies the live per-stream stats (for
+    progress displays) and `requests_sent` counts the requests actually sent (a page shared by
+    two streams counts once)."""
+
+    def __init__(
+        self, run: _Run, selections: Sequence[StreamSelection], limiters: RateLimiters | None
+    ) -> None:
+        self._run = run
+        self._names = list(dict.fromkeys(s.name for s in selections))
+        self._limiters = limiters
+        self._outcomes = {m.name: m.outcome for p in run.plans for m in p.members}
+        self._outcomes.update((o.name, o) for o in run.failed_early)
+
+    def snapshot(self) -> dict[str, StreamStats]:
+        return {name: replace(self._outcomes[name].stats) for name in self._names}
+
+    @property
+    def requests_sent(self) -> int:
+        scanner = self._run.scanner
+        return scanner.requests.sent if scanner is not None else 0
+
+    def __await__(self) -> Generator[Any, None, list[StreamOutcome]]:
+        return self.outcomes().__await__()
+
+    async def outcomes(self) -> list[StreamOutcome]:
+        """Run the read (once) and return the outcomes; `asyncio.run(run.outcomes())` from sync code."""
+        with few_gc_passes():
+            async with KlaviyoClient(self._run.config, limiters=self._limiters) as client:
+                await self._run.run(client)
+        return [self._outcomes[name] for name in self._names]
+
+
+def read(
     config: Config,
     selections: Sequence[StreamSelection],
     states: Mapping[str, Any],
     sink: Sink,
     *,
-    stats: Mapping[str, StreamStats] | None = None,
     limiters: RateLimiters | None = None,
-) -> list[StreamOutcome]:
-    """Read the selected streams concurrently into `sink`; one outcome per selected stream.
+) -> ReadRun:
+    """Plan a read of the selected streams into `sink`; `await` the returned run to read them
+    concurrently (one outcome per selected stream).
 
     `states`: stream name -> the stream_state the user supplied (any Airbyte shape); ignored for
     full-refresh selections. A stream's failure never raises: it ends INCOMPLETE (sink.error +
-    sink.status) while the others go on. ConfigError is raised, before any request, for an
-    unknown stream or an unreadable state. `stats` (optional): StreamStats objects, by stream
-    name, that the engine updates live (progress bars read them during the run); they also end
-    up in the returned outcomes. `limiters`: share rate limiters with other clients of the run.
+    sink.status) while the others go on; so does a stream whose saved state is unreadable
+    (config_error, before any request). ConfigError is raised here for an unknown stream.
+    `limiters`: share rate limiters with other clients of the run.
 
-    Fast path: a sink whose attribute `accepts_raw_records` is True receives the records of
-    `events` (when read without events_detailed) as `orjson.Fragment`s, pre-serialized JSON
-    objects equal to the dict records (orjson.dumps embeds them as they are); every other stream,
-    and every stream for other sinks, gets dicts.
+    Fast path: a sink that implements `RawRecordSink` receives the records of listings whose
+    selected streams all take records as listed (`Stream.passthrough`: events without
+    events_detailed) through `raw_records`, as `orjson.Fragment`s (pre-serialized JSON equal to
+    the dict records); everything else goes through `records` as dicts.
     """
-    plans = _plan(config, selections, states, stats)
+    plans, failed = _plan(config, selections, states)
     hi_final = datetime.now(UTC).replace(microsecond=0)
-    run = _Run(config, plans, sink, hi_final)
-    with few_gc_passes():
-        async with KlaviyoClient(config, limiters=limiters) as client:
-            await run.run(client)
-    outcomes = {m.name: m.outcome for p in plans for m in p.members}
-    return [outcomes[name] for name in dict.fromkeys(s.name for s in selections)]
+    return ReadRun(_Run(config, plans, failed, sink, hi_final), selections, limiters)

@@ -1,8 +1,8 @@
-"""Workers: read one time window of a group page by page and hand shaped pages to the consumer.
+"""Workers: read one time window of a listing page by page and hand shaped pages to the consumer.
 
 A worker follows `links.next` within its window, cuts the page at the window's upper bound
 (which adaptive splitting may lower while it runs), selects and shapes each member stream's
-records (top-level cursor copy, included merge, detail fetches), and puts the page on the
+records (top-level cursor copy, the row's shaper, detail fetches), and puts the page on the
 output queue. When it has more pages to go and the scheduler has room, it splits the rest of its
 window at the midpoint: it keeps [last cursor, mid) and the new window [mid, hi) goes to another
 worker. It stops at mid by cutting, so no request is wasted and no record is read twice.
@@ -13,23 +13,37 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
+
+import orjson
 
 from klaviyo_source.config import Config
-from klaviyo_source.engine.outbox import FailItem, NoteItem, Outbox, PageItem, StatsObserver, TaskEnd
-from klaviyo_source.engine.pages import parse_cursor, tail_ids, window_slice
-from klaviyo_source.engine.partitions import GroupPlan, Member, Window
-from klaviyo_source.engine.requests import bucket_of, listing_params, wants_predictive
+from klaviyo_source.engine.observer import RequestCount, StatsObserver
+from klaviyo_source.engine.outbox import FailItem, NoteItem, Outbox, PageItem, TaskEnd
+from klaviyo_source.engine.pages import tail_ids, window_slice
+from klaviyo_source.engine.params import listing_params, variant_of
+from klaviyo_source.engine.partitions import ListingPlan, Member, Window
+from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder
 from klaviyo_source.errors import KlaviyoSourceError, MalformedResponseError, TransientError
 from klaviyo_source.http.client import KlaviyoClient, NotFoundError, RequestObserver, ServerError
-from klaviyo_source.http.rawpage import RawEventsPage, decode_events_page, event_fragment
-from klaviyo_source.state import parse_time
 from klaviyo_source.streams import records as shape
-from klaviyo_source.streams.table import DETAILS
+from klaviyo_source.streams.records import Page, Record
+from klaviyo_source.times import parse_cursor, parse_time
 
-Record = dict[str, Any]
-MIN_PREDICTIVE_PAGE = 25  # smallest page size tried on profiles+predictive 503s
+
+@dataclass(eq=False)
+class _Cursor:
+    """Where a window's scan is: the next URL, and what a restart must skip."""
+
+    url: str | None
+    params: dict[str, str] | None
+    seen: set[str] = field(default_factory=set)
+    skip_at: datetime | None = None  # after a restart: ids already passed at this cursor
+    skip_ids: set[str] = field(default_factory=set)
+    last: datetime | None = None
+    ids_at_last: set[str] = field(default_factory=set)
 
 
 class Scanner:
@@ -42,7 +56,7 @@ class Scanner:
         spawn: Callable[[Window], None],
         can_split: Callable[[str], bool],
         *,
-        raw_events: bool = False,
+        raw_plans: frozenset[str] = frozenset(),
     ) -> None:
         self.client = client
         self.config = config
@@ -50,18 +64,19 @@ class Scanner:
         self.hi_final = hi_final
         self.spawn = spawn
         self.can_split = can_split
-        self.raw_events = raw_events  # the events group serves `events` alone to a raw-capable sink
+        self.raw_plans = raw_plans  # listings whose pages go pre-serialized to a raw-capable sink
+        self.requests = RequestCount()
         self._observers: dict[str, StatsObserver] = {}
 
-    def observer(self, plan: GroupPlan) -> StatsObserver:
+    def observer(self, plan: ListingPlan) -> StatsObserver:
         obs = self._observers.get(plan.name)
         if obs is None:
-            obs = StatsObserver(plan.members, self.outbox, plan.row.path)
+            obs = StatsObserver(plan.members, self.outbox, plan.row.path, self.requests)
             self._observers[plan.name] = obs
         return obs
 
     async def run(self, window: Window) -> None:
-        plan = window.track.group
+        plan = window.track.plan
         try:
             await self._scan(window, plan)
         except asyncio.CancelledError:
@@ -72,23 +87,18 @@ class Scanner:
         finally:
             self.outbox.note(TaskEnd(window))
 
-    async def _scan(self, window: Window, plan: GroupPlan) -> None:
+    async def _scan(self, window: Window, plan: ListingPlan) -> None:
         key = window.track.key
         row = plan.row
-        predictive = wants_predictive(plan, self.config.disable_fetching_predictive_analytics)
-        bucket = bucket_of(plan, self.config.disable_fetching_predictive_analytics)
+        variant = variant_of(plan, self.config)
+        bucket = variant.bucket if variant is not None else row.bucket
         observer = self.observer(plan)
+        decode = page_decoder(row.cursor_path) if plan.name in self.raw_plans else None
         page_size = row.page_size
-        url: str | None = row.path
-        params: dict[str, str] | None = listing_params(
-            plan, key, window.lo, window.hi, page_size=page_size, disable_predictive=not predictive
+        at = _Cursor(
+            row.path, listing_params(plan, key, window.lo, window.hi, page_size=page_size, variant=variant)
         )
-        seen: set[str] = set()
-        skip_at: datetime | None = None  # after a restart: ids already passed at this cursor
-        skip_ids: set[str] = set()
-        last: datetime | None = None
-        ids_at_last: set[str] = set()
-        while url is not None:
+        while (url := at.url) is not None:
             if not plan.alive():
                 return
             large = row.splittable
@@ -96,69 +106,74 @@ class Scanner:
             handed = False
             try:
                 try:
-                    if self.raw_events and row.name == "events":
+                    if decode is not None:
                         fetched: Any = await self.client.fetch(
-                            url, params, decode_events_page, bucket=bucket, observer=observer
+                            url, at.params, decode, bucket=bucket, observer=observer
                         )
                     else:
-                        fetched = await self.client.get_json(url, params, bucket=bucket, observer=observer)
+                        fetched = await self.client.get_json(url, at.params, bucket=bucket, observer=observer)
                 except ServerError as error:
-                    if not (predictive and error.status == 503):
+                    if variant is None or error.status != 503:
                         raise
-                    if page_size is None or page_size <= MIN_PREDICTIVE_PAGE:
+                    if page_size is None or page_size <= variant.min_page_size:
                         raise TransientError(
-                            "Klaviyo keeps answering 503 on profiles with predictive analytics "
-                            f"(even {page_size} per page). Retry the sync later, or set "
-                            "disable_fetching_predictive_analytics to true.",
+                            f"Klaviyo keeps answering 503 on {row.path} with {variant.label} "
+                            f"(even {page_size} per page). {variant.on_503_advice}",
                             str(error),
                         ) from error
-                    page_size = max(MIN_PREDICTIVE_PAGE, page_size // 2)
-                    restart = last or window.lo
-                    skip_at, skip_ids = last, set(ids_at_last)
-                    url = row.path
+                    page_size = max(variant.min_page_size, page_size // 2)
+                    restart = at.last or window.lo
                     params = listing_params(
-                        plan, key, restart, window.hi, page_size=page_size, disable_predictive=False
+                        plan, key, restart, window.hi, page_size=page_size, variant=variant
                     )
-                    seen.clear()
-                    message = f"profiles: 503 with predictive analytics; retrying with page size {page_size}"
+                    at = _Cursor(
+                        row.path,
+                        params,
+                        skip_at=at.last,
+                        skip_ids=set(at.ids_at_last),
+                        last=at.last,
+                        ids_at_last=at.ids_at_last,
+                    )
+                    names = "/".join(m.name for m in plan.members if m.alive)
+                    message = f"{names}: 503 with {variant.label}; retrying with page size {page_size}"
                     self.outbox.note(NoteItem(None, message, level="WARN"))
                     continue
-                next_url = self._next_link(fetched, row.path, url, seen)
+                next_url = self._next_link(fetched, row.path, url, at.seen)
                 try:
-                    if isinstance(fetched, RawEventsPage):
+                    if isinstance(fetched, RawPage):
                         item, cut, page_tail = self._raw_page(
-                            plan, window, fetched, skip_at, skip_ids, next_url is None
+                            plan, window, fetched, at, final=next_url is None
                         )
                     else:
                         item, cut, page_tail = await self._page(
-                            plan, window, fetched, skip_at, skip_ids, final=next_url is None
+                            plan, window, fetched, at, final=next_url is None
                         )
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
                     raise MalformedResponseError(
                         f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
                         f"(every record needs an id and attributes.{row.cursor_path[-1]} as a datetime)."
                     ) from error
-                skip_at = None
+                at.skip_at = None
                 if cut:
                     next_url = None
                     item.final = True
                 if item.last is not None:
-                    ids_at_last = page_tail | ids_at_last if item.last == last else page_tail
-                    last = item.last
+                    at.ids_at_last = page_tail | at.ids_at_last if item.last == at.last else page_tail
+                    at.last = item.last
                 item.large = large
                 self.outbox.page(item)
                 handed = True
             finally:
                 if not handed:
                     self.outbox.release(large)
-            url, params = next_url, None
-            if url is not None and row.splittable and last is not None and self.can_split(bucket):
-                self._split(window, last)
+            at.url, at.params = next_url, None
+            if at.url is not None and row.splittable and at.last is not None and self.can_split(bucket):
+                self._split(window, at.last)
 
     @staticmethod
     def _next_link(fetched: Any, path: str, url: str, seen: set[str]) -> str | None:
         """The page's links.next (None on the last page); a link seen before is a loop."""
-        if isinstance(fetched, RawEventsPage):
+        if isinstance(fetched, RawPage):
             next_url = fetched.next
         else:
             if not isinstance(fetched["data"], list):
@@ -187,47 +202,37 @@ class Scanner:
         self.spawn(new)
 
     def _raw_page(
-        self,
-        plan: GroupPlan,
-        window: Window,
-        page: RawEventsPage,
-        skip_at: datetime | None,
-        skip_ids: set[str],
-        final: bool,
+        self, plan: ListingPlan, window: Window, page: RawPage, at: _Cursor, *, final: bool
     ) -> tuple[PageItem, bool, set[str]]:
-        """The fast path for `events` alone: records stay pre-serialized JSON (orjson.Fragment)."""
-        heads = page.heads
+        """The fast path for listings whose selected members all take records as listed: records
+        stay pre-serialized JSON (orjson.Fragment)."""
+        cursors, ids = page.cursors, page.ids
 
         def cursor_at(i: int) -> datetime:
-            return parse_time(heads[i].attributes.datetime)
+            return parse_time(cursors[i])
 
         def id_at(i: int) -> str:
-            return heads[i].id
+            return ids[i]
 
-        start, end, cut = window_slice(len(heads), cursor_at, id_at, window.hi, skip_at, skip_ids)
-        member = plan.members[0]
-        member_start = member.starts[window.track.key]
-        if end > start and cursor_at(start) < member_start:
-            start = bisect_left(range(len(heads)), member_start, lo=start, hi=end, key=cursor_at)
+        start, end, cut = window_slice(len(ids), cursor_at, id_at, window.hi, at.skip_at, at.skip_ids)
         last = cursor_at(end - 1) if end > start else None
         records = page.records
-        fragments = [event_fragment(records[i], heads[i]) for i in range(start, end)]
-        batches: list[tuple[Member, list[Record]]] = []
-        if member.alive:
-            # Sinks that set `accepts_raw_records` take orjson.Fragment items (see engine/run.py).
-            batches.append((member, cast(list[Record], fragments)))
+        raw_batches: list[tuple[Member, list[orjson.Fragment]]] = []
+        for member in plan.members:
+            if not member.alive:
+                continue
+            first = start
+            member_start = member.starts[window.track.key]
+            if end > first and cursor_at(first) < member_start:
+                first = bisect_left(range(len(ids)), member_start, lo=first, hi=end, key=cursor_at)
+            key = cursor_key(member.row.cursor_field)
+            raw_batches.append((member, [fragment(records[i], key, cursors[i]) for i in range(first, end)]))
         tail = tail_ids(start, end, cursor_at, id_at)
-        return PageItem(window, batches, end - start, last, last, final), cut, tail
+        item = PageItem(window, [], end - start, last, last, final, raw_batches=raw_batches)
+        return item, cut, tail
 
     async def _page(
-        self,
-        plan: GroupPlan,
-        window: Window,
-        doc: dict[str, Any],
-        skip_at: datetime | None,
-        skip_ids: set[str],
-        *,
-        final: bool,
+        self, plan: ListingPlan, window: Window, doc: dict[str, Any], at: _Cursor, *, final: bool
     ) -> tuple[PageItem, bool, set[str]]:
         """Cut, select per member and shape one page; returns the item, whether it was cut and the
         ids of its records at the last cursor."""
@@ -237,18 +242,18 @@ class Scanner:
         data: list[Record] = doc["data"]
         cut = False
         tail: set[str] = set()
-        if plan.ordered:
-            page = data
+        if row.ordered:
+            listed = data
 
             def cursor_at(i: int) -> datetime:
-                return parse_cursor(shape.cursor_value(page[i], path))
+                return parse_cursor(shape.cursor_value(listed[i], path))
 
             def id_at(i: int) -> str:
-                return str(page[i].get("id"))
+                return str(listed[i].get("id"))
 
-            start, end, cut = window_slice(len(page), cursor_at, id_at, window.hi, skip_at, skip_ids)
+            start, end, cut = window_slice(len(listed), cursor_at, id_at, window.hi, at.skip_at, at.skip_ids)
             tail = tail_ids(start, end, cursor_at, id_at)
-            data = page[start:end]
+            data = listed[start:end]
             last = cursor_at(end - 1) if end > start else None
             first = cursor_at(start) if end > start else None
             max_cursor = last
@@ -263,44 +268,37 @@ class Scanner:
                         max_cursor = cursor
             data, last, first = kept, None, None
 
-        field = plan.members[0].row.cursor_field
+        field_name = plan.members[0].row.cursor_field  # one cursor per listing (checked by tests)
         leaf = path[-1]
         for rec in data:
-            rec[field] = rec["attributes"][leaf]
-        if row.name == "campaigns":
-            channel = dict(key)["campaign_type"]
+            rec[field_name] = rec["attributes"][leaf]
+        extra = row.partition(key).attributes
+        if extra:
             for rec in data:
-                rec["attributes"]["channel"] = channel
+                rec["attributes"].update(extra)
 
-        index: shape.IncludedIndex | None = None
+        page = Page(doc)
         batches: list[tuple[Member, list[Record]]] = []
         for member in plan.members:
             if not member.alive:
                 continue
             member_start = member.starts[key]
-            if plan.ordered:
+            if row.ordered:
                 if first is None or first >= member_start:
                     selected = data
                 else:
-                    at = bisect_left(
+                    at_start = bisect_left(
                         data, member_start, key=lambda r: parse_cursor(shape.cursor_value(r, path))
                     )
-                    selected = data[at:]
+                    selected = data[at_start:]
             else:
                 selected = [r for r in data if parse_cursor(shape.cursor_value(r, path)) >= member_start]
-            name = member.name
-            if name == "events_detailed":
-                index = index if index is not None else shape.include_index(doc)
-                selected = [shape.merge_included(r, index) for r in selected]
-            elif name == "profiles":
-                for rec in selected:
-                    shape.normalize_profile(rec)
-            elif name == "global_exclusions":
-                selected = [g for r in selected if (g := shape.global_exclusion(r)) is not None]
-            elif member.row.detail:
-                index = index if index is not None else shape.include_index(doc)
+            stream = member.row
+            if stream.shape is not None:
+                selected = stream.shape(selected, page)
+            if stream.detail is not None:
                 try:
-                    selected = await self._details(plan, member, selected, index)
+                    selected = await self._details(member, selected, page)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
@@ -310,33 +308,26 @@ class Scanner:
         item = PageItem(window, batches, len(data), last, max_cursor, final)
         return item, cut, tail
 
-    async def _details(
-        self, plan: GroupPlan, member: Member, records: list[Record], index: shape.IncludedIndex
-    ) -> list[Record]:
-        template, fixed, bucket = DETAILS[member.row.detail]
-        observer: RequestObserver = StatsObserver([member], self.outbox, template)
+    async def _details(self, member: Member, records: list[Record], page: Page) -> list[Record]:
+        detail = member.row.detail
+        assert detail is not None
+        observer: RequestObserver = StatsObserver([member], self.outbox, detail.path, self.requests)
+        cursor_field = member.row.cursor_field
 
         async def one(rec: Record) -> Record | None:
             try:
                 doc = await self.client.get_json(
-                    template.format(id=rec["id"]), dict(fixed) or None, bucket=bucket, observer=observer
+                    detail.path.format(id=rec["id"]),
+                    dict(detail.params) or None,
+                    bucket=detail.bucket,
+                    observer=observer,
                 )
             except NotFoundError:
                 doc = None
-            if member.row.detail == "list_profile_count":
-                if doc is None or not isinstance(doc.get("data"), dict):
-                    return None  # the list was deleted between the listing and the detail fetch
-                detailed: Record = doc["data"]
-                detailed[member.row.cursor_field] = rec[member.row.cursor_field]
-                return detailed
-            count = 0
-            if doc is not None and isinstance(doc.get("data"), dict):
-                count = (doc["data"].get("attributes") or {}).get("estimated_recipient_count") or 0
-            return {
-                **rec,
-                "estimated_recipient_count": count,
-                "campaign_messages": shape.campaign_messages(rec, index),
-            }
+            combined = detail.combine(rec, doc, page)
+            if combined is not None and cursor_field not in combined:
+                combined[cursor_field] = rec[cursor_field]
+            return combined
 
         results = await asyncio.gather(*(one(r) for r in records))
         return [r for r in results if r is not None]

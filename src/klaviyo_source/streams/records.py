@@ -13,6 +13,23 @@ Record = dict[str, Any]
 IncludedIndex = dict[tuple[str, str], Record]
 
 
+class Page:
+    """One listing page as the shapers see it: the parsed document, and the index of its
+    `included` resources built on first use (once per page, whichever streams need it)."""
+
+    __slots__ = ("_included", "doc")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self._included: IncludedIndex | None = None
+
+    @property
+    def included(self) -> IncludedIndex:
+        if self._included is None:
+            self._included = include_index(self.doc)
+        return self._included
+
+
 def include_index(doc: dict[str, Any]) -> IncludedIndex:
     """(type, id) -> included resource of a compound document."""
     included = doc.get("included")
@@ -54,6 +71,19 @@ def merge_included(record: Record, index: IncludedIndex) -> Record:
     return {**record, "relationships": new_relationships}
 
 
+def merge_included_page(records: list[Record], page: Page) -> list[Record]:
+    """events_detailed: every record with its relationships merged from the page's `included`."""
+    index = page.included
+    return [merge_included(r, index) for r in records]
+
+
+def normalize_profiles(records: list[Record], page: Page) -> list[Record]:
+    """profiles: `normalize_profile` on every record (in place)."""
+    for record in records:
+        normalize_profile(record)
+    return records
+
+
 def normalize_profile(record: Record) -> None:
     """Airbyte's profiles schema types `attributes.location.region` as a string and its
     connector casts numbers (2.10.2+); done in place (region is the only such field)."""
@@ -88,6 +118,34 @@ def global_exclusion(record: Record) -> Record | None:
             **attributes,
             "subscriptions": {**subscriptions, "email": {**email, "marketing": marketing}},
         },
+    }
+
+
+def global_exclusions(records: list[Record], page: Page) -> list[Record]:
+    """global_exclusions: the suppressed profiles of a page, shaped by `global_exclusion`."""
+    return [g for r in records if (g := global_exclusion(r)) is not None]
+
+
+def list_with_profile_count(record: Record, detail: Record | None, page: Page) -> Record | None:
+    """lists_detailed: the list as GET /api/lists/{id}?additional-fields[list]=profile_count
+    returned it (the engine adds the top-level cursor copy); None when the list was deleted
+    between the listing and the detail fetch (404)."""
+    if detail is None or not isinstance(detail.get("data"), dict):
+        return None
+    detailed: Record = detail["data"]
+    return detailed
+
+
+def campaign_with_estimation(record: Record, detail: Record | None, page: Page) -> Record:
+    """campaigns_detailed: the campaign plus `estimated_recipient_count` (0 when Klaviyo has no
+    estimation: 404) and its `campaign_messages` from the listing's `included`."""
+    count = 0
+    if detail is not None and isinstance(detail.get("data"), dict):
+        count = (detail["data"].get("attributes") or {}).get("estimated_recipient_count") or 0
+    return {
+        **record,
+        "estimated_recipient_count": count,
+        "campaign_messages": campaign_messages(record, page.included),
     }
 
 

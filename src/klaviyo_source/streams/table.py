@@ -1,176 +1,330 @@
-"""Every stream as one row of data, and every fetch group (one listing endpoint) as another.
+"""Every stream as one row of data, and every listing (one endpoint the engine scans) as another.
 
-`STREAMS` keeps Airbyte's discover order (name, cursor, primary key). A stream belongs to a fetch
-group: the streams of one group are served by the same listing requests (events and
-events_detailed share GET /api/events, ...), so a page is fetched once and feeds every selected
-member. Request parameters, filter operators and page sizes are checked against the vendored
-OpenAPI spec (2026-07-15); see docs/architecture.md for the table in prose.
+A row says everything about its stream; the engine, the HTTP layer and the state codec hold no
+stream or listing name (a test walks their code and fails on one). `STREAMS` keeps Airbyte's
+discover order. Streams of one listing are served by the same requests (events and
+events_detailed share GET /api/events, ...): a page is fetched once and feeds every selected
+member. Parameters, filter operators and page sizes follow the vendored OpenAPI (2026-07-15);
+tests check them against it. Adding a stream = a row here + its schema (+ a simulator resource
+when the endpoint is new).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-# One partition of a group: fixed (key, value) pairs, e.g. (("archived", "true"), ("campaign_type", "sms")).
+from klaviyo_source.streams import records as shape
+from klaviyo_source.streams.records import Page, Record
+
+# One partition of a listing: fixed (key, value) pairs, e.g. (("archived", "true"), ("campaign_type", "sms")).
 PartitionKey = tuple[tuple[str, str], ...]
 NO_PARTITION: PartitionKey = ()
+Params = tuple[tuple[str, str], ...]
+
+FLOOR_ISO = "2012-01-01T00:00:00+00:00"  # start of time when start_date is absent (as Airbyte)
 
 
-@dataclass(frozen=True)
-class StreamRow:
-    name: str
-    cursor_field: str
-    primary_key: tuple[str, ...] = ("id",)
-    group: str = ""  # fetch group (GROUPS key)
-    # A group that can serve this stream too when it is read anyway and starts early enough
-    # (global_exclusions rides on the profiles scan instead of its own suppression scan).
-    shares: str = ""
-    detail: str = ""  # per-record extra work: "list_profile_count", "campaign_estimation"
-    partitioned_state: bool = False  # state is one cursor per partition (campaigns, flows)
+@dataclass(frozen=True, kw_only=True)
+class Partition:
+    """A fixed slice of a listing: its state key, its filter predicates, and attributes every
+    record of it gets (the campaign's channel, which Klaviyo's campaign resource lacks)."""
+
+    key: PartitionKey = NO_PARTITION
+    predicates: tuple[str, ...] = ()
+    attributes: Params = ()
 
 
-@dataclass(frozen=True)
-class GroupRow:
+@dataclass(frozen=True, kw_only=True)
+class WindowFilter:
+    """Server-side time window: `lower(field, lo)` and `upper(field, hi)`. A `greater-than` lower
+    bound is moved 1 µs down so windows stay [lo, hi); no upper operator = the engine stops at hi."""
+
+    field: str
+    lower: Literal["greater-than", "greater-or-equal"]
+    upper: Literal["less-than", "less-or-equal"] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """Other parameters for a listing, used when a member stream asks for them and the config key
+    `unless` is not true (profiles' predictive analytics, a stricter rate tier)."""
+
+    label: str  # for messages: "predictive analytics"
+    params: Params
+    bucket: str
+    unless: str  # Config attribute that turns the variant off
+    min_page_size: int  # on repeated 503s the page size halves down to this, then the stream fails
+    on_503_advice: str  # what the user can do when even the smallest page gets 503s
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listing:
     """One listing endpoint and how the engine cuts and filters it."""
 
     name: str
     path: str
-    bucket: str  # rate-limit bucket (see http/ratelimit.py TIERS)
+    bucket: str  # rate-limit bucket (the operation id)
     cursor_path: tuple[str, ...]  # where the window field lives in a record
     page_size: int | None  # the endpoint's maximum; None when it has no page[size]
     sort: str | None
-    # Server-side window filter: (field, lower operator, upper operator). `greater-than` lowers
-    # the bound by 1 µs so every window is [lo, hi). None = no date filter (client-side).
-    window_filter: tuple[str, str, str | None] | None
+    window: WindowFilter | None  # None = no date filter (the client filters on the cursor)
     splittable: bool = False  # large: adaptive splitting of time windows
-    partitions: tuple[PartitionKey, ...] = (NO_PARTITION,)
-    params: tuple[tuple[str, str], ...] = ()  # fixed query parameters
+    partitions: tuple[Partition, ...] = (Partition(),)
+    params: Params = ()  # fixed query parameters (includes, sparse fields, additional fields)
+    variant: Variant | None = None
+    # Windows run on another field than the members' cursor (global_exclusions' own scan filters
+    # on the suppression time, which is <= updated): every window starts at the floor, and
+    # members keep records by their own cursor; state advances when the scan is done.
+    windows_from_floor: bool = False
+
+    @property
+    def ordered(self) -> bool:
+        """Pages come sorted on the members' cursor within each window (state can follow them)."""
+        return self.sort is not None and self.window is not None and not self.windows_from_floor
+
+    @property
+    def raw_capable(self) -> bool:
+        """Pages can go out pre-serialized: sorted, cursor at attributes.<name>, and nothing added
+        to the records but the top-level cursor copy."""
+        return self.ordered and len(self.cursor_path) == 2 and not any(p.attributes for p in self.partitions)
+
+    def partition(self, key: PartitionKey) -> Partition:
+        return next(p for p in self.partitions if p.key == key)
 
 
-FLOOR_ISO = "2012-01-01T00:00:00+00:00"  # start of time when start_date is absent (as Airbyte)
+@dataclass(frozen=True, kw_only=True)
+class Detail:
+    """A per-record fetch that completes a stream's record (GET path with {id} of the record)."""
+
+    path: str
+    bucket: str
+    params: Params = ()
+    # (listing record, detail document or None on 404, page) -> the stream's record, or None to drop
+    combine: Callable[[Record, Record | None, Page], Record | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stream:
+    """One stream: Airbyte's name, cursor and primary key, the listing that serves it, and every
+    behaviour of its own."""
+
+    name: str
+    listing: str  # LISTINGS key
+    cursor_field: str
+    primary_key: tuple[str, ...] = ("id",)
+    # Per page: the listing's records (already cut to the window and to this stream's start) ->
+    # this stream's records. None = the records as listed (plus the top-level cursor copy); such
+    # streams may take the pre-serialized fast path.
+    shape: Callable[[list[Record], Page], list[Record]] | None = None
+    detail: Detail | None = None
+    wants_variant: bool = False  # asks for its listing's variant
+    lookback: bool = False  # the config's lookback_window moves its incremental start back
+    # A listing that can serve this stream too when it is read anyway and starts early enough
+    # (global_exclusions rides on the profiles scan instead of its own suppression scan).
+    rides_on: str = ""
+    partitioned_state: bool = False  # state is one cursor per partition
+    # Airbyte <= 2.12 kept `{"<cursor>": A, "archived": {"<cursor>": B}}`: the partition keys those
+    # two cursors belonged to, besides `archived` (campaigns: it read email campaigns only).
+    legacy_archived_extra: PartitionKey = NO_PARTITION
+    # Airbyte's legacy per-partition `states` lists of single-cursor streams: which cursor to take
+    # ("min" misses nothing; "max" where every later change has a later cursor).
+    legacy_states_pick: Literal["min", "max"] = "min"
+
+    @property
+    def passthrough(self) -> bool:
+        """Records go out as listed, plus the top-level cursor copy."""
+        return self.shape is None and self.detail is None
+
 
 _CHANNELS = ("email", "sms", "mobile_push")
 _ARCHIVED = ("true", "false")
+_PREDICTIVE_503_ADVICE = "Retry the sync later, or set disable_fetching_predictive_analytics to true."
 
-GROUPS: dict[str, GroupRow] = {
+LISTINGS: dict[str, Listing] = {
     row.name: row
     for row in (
-        GroupRow(
-            "profiles",
-            "/api/profiles",
-            "get_profiles",
-            ("attributes", "updated"),
-            100,
-            "updated",
-            ("updated", "greater-than", "less-than"),
+        Listing(
+            name="profiles",
+            path="/api/profiles",
+            bucket="get_profiles",
+            cursor_path=("attributes", "updated"),
+            page_size=100,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-than", upper="less-than"),
             splittable=True,
-        ),
-        GroupRow(
-            # global_exclusions on its own: only suppressed profiles come back.
-            "suppressions",
-            "/api/profiles",
-            "get_profiles",
-            ("attributes", "updated"),
-            100,
-            "subscriptions.email.marketing.suppression.timestamp",
-            ("subscriptions.email.marketing.suppression.timestamp", "greater-or-equal", "less-than"),
             params=(("additional-fields[profile]", "subscriptions"),),
+            variant=Variant(
+                label="predictive analytics",
+                params=(("additional-fields[profile]", "subscriptions,predictive_analytics"),),
+                bucket="get_profiles:predictive_analytics",
+                unless="disable_fetching_predictive_analytics",
+                min_page_size=25,
+                on_503_advice=_PREDICTIVE_503_ADVICE,
+            ),
         ),
-        GroupRow(
-            "events",
-            "/api/events",
-            "get_events",
-            ("attributes", "datetime"),
-            1000,
-            "datetime",
-            ("datetime", "greater-or-equal", "less-than"),
+        Listing(
+            # global_exclusions on its own: only suppressed profiles come back.
+            name="suppressions",
+            path="/api/profiles",
+            bucket="get_profiles",
+            cursor_path=("attributes", "updated"),
+            page_size=100,
+            sort="subscriptions.email.marketing.suppression.timestamp",
+            window=WindowFilter(
+                field="subscriptions.email.marketing.suppression.timestamp",
+                lower="greater-or-equal",
+                upper="less-than",
+            ),
+            params=(("additional-fields[profile]", "subscriptions"),),
+            windows_from_floor=True,
+        ),
+        Listing(
+            name="events",
+            path="/api/events",
+            bucket="get_events",
+            cursor_path=("attributes", "datetime"),
+            page_size=1000,
+            sort="datetime",
+            window=WindowFilter(field="datetime", lower="greater-or-equal", upper="less-than"),
             splittable=True,
-            params=(("fields[metric]", "name"),),
+            # The same includes whichever members are selected, so a record's shape (to-many
+            # relationships carry `data` only when included) never depends on its sibling stream.
+            params=(("fields[metric]", "name"), ("include", "metric,attributions")),
         ),
-        GroupRow(
-            "templates",
-            "/api/templates",
-            "get_templates",
-            ("attributes", "updated"),
-            10,
-            "updated",
-            ("updated", "greater-or-equal", "less-than"),
+        Listing(
+            name="templates",
+            path="/api/templates",
+            bucket="get_templates",
+            cursor_path=("attributes", "updated"),
+            page_size=10,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-or-equal", upper="less-than"),
         ),
-        GroupRow("metrics", "/api/metrics", "get_metrics", ("attributes", "updated"), None, None, None),
-        GroupRow(
+        Listing(
+            # No date filter and no sort exist on metrics: one scan, the client filters.
+            name="metrics",
+            path="/api/metrics",
+            bucket="get_metrics",
+            cursor_path=("attributes", "updated"),
+            page_size=None,
+            sort=None,
+            window=None,
+        ),
+        Listing(
             # lists allow only greater-than on updated: no upper bound, the engine stops at hi.
-            "lists",
-            "/api/lists",
-            "get_lists",
-            ("attributes", "updated"),
-            10,
-            "updated",
-            ("updated", "greater-than", None),
+            name="lists",
+            path="/api/lists",
+            bucket="get_lists",
+            cursor_path=("attributes", "updated"),
+            page_size=10,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-than", upper=None),
         ),
-        GroupRow(
-            "campaigns",
-            "/api/campaigns",
-            "get_campaigns",
-            ("attributes", "updated_at"),
-            100,
-            "updated_at",
-            ("updated_at", "greater-or-equal", "less-than"),
-            partitions=tuple((("archived", a), ("campaign_type", c)) for c in _CHANNELS for a in _ARCHIVED),
+        Listing(
+            name="campaigns",
+            path="/api/campaigns",
+            bucket="get_campaigns",
+            cursor_path=("attributes", "updated_at"),
+            page_size=100,
+            sort="updated_at",
+            window=WindowFilter(field="updated_at", lower="greater-or-equal", upper="less-than"),
+            partitions=tuple(
+                Partition(
+                    key=(("archived", a), ("campaign_type", c)),
+                    predicates=(f"equals(archived,{a})", f"equals(messages.channel,'{c}')"),
+                    attributes=(("channel", c),),
+                )
+                for c in _CHANNELS
+                for a in _ARCHIVED
+            ),
+            params=(("include", "campaign-messages"),),
         ),
-        GroupRow(
-            "flows",
-            "/api/flows",
-            "get_flows",
-            ("attributes", "updated"),
-            50,
-            "updated",
-            ("updated", "greater-or-equal", "less-than"),
-            partitions=tuple((("archived", a),) for a in _ARCHIVED),
+        Listing(
+            name="flows",
+            path="/api/flows",
+            bucket="get_flows",
+            cursor_path=("attributes", "updated"),
+            page_size=50,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-or-equal", upper="less-than"),
+            partitions=tuple(
+                Partition(key=(("archived", a),), predicates=(f"equals(archived,{a})",)) for a in _ARCHIVED
+            ),
         ),
     )
 }
 
-STREAMS: tuple[StreamRow, ...] = (
-    StreamRow("profiles", "updated", group="profiles"),
-    StreamRow("global_exclusions", "updated", group="suppressions", shares="profiles"),
-    StreamRow("events", "datetime", group="events"),
-    StreamRow("events_detailed", "datetime", group="events"),
-    StreamRow("email_templates", "updated", group="templates"),
-    StreamRow("metrics", "updated", group="metrics"),
-    StreamRow("lists", "updated", group="lists"),
-    StreamRow("lists_detailed", "updated", group="lists", detail="list_profile_count"),
-    StreamRow("campaigns", "updated_at", group="campaigns", partitioned_state=True),
-    StreamRow(
-        "campaigns_detailed",
-        "updated_at",
-        group="campaigns",
-        detail="campaign_estimation",
-        partitioned_state=True,
+_CAMPAIGN_EMAIL: PartitionKey = (("campaign_type", "email"),)
+
+STREAMS: tuple[Stream, ...] = (
+    Stream(
+        name="profiles",
+        listing="profiles",
+        cursor_field="updated",
+        shape=shape.normalize_profiles,
+        wants_variant=True,
     ),
-    StreamRow("flows", "updated", group="flows", partitioned_state=True),
+    Stream(
+        name="global_exclusions",
+        listing="suppressions",
+        cursor_field="updated",
+        shape=shape.global_exclusions,
+        rides_on="profiles",
+    ),
+    Stream(name="events", listing="events", cursor_field="datetime", lookback=True),
+    Stream(
+        name="events_detailed",
+        listing="events",
+        cursor_field="datetime",
+        shape=shape.merge_included_page,
+        lookback=True,
+    ),
+    Stream(name="email_templates", listing="templates", cursor_field="updated"),
+    Stream(name="metrics", listing="metrics", cursor_field="updated"),
+    Stream(name="lists", listing="lists", cursor_field="updated"),
+    Stream(
+        name="lists_detailed",
+        listing="lists",
+        cursor_field="updated",
+        detail=Detail(
+            path="/api/lists/{id}",
+            bucket="get_list:profile_count",
+            params=(("additional-fields[list]", "profile_count"),),
+            combine=shape.list_with_profile_count,
+        ),
+        legacy_states_pick="max",
+    ),
+    Stream(
+        name="campaigns",
+        listing="campaigns",
+        cursor_field="updated_at",
+        partitioned_state=True,
+        legacy_archived_extra=_CAMPAIGN_EMAIL,
+    ),
+    Stream(
+        name="campaigns_detailed",
+        listing="campaigns",
+        cursor_field="updated_at",
+        detail=Detail(
+            path="/api/campaign-recipient-estimations/{id}",
+            bucket="get_campaign_recipient_estimation",
+            combine=shape.campaign_with_estimation,
+        ),
+        partitioned_state=True,
+        legacy_archived_extra=_CAMPAIGN_EMAIL,
+    ),
+    Stream(name="flows", listing="flows", cursor_field="updated", partitioned_state=True),
 )
 
-STREAMS_BY_NAME: dict[str, StreamRow] = {row.name: row for row in STREAMS}
-
-# Detail fetches: (path template, fixed params, rate bucket).
-DETAILS: dict[str, tuple[str, tuple[tuple[str, str], ...], str]] = {
-    "list_profile_count": (
-        "/api/lists/{id}",
-        (("additional-fields[list]", "profile_count"),),
-        "get_list:profile_count",
-    ),
-    "campaign_estimation": (
-        "/api/campaign-recipient-estimations/{id}",
-        (),
-        "get_campaign_recipient_estimation",
-    ),
-}
+STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}
 
 
 def endpoint_paths(stream: str) -> tuple[str, ...]:
     """The spec path templates a stream requests: its listing, then its detail fetch if any."""
     row = STREAMS_BY_NAME[stream]
-    paths = [GROUPS[row.group].path]
-    if row.detail:
-        paths.append(DETAILS[row.detail][0])
+    paths = [LISTINGS[row.listing].path]
+    if row.detail is not None:
+        paths.append(row.detail.path)
     return tuple(paths)

@@ -60,6 +60,7 @@ class SyncReport:
     counts: dict[str, StreamCounts]
     stats: dict[str, StreamStats]
     duration: float
+    requests_sent: int = 0  # requests actually sent (a page shared by two streams counts once)
     error: str | None = None  # a failure of the whole sync (destination, config)
     rows: list[SummaryRow] = field(default_factory=list)
 
@@ -167,19 +168,13 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
             report.error = f"preparing {options.destination.display} failed: {type(error).__name__}: {error}"
             return report
         selections = [StreamSelection(name, incremental=not options.full_refresh) for name in options.streams]
-        progress = SyncProgress(stats, {}, options.progress, stream=out)
-        sink = DestinationSink(destination, modes, on_log=progress.log)
-        progress.counts = sink.counts
+        sink = DestinationSink(destination, modes, on_log=lambda level, text: progress.log(level, text))
+        run = read(options.config, selections, {k: v for k, v in states.items() if k in modes}, sink)
+        progress = SyncProgress(run.snapshot, sink.counts, options.progress, stream=out)
         async with progress:
             try:
                 async with sink:
-                    report.outcomes = await read(
-                        options.config,
-                        selections,
-                        {k: v for k, v in states.items() if k in modes},
-                        sink,
-                        stats=stats,
-                    )
+                    report.outcomes = await run
             except KlaviyoSourceError as error:
                 report.error = error.message
             except Exception as error:  # a write failed (database error, disk full, ...)
@@ -187,6 +182,8 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
                     f"writing to {options.destination.display} failed: {type(error).__name__}: {error}"
                 )
         report.counts = sink.counts
+        report.stats = stats = run.snapshot()
+        report.requests_sent = run.requests_sent
     finally:
         await asyncio.to_thread(destination.close)
     for outcome in report.outcomes:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TextIO
@@ -52,18 +52,19 @@ def _status_text(counts: StreamCounts) -> str:
 
 
 class SyncProgress:
-    """`async with SyncProgress(stats, counts, mode) as progress:` around the engine's run."""
+    """`async with SyncProgress(run.snapshot, counts, mode) as progress:` around the engine's
+    run; `snapshot` returns the live per-stream stats (copies) each time it is called."""
 
     def __init__(
         self,
-        stats: Mapping[str, StreamStats],
+        snapshot: Callable[[], Mapping[str, StreamStats]],
         counts: Mapping[str, StreamCounts],
         mode: ProgressMode = "auto",
         *,
         stream: TextIO | None = None,
         plain_every: float = PLAIN_EVERY_SECONDS,
     ) -> None:
-        self.stats = stats
+        self.snapshot = snapshot
         self.counts = counts
         self.out = stream or sys.stderr
         if mode == "auto":
@@ -77,6 +78,10 @@ class SyncProgress:
         self._ticker: asyncio.Task[None] | None = None
         self._ended: dict[str, float] = {}
         self._last_said: dict[str, float] = {}
+
+    @property
+    def stats(self) -> Mapping[str, StreamStats]:
+        return self.snapshot()
 
     async def __aenter__(self) -> SyncProgress:
         self.started = time.monotonic()

@@ -1,0 +1,56 @@
+"""A stream's behaviour lives in its row: the engine, the HTTP layer and the state codec name no
+stream and no listing (issue: structure for growth)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from klaviyo_source.streams.table import LISTINGS, STREAMS, STREAMS_BY_NAME
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "klaviyo_source"
+NAMES = frozenset(STREAMS_BY_NAME) | frozenset(LISTINGS)
+CHECKED = [
+    *sorted((PACKAGE / "engine").glob("*.py")),
+    *sorted((PACKAGE / "http").glob("*.py")),
+    PACKAGE / "state.py",
+]
+
+
+def name_literals(source: str) -> list[tuple[int, str]]:
+    """(line, literal) of every string constant, f-string part included, that is a stream or
+    listing name."""
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in NAMES
+    ]
+
+
+def test_engine_http_and_state_hold_no_stream_or_listing_name() -> None:
+    found = {
+        str(path.relative_to(PACKAGE)): hits for path in CHECKED if (hits := name_literals(path.read_text()))
+    }
+    assert found == {}
+
+
+def test_the_check_finds_a_name_in_code_and_in_f_strings() -> None:
+    scratch = 'if plan.name == "events":\n    pass\nmessage = f"{x}campaigns"\nkind = f"{y}" + "flows"\n'
+    assert name_literals(scratch) == [(1, "events"), (3, "campaigns"), (4, "flows")]
+
+
+def test_members_of_one_listing_share_their_cursor_field() -> None:
+    """The engine copies one cursor to the top level of a page's records for all its members."""
+    for listing in LISTINGS:
+        fields = {s.cursor_field for s in STREAMS if s.listing == listing or s.rides_on == listing}
+        assert len(fields) <= 1, (listing, fields)
+
+
+def test_every_row_points_at_real_listings_and_partitions() -> None:
+    for stream in STREAMS:
+        assert stream.listing in LISTINGS
+        assert not stream.rides_on or stream.rides_on in LISTINGS
+        keys = {p.key for p in LISTINGS[stream.listing].partitions}
+        if stream.legacy_archived_extra:
+            assert any(set(stream.legacy_archived_extra) <= set(k) for k in keys)
+        assert stream.partitioned_state == (keys != {()}), stream.name

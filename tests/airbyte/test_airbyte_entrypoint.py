@@ -107,7 +107,7 @@ def test_missing_arguments_and_unknown_verb() -> None:
         ),
         (
             {"streams": [{"stream": {"name": "metrics"}, "sync_mode": "incremental"}]},
-            [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "metrics"}, "stream_state": "x"}}],
+            [{"type": "STREAM"}],
             ("Invalid state",),
         ),
         (

@@ -65,6 +65,13 @@ def test_unknown_streams_are_dropped_with_a_warning() -> None:
     assert warnings == ["State for unknown stream 'segments' ignored."]
 
 
+def test_a_stream_state_that_is_not_an_object_goes_to_the_engine() -> None:
+    """Only the envelope is checked here: the engine reads (or refuses) each stream's state, so
+    one bad stream_state fails that stream alone."""
+    assert parse_state([stream_message("profiles", "2024-01-01")]) == ({"profiles": "2024-01-01"}, [])
+    assert parse_state({"profiles": ["2024-01-01"]}) == ({"profiles": ["2024-01-01"]}, [])
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -73,10 +80,8 @@ def test_unknown_streams_are_dropped_with_a_warning() -> None:
         [1],
         [{"type": "STREAM"}],
         [{"type": "STREAM", "stream": {"stream_descriptor": {}, "stream_state": {}}}],
-        [stream_message("profiles", "2024-01-01")],
         [{"type": "GLOBAL", "global": {}}],
         [{"type": "BOGUS"}],
-        {"profiles": ["2024-01-01"]},
     ],
 )
 def test_corrupt_state_is_a_config_error(raw: Any) -> None:

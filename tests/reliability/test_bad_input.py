@@ -1,6 +1,7 @@
 """Bad input from users: any JSON document as config, catalog or state. The entrypoint either
 accepts it or answers with exactly one config_error TRACE that names the problem; never a
-traceback, never the API key. State it cannot use is refused before any request, and state
+traceback, never the API key. A state document it cannot read is refused before any request; a
+stream's state it cannot use fails that stream alone (config_error), the others are read; state
 from another connector falls back to a full read (nothing is lost)."""
 
 from __future__ import annotations
@@ -209,10 +210,18 @@ def test_any_state_is_used_or_refused_before_any_request(
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and b"Traceback" not in stdout
     if code == 1:
-        event("refused")
-        text = assert_one_config_error([m for m in messages if m["type"] != "LOG"])
-        assert "state" in text.lower()
-        assert sim.controls.stats()["requests_total"] == 0
+        errors = [m["trace"]["error"] for m in messages if m["type"] == "TRACE" and "error" in m["trace"]]
+        assert errors and all(e["failure_type"] == "config_error" for e in errors)
+        assert all("state" in e["message"].lower() for e in errors)
+        failed = {e["stream_descriptor"]["name"] for e in errors if e.get("stream_descriptor")}
+        if not failed:  # the document itself was refused: nothing was read
+            event("refused")
+            assert_one_config_error([m for m in messages if m["type"] != "LOG"])
+            assert sim.controls.stats()["requests_total"] == 0
+            return
+        event("one stream refused")  # the others were read
+        states = {m["state"]["stream"]["stream_descriptor"]["name"] for m in messages if m["type"] == "STATE"}
+        assert states == {"metrics", "flows"} - failed
         return
     event("read")
     assert code == 0
@@ -242,7 +251,7 @@ CORRUPT_STATES: list[Any] = [
 
 
 @pytest.mark.parametrize("stream_state", CORRUPT_STATES, ids=[json.dumps(s) for s in CORRUPT_STATES])
-def test_corrupt_state_is_refused_before_any_request(
+def test_corrupt_state_fails_only_its_stream_before_any_request_of_it(
     sim: Simulator, tmp_path: Path, stream_state: Any
 ) -> None:
     sim.controls.reset_stats()
@@ -250,9 +259,15 @@ def test_corrupt_state_is_refused_before_any_request(
     state = state_document({"events": stream_state})
     result = read_in_process(tmp_path, config=config, catalog=catalog(["events", "metrics"]), state=state)
     assert result.code == 1
-    text = assert_one_config_error([m for m in result.messages if m["type"] != "LOG"])
-    assert "events" in text and "state" in text.lower()
-    assert sim.controls.stats()["requests_total"] == 0
+    errors = [m["trace"]["error"] for m in result.messages if m["type"] == "TRACE" and "error" in m["trace"]]
+    assert errors and all(e["failure_type"] == "config_error" for e in errors)
+    first = errors[0]
+    assert first["stream_descriptor"]["name"] == "events" and "state" in first["message"].lower()
+    assert "klaviyo-source state reset --streams events" in first["message"]
+    requests = sim.controls.stats()["requests"]
+    assert requests.get("get_events", 0) == 0 and requests.get("get_metrics", 0) > 0
+    records = {m["record"]["stream"] for m in result.messages if m["type"] == "RECORD"}
+    assert records == {"metrics"}
 
 
 @pytest.mark.parametrize(

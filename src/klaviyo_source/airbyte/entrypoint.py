@@ -136,7 +136,7 @@ def check_message(config: Config) -> dict[str, Any]:
 
 def run_read(config: Config, files: dict[str, str | None], sink: AirbyteSink) -> int:
     selections, warnings = parse_configured_catalog(read_json_file(str(files["catalog"]), "catalog"))
-    states: dict[str, dict[str, Any]] = {}
+    states: dict[str, Any] = {}
     if files.get("state"):
         states, state_warnings = parse_state(read_json_file(str(files["state"]), "state"))
         warnings += state_warnings

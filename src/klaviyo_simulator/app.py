@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,32 +17,37 @@ import orjson
 from aiohttp import web
 
 from klaviyo_simulator.controls import Controls, RouteInfo
+from klaviyo_simulator.errors import ApiError
+from klaviyo_simulator.model import Page
 from klaviyo_simulator.query import (
     Condition,
     CursorCodec,
+    Listing,
+    Query,
     QueryError,
     parse_filter,
     parse_list,
     parse_page_size,
     parse_sort,
 )
-from klaviyo_simulator.resources import Renderer
+from klaviyo_simulator.render import SINGULAR, Renderer
+from klaviyo_simulator.resources import Resource
 from klaviyo_simulator.spec import EndpointRule, endpoint_rules
-from klaviyo_simulator.store import Page, Store
+from klaviyo_simulator.store import Store
 
 _REVISION_FORMAT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(\.pre)?$")
 METRICS_PAGE_SIZE = 200  # GET /api/metrics has no page[size] parameter: fixed 200 per page
-# Default order when `sort` is absent (documented in docs/simulator.md).
-DEFAULT_SORT = {"event": "datetime", "member": "joined_group_at"}
-TITLES = {
-    400: "Invalid input.",
-    401: "Authentication credentials were not provided.",
-    403: "You do not have permission to perform this action.",
-    404: "Not found.",
-    405: "Method not allowed.",
-}
 APP_KEY_STATE: web.AppKey[SimulatorState] = web.AppKey("simulator_state")
 LOG = logging.getLogger("klaviyo_simulator")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A served path template: its rule, and the parent type of a nested collection."""
+
+    pattern: re.Pattern[str]
+    rule: EndpointRule
+    parent_type: str | None  # `/api/lists/{id}/profiles` -> "list"; None for top-level paths
 
 
 @dataclass
@@ -54,39 +58,16 @@ class SimulatorState:
     controls: Controls
     keys: dict[str, frozenset[str] | None]  # key -> scopes (None = every scope)
     codec: CursorCodec
-    routes: list[tuple[re.Pattern[str], EndpointRule]] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
 
 
-class ApiError(Exception):
-    """An error answered in Klaviyo's JSON:API error shape."""
-
-    def __init__(
-        self, status: int, code: str, detail: str, parameter: str | None = None, title: str = ""
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.parameter = status, code, detail, parameter
-        self.title = title or TITLES.get(status, "Error.")
-
-
-def error_body(err: ApiError) -> bytes:
-    item: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "status": err.status,
-        "code": err.code,
-        "title": err.title,
-        "detail": err.detail,
-        "source": {},
-    }
-    if err.parameter:
-        item["source"] = {"parameter": err.parameter}
-    return orjson.dumps({"errors": [item]})
-
-
-def compile_routes() -> list[tuple[re.Pattern[str], EndpointRule]]:
+def compile_routes() -> list[Route]:
     routes = []
     for template, rule in endpoint_rules().items():
         pattern = "^" + re.escape(template).replace(re.escape("{id}"), "(?P<id>[^/]+)") + "/?$"
-        routes.append((re.compile(pattern), rule))
+        parts = template.split("/")  # "", "api", parent plural, "{id}", child plural
+        parent = SINGULAR[parts[2]] if len(parts) == 5 and parts[3] == "{id}" else None
+        routes.append(Route(re.compile(pattern), rule, parent))
     return routes
 
 
@@ -138,20 +119,7 @@ def check_revision(request: web.Request) -> str:
     return revision.strip()
 
 
-@dataclass
-class Query:
-    """The validated query of one request."""
-
-    conditions: list[Condition]
-    sort: tuple[str, bool] | None
-    page_size: int
-    cursor: str | None
-    fields: dict[str, list[str]]
-    includes: list[str]
-    additional: dict[str, frozenset[str]]
-
-
-def parse_query(request: web.Request, rule: EndpointRule, collection: bool) -> Query:
+def parse_query(request: web.Request, rule: EndpointRule, kind: Resource, collection: bool) -> Query:
     params = request.query
     for name in set(params):
         if len(params.getall(name)) > 1:
@@ -178,13 +146,6 @@ def parse_query(request: web.Request, rule: EndpointRule, collection: bool) -> Q
         conditions = parse_filter(raw_filter, rule)
     elif rule.filter_required:
         raise QueryError("filter", "A filter is required for this endpoint.")
-    if rule.resource_type == "campaign" and collection:
-        channels = [c for c in conditions if c.field == "messages.channel" and c.op == "equals"]
-        if not channels:
-            raise QueryError(
-                "filter",
-                "A channel filter is required: equals(messages.channel,'email'|'sms'|'mobile_push').",
-            )
     if not collection:
         for name in ("filter", "sort", "page[size]", "page[cursor]"):
             if name in params:
@@ -193,7 +154,9 @@ def parse_query(request: web.Request, rule: EndpointRule, collection: bool) -> Q
     if not rule.has_cursor and "page[cursor]" in params:
         raise QueryError("page[cursor]", "Pagination is not supported by this endpoint.")
     size = parse_page_size(params.get("page[size]"), rule, METRICS_PAGE_SIZE)
-    return Query(conditions, sort, size, params.get("page[cursor]"), fields, includes, additional)
+    query = Query(conditions, sort, size, params.get("page[cursor]"), fields, includes, additional)
+    kind.check(rule.resource_type, query, collection)
+    return query
 
 
 def _links(
@@ -220,42 +183,12 @@ def _meta(has_next: bool) -> dict[str, Any]:
     return {"agent_hints": {"next_steps": hints}}
 
 
-def _kind(rule: EndpointRule) -> str:
-    if rule.resource_type == "event":
-        return "event"
-    if rule.resource_type == "profile":
-        return "member" if "{id}" in rule.path else "profile"
-    return rule.resource_type
-
-
-PARENT_TYPES = {
-    "/api/lists/{id}/profiles": "list",
-    "/api/segments/{id}/profiles": "segment",
-    "/api/campaigns/{id}/campaign-messages": "campaign",
-    "/api/flows/{id}/flow-actions": "flow",
-    "/api/flow-actions/{id}/flow-messages": "flow-action",
-}
-PARENT_RELS = {
-    "campaign-message": "campaign-messages",
-    "flow-action": "flow-actions",
-    "flow-message": "flow-messages",
-}
-
-
-def _ids(row: Any, rel: str) -> list[str]:
-    if row is None:
-        return []
-    value = row.relationships.get(rel, ("", None))[1]
-    return [value] if isinstance(value, str) else list(value or [])
-
-
 def fetch_page(
-    state: SimulatorState, rule: EndpointRule, query: Query, rid: str | None
+    state: SimulatorState, route: Route, kind: Resource, query: Query, parent: Any
 ) -> tuple[Page, str | None, str | None]:
     """The requested page and its next/prev cursors."""
-    store = state.store
-    kind = _kind(rule)
-    sort_field, desc = query.sort or (DEFAULT_SORT.get(kind, "id"), False)
+    rule = route.rule
+    sort_field, desc = query.sort or (kind.default_sort(rule.resource_type, parent is not None), False)
     sort_text = ("-" if desc else "") + sort_field
     after: Any = None
     backwards = False
@@ -264,24 +197,9 @@ def fetch_page(
         if not isinstance(decoded, dict) or decoded.get("d") not in ("next", "prev") or "k" not in decoded:
             raise QueryError("page[cursor]", "Invalid cursor provided.")
         backwards, after = decoded["d"] == "prev", decoded["k"]
-    descending = desc != backwards
-    conds = query.conditions
-    if kind == "event":
-        page = store.page_events(conds, descending, after, query.page_size)
-    elif kind == "profile":
-        page = store.page_profiles(conds, sort_field, descending, after, query.page_size)
-    elif kind == "member":
-        assert rid is not None
-        page = store.page_members(PARENT_TYPES[rule.path], rid, conds, descending, after, query.page_size)
-    else:
-        rows = store.small.get(rule.resource_type, [])
-        if rid is not None:
-            ids = set(_ids(store.get(PARENT_TYPES[rule.path], rid), PARENT_RELS[rule.resource_type]))
-            rows = [r for r in rows if r.id in ids]
-        if kind == "campaign" and not any(c.field == "archived" for c in conds):
-            conds = [*conds, Condition("archived", "equals", False)]  # archived campaigns only when asked for
-        size = query.page_size if rule.has_cursor else len(rows) + 1
-        page = store.page_small(rows, conds, sort_field, descending, after, size)
+    size = query.page_size if rule.has_cursor else None
+    listing = Listing(query.conditions, sort_field, desc != backwards, after, size, parent)
+    page = kind.page(rule.resource_type, listing)
 
     def cursor(direction: str, key: Any) -> str:
         return state.codec.encode(sort_text, {"d": direction, "k": key})
@@ -295,34 +213,6 @@ def fetch_page(
     forward_next = cursor("next", page.keys[-1]) if page.more and page.keys else None
     forward_prev = cursor("prev", page.keys[0]) if after is not None and page.keys else None
     return page, forward_next, forward_prev
-
-
-def render_rows(
-    renderer: Renderer, rule: EndpointRule, page: Page, query: Query
-) -> list[Any] | orjson.Fragment:
-    kind = _kind(rule)
-    if kind == "event":
-        if "event" in query.fields:
-            return [renderer.event(row) for row in page.rows]
-        return renderer.events_json(page.rows)
-    if kind in ("profile", "member"):
-        additional = query.additional.get("profile", frozenset())
-        if kind == "profile":
-            return [renderer.profile(row, additional) for row in page.rows]
-        return [renderer.profile(key & 0xFFFFFFFF, additional, joined=key >> 32) for key in page.rows]
-    return [renderer.small(row) for row in page.rows]
-
-
-def single(
-    state: SimulatorState, rule: EndpointRule, query: Query, rid: str, renderer: Renderer
-) -> dict[str, Any]:
-    row = state.store.get(rule.resource_type, rid)
-    if row is None:
-        raise ApiError(404, "not_found", f"A {rule.resource_type} with id {rid} does not exist.")
-    extra = None
-    if "profile_count" in query.additional.get(rule.resource_type, frozenset()):
-        extra = {"profile_count": len(state.store.members(rule.resource_type, rid))}
-    return renderer.small(row, extra)
 
 
 async def handle_api(request: web.Request) -> web.StreamResponse:
@@ -341,48 +231,56 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
 async def serve_api(request: web.Request) -> web.StreamResponse:
     state = request.app[APP_KEY_STATE]
     path = request.path
-    found = [(m, r) for m, r in ((p.match(path), r) for p, r in state.routes) if m is not None]
+    found = [(m, r) for m, r in ((r.pattern.match(path), r) for r in state.routes) if m is not None]
     if not found:
         missing = ApiError(404, "not_found", f"The path {path} was not found.")
         return await _error(state, request, None, missing)
-    matched, rule = found[0]
+    matched, route = found[0]
+    rule = route.rule
     if request.method not in ("GET", "HEAD"):
         err = ApiError(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
         return await _error(state, request, None, err, {"Allow": "GET, HEAD"})
-    route = route_info(request, rule)
+    info = route_info(request, rule)
     try:
         check_auth(state, request, rule)
         check_revision(request)
     except ApiError as err:
-        return await _error(state, request, route, err)
-    early = await state.controls.before(request, route)
+        return await _error(state, request, info, err)
+    early = await state.controls.before(request, info)
     if early is not None:
         return early
     rid = matched.groupdict().get("id")
-    collection = rid is None or rule.path in PARENT_TYPES
+    collection = rid is None or route.parent_type is not None
+    kind = state.store.kind(rule.resource_type)
     try:
-        query = parse_query(request, rule, collection)
+        query = parse_query(request, rule, kind, collection)
         base = f"{request.scheme}://{request.host}"
         renderer = Renderer(state.store, base, query.fields, query.includes)
         if collection:
-            if rid is not None and state.store.get(PARENT_TYPES[rule.path], rid) is None:
-                raise ApiError(404, "not_found", f"A {PARENT_TYPES[rule.path]} with id {rid} does not exist.")
-            page, next_cursor, prev_cursor = fetch_page(state, rule, query, rid)
-            data: Any = render_rows(renderer, rule, page, query)
+            parent = None
+            if route.parent_type is not None:
+                parent = state.store.kind(route.parent_type).find(route.parent_type, str(rid))
+                if parent is None:
+                    raise ApiError(404, "not_found", f"A {route.parent_type} with id {rid} does not exist.")
+            page, next_cursor, prev_cursor = fetch_page(state, route, kind, query, parent)
+            data: Any = kind.render(rule.resource_type, page, renderer, query)
             body: dict[str, Any] = {"data": data, "links": _links(request, base, next_cursor, prev_cursor)}
             records = len(page.rows)
         else:
-            data = single(state, rule, query, str(rid), renderer)
+            item = kind.find(rule.resource_type, str(rid))
+            if item is None:
+                raise ApiError(404, "not_found", f"A {rule.resource_type} with id {rid} does not exist.")
+            data = kind.render_one(rule.resource_type, item, renderer, query)
             body = {"data": data, "links": {"self": f"{base}{request.path_qs}"}}
             next_cursor, records = None, 1
     except QueryError as err:
-        return await _error(state, request, route, ApiError(400, "invalid", err.detail, err.parameter))
+        return await _error(state, request, info, ApiError(400, "invalid", err.detail, err.parameter))
     except ApiError as err:
-        return await _error(state, request, route, err)
+        return await _error(state, request, info, err)
     if "include" in request.query:
         body["included"] = list(renderer.included.values())
     body["meta"] = _meta(next_cursor is not None)
-    return await state.controls.respond(request, route, orjson.dumps(body), records=records)
+    return await state.controls.respond(request, info, orjson.dumps(body), records=records)
 
 
 async def _error(
@@ -393,7 +291,7 @@ async def _error(
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     return await state.controls.respond(
-        request, route, error_body(err), records=0, status=err.status, headers=headers
+        request, route, err.body(), records=0, status=err.status, headers=headers
     )
 
 

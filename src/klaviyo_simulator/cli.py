@@ -8,7 +8,7 @@ import contextlib
 import time
 
 from klaviyo_simulator.controls import ControlOptions
-from klaviyo_simulator.data import SCALES
+from klaviyo_simulator.model import SCALES
 from klaviyo_simulator.server import DEFAULT_KEY, SimulatorOptions, run_simulator
 
 SIZE_FLAGS = ("events", "profiles", "lists", "segments", "templates", "campaigns", "flows", "tags")

@@ -36,6 +36,7 @@ import orjson
 from aiohttp import web
 
 from klaviyo_simulator import faults
+from klaviyo_simulator.errors import JSONAPI
 from klaviyo_simulator.faults import Fault, FaultBook, Script
 from klaviyo_simulator.ratelimit import (
     STEADY_SECONDS,
@@ -46,8 +47,6 @@ from klaviyo_simulator.ratelimit import (
     windows_for,
 )
 from klaviyo_simulator.stats import Stats
-
-JSONAPI = "application/vnd.api+json"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-JSONAPI = "application/vnd.api+json"
+from klaviyo_simulator.errors import error_document
+
 PREDICTIVE_TAG = "predictive_analytics"
 DEFAULT_PROFILE_PAGE_SIZE = 20  # get_profiles' documented default page[size]
 MAX_PROFILE_PAGE_SIZE = 100
@@ -47,21 +48,6 @@ BODY_KINDS = frozenset({"truncated", "invalid_json", "slow_body", "cut_body"})  
 RANDOM_5XX = (500, 502, 503, 504)
 HTML_BY_DEFAULT = frozenset({502, 504})  # Cloudflare answers these itself, as HTML
 
-# status -> (code, title), following Klaviyo's DRF-style vocabulary (docs/klaviyo-api.md §2)
-ERROR_TEXTS: dict[int, tuple[str, str]] = {
-    400: ("invalid", "Invalid input."),
-    401: ("not_authenticated", "Authentication credentials were not provided."),
-    403: ("permission_denied", "You do not have permission to perform this action."),
-    404: ("not_found", "Not found."),
-    405: ("method_not_allowed", "Method not allowed."),
-    409: ("conflict", "Conflict."),
-    410: ("gone", "This resource is no longer available."),
-    429: ("throttled", "Request was throttled."),
-    500: ("error", "A server error occurred."),
-    502: ("bad_gateway", "Bad gateway."),
-    503: ("service_unavailable", "Service temporarily unavailable, try again later."),
-    504: ("gateway_timeout", "Gateway timeout."),
-}
 GATEWAY_REASONS = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
 
 
@@ -246,22 +232,8 @@ def error_body(
     title: str | None = None,
     detail: str | None = None,
 ) -> dict[str, Any]:
-    """Klaviyo's JSON:API error document (ClientError / ServerError shape)."""
-    default_code, default_title = ERROR_TEXTS.get(status, ("error", "An error occurred."))
-    return {
-        "errors": [
-            {
-                "id": error_id(rng),
-                "status": status,
-                "code": code or default_code,
-                "title": title or default_title,
-                "detail": detail or title or default_title,
-                "source": {"pointer": "/data/"},
-                "links": {},
-                "meta": {},
-            }
-        ]
-    }
+    """Klaviyo's JSON:API error document with a seeded error id (see `errors.error_document`)."""
+    return error_document(status, error_id=error_id(rng), code=code, title=title, detail=detail)
 
 
 def throttled_detail(retry_after: int) -> str:
@@ -271,11 +243,12 @@ def throttled_detail(retry_after: int) -> str:
 
 
 def throttled_body(retry_after: int, rng: random.Random) -> dict[str, Any]:
-    body = error_body(429, rng, detail=throttled_detail(retry_after))
-    body["errors"][0]["links"] = {
-        "type": "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"
-    }
-    return body
+    return error_document(
+        429,
+        error_id=error_id(rng),
+        detail=throttled_detail(retry_after),
+        links={"type": "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"},
+    )
 
 
 def cloudflare_headers(rng: random.Random) -> dict[str, str]:

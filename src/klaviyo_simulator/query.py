@@ -60,6 +60,31 @@ class Condition:
     value: Any
 
 
+@dataclass
+class Query:
+    """The validated query of one request."""
+
+    conditions: list[Condition]
+    sort: tuple[str, bool] | None
+    page_size: int
+    cursor: str | None
+    fields: dict[str, list[str]]
+    includes: list[str]
+    additional: dict[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What one page of a collection is: filter, order, keyset position, size, and the parent row."""
+
+    conditions: list[Condition]
+    sort: str
+    descending: bool  # the walking direction (a `prev` cursor walks against the sort)
+    after: Any  # keyset key of the last row seen (None: from the start)
+    size: int | None  # None: the endpoint has no paging, every row in one page
+    parent: Any = None  # the parent `Row` of a nested collection (`/api/lists/{id}/profiles`)
+
+
 def parse_datetime_us(text: str) -> int:
     """An ISO-8601 datetime in one of the forms Klaviyo accepts -> epoch microseconds (naive = UTC)."""
     if not _DATETIME.match(text):

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from klaviyo_simulator.app import build_app
 from klaviyo_simulator.controls import ControlOptions, Controls
-from klaviyo_simulator.data import Sizes
+from klaviyo_simulator.model import Sizes
 from klaviyo_simulator.store import Store
 
 DEFAULT_KEY = "pk_sim_full_access"

@@ -32,19 +32,19 @@ def epoch_us(moment: datetime | str | None) -> int | None:
 
 def expected(store: Store) -> dict[str, dict[str, int | None]]:
     """Every stream's records: id -> cursor (epoch µs)."""
-    cols = store.cols
+    events_ts, profile_cols = store.events.cols.ts, store.profiles.cols
     events: dict[str, int | None] = {
-        event_id: ts * 1_000_000 for event_id, ts in zip(store.event_ids(), cols.event_ts, strict=True)
+        event_id: ts * 1_000_000 for event_id, ts in zip(store.event_ids(), events_ts, strict=True)
     }
     profiles: dict[str, int | None] = {
-        store.profile_id(row): cols.profile_updated[row] * 1_000_000 for row in range(store.profile_count)
+        store.profile_id(row): profile_cols.updated[row] * 1_000_000 for row in range(store.profile_count)
     }
     truth: dict[str, dict[str, int | None]] = {
         "events": events,
         "events_detailed": dict(events),
         "profiles": profiles,
         "global_exclusions": {
-            store.profile_id(row): profiles[store.profile_id(row)] for row in cols.suppression
+            store.profile_id(row): profiles[store.profile_id(row)] for row in profile_cols.suppression
         },
     }
     for stream, (resource, cursor) in SMALL_STREAMS.items():
@@ -59,6 +59,6 @@ def expected_ids(store: Store, stream: str) -> set[str]:
     if stream == "profiles":
         return set(store.profile_ids())
     if stream == "global_exclusions":
-        return {store.profile_id(row) for row in store.cols.suppression}
+        return {store.profile_id(row) for row in store.profiles.cols.suppression}
     resource, _ = SMALL_STREAMS[stream]
     return {row.id for row in store.records(resource)}

@@ -168,24 +168,27 @@ def test_advance_over_http(sim: Simulator) -> None:
 def test_templated_events_equal_the_dict_rendering(sim: Simulator) -> None:
     import orjson
 
-    from klaviyo_simulator.resources import Renderer
+    from klaviyo_simulator.render import Renderer
 
+    events = sim.store.events
     rows = list(range(0, sim.store.event_count, 7))
     for includes in ([], ["metric", "profile", "attributions"]):
         fast = Renderer(sim.store, "http://h:1", {}, includes)
         slow = Renderer(sim.store, "http://h:1", {}, includes)
-        assert orjson.loads(orjson.dumps(fast.events_json(rows))) == [slow.event(row) for row in rows]
+        assert orjson.loads(orjson.dumps(events.fragment(rows, fast))) == [
+            events.resource(row, slow) for row in rows
+        ]
         assert fast.included == slow.included
 
 
 def test_advance_boundary_reuses_each_collections_max_second(sim: Simulator) -> None:
     store = sim.store
-    max_event = store.cols.event_ts[-1]
+    max_event = store.events.cols.ts[-1]
     max_campaign = max(r.attributes["updated_at"] for r in store.records("campaign"))
     changes = sim.advance(
         events=8, campaigns_updated=4, flows_updated=2, profiles_suppressed=3, boundary=True
     )
-    new_event_seconds = [store.cols.event_ts[store.event_count - 8 + k] for k in range(8)]
+    new_event_seconds = [store.events.cols.ts[store.event_count - 8 + k] for k in range(8)]
     assert max_event in new_event_seconds
     assert changes["boundary"]["campaigns"] == max_campaign
     updated = {r.id: r.attributes["updated_at"] for r in store.records("campaign")}
@@ -230,7 +233,7 @@ def test_an_internal_error_is_a_klaviyo_shaped_500() -> None:
         def broken(*_: object, **__: object) -> None:
             raise RuntimeError("boom")
 
-        tiny.store.page_events = broken  # type: ignore[assignment,method-assign]
+        tiny.store.events.page = broken  # type: ignore[assignment,method-assign]
         reply = fetch(tiny, "/api/events")
         assert reply.status == 500
         assert reply.body["errors"][0]["code"] == "error"

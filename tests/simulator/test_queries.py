@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from klaviyo_simulator import Simulator
-from klaviyo_simulator.records import event_id
+from klaviyo_simulator.resources.events import event_id
 
 from .client import fetch, fetch_all
 
@@ -85,14 +85,15 @@ def test_events_windows_sorts_and_pages(sim: Simulator, data: st.DataObject) -> 
         params["sort"] = sort
     got = paged_ids(sim, "/api/events", params)
 
-    metric_index = store.metric_index(metric.id) if metric is not None else None
+    metric_ids = [m.id for m in store.records("metric")]
+    metric_index = metric_ids.index(metric.id) if metric is not None else None
     rows = [
         row
         for row in range(store.event_count)
-        if all(OPS[op](store.cols.event_ts[row] * 1_000_000, bound) for _, op, bound in conditions)
-        and (metric_index is None or store.cols.event_metric[row] == metric_index)
+        if all(OPS[op](store.events.cols.ts[row] * 1_000_000, bound) for _, op, bound in conditions)
+        and (metric_index is None or store.events.cols.metric[row] == metric_index)
     ]
-    rows.sort(key=lambda r: (store.cols.event_ts[r], r), reverse=bool(sort and sort.startswith("-")))
+    rows.sort(key=lambda r: (store.events.cols.ts[r], r), reverse=bool(sort and sort.startswith("-")))
     assert got == [event_id(r) for r in rows]
 
 
@@ -119,11 +120,11 @@ def test_profiles_updated_window_sorts_and_pages(sim: Simulator, data: st.DataOb
 
     def value(row: int, field: str) -> Any:
         if field in ("updated", "created"):
-            column = store.cols.profile_updated if field == "updated" else store.cols.profile_created
+            column = store.profiles.cols.updated if field == "updated" else store.profiles.cols.created
             return column[row] * 1_000_000
         if field == "id":
             return store.profile_id(row)
-        return store.profile_value(row, "email")
+        return store.profiles.value(row, "email")
 
     rows = [
         r
@@ -149,7 +150,7 @@ def test_suppressed_profiles_by_suppression_timestamp(sim: Simulator, data: st.D
     }
     got = fetch_all(sim, "/api/profiles", params)
     expected = sorted(
-        (ts, row) for row, (_, ts) in store.cols.suppression.items() if lo <= ts * 1_000_000 < hi
+        (ts, row) for row, (_, ts) in store.profiles.cols.suppression.items() if lo <= ts * 1_000_000 < hi
     )
     assert [p["id"] for p in got] == [store.profile_id(row) for _, row in expected]
     for profile in got:

@@ -1,0 +1,24 @@
+"""The resource kinds of the simulated account, one module each, behind the `Resource` protocol.
+
+`Store` builds one instance of each per account: events and profiles (compact columns) and the
+small collections below (`RowKind`s). Adding a resource kind = a module here, its line in
+`ROW_KINDS`, and its paths in `spec.SERVED_PATHS`.
+"""
+
+from __future__ import annotations
+
+from klaviyo_simulator.resources.base import Resource, RowKind
+from klaviyo_simulator.resources.campaigns import Campaigns
+from klaviyo_simulator.resources.events import Events
+from klaviyo_simulator.resources.flows import Flows
+from klaviyo_simulator.resources.lists import Lists
+from klaviyo_simulator.resources.metrics import Metrics
+from klaviyo_simulator.resources.profiles import Profiles
+from klaviyo_simulator.resources.segments import Segments
+from klaviyo_simulator.resources.tags import Tags
+from klaviyo_simulator.resources.templates import Templates
+
+# In `advance` order (each kind applies its share of one change in turn).
+ROW_KINDS: tuple[type[RowKind], ...] = (Campaigns, Flows, Templates, Lists, Segments, Metrics, Tags)
+
+__all__ = ["ROW_KINDS", "Events", "Profiles", "Resource", "RowKind"]

@@ -175,7 +175,7 @@ class Events:
         scaled = map(mul, uniforms(rng, n_events), repeat(METRIC_CUMULATIVE[-1]))
         metric_col = array("B", map(partial(bisect.bisect_right, METRIC_CUMULATIVE), scaled))
         # among the profiles created before the event
-        created_before = map(partial(bisect.bisect_right, self.store.profiles.cols.created), times)
+        created_before = map(partial(bisect.bisect_right, self.store.profiles.created_at_generation), times)
         skew = map(pow, uniforms(rng, n_events), repeat(1.6))
         profile_col = array("i", map(int, map(mul, created_before, skew)))
         bits = rng.getrandbits

@@ -211,10 +211,11 @@ class ProfileColumns:
         }
 
 
-def generate_columns(world: World) -> ProfileColumns:
+def generate_columns(world: World) -> tuple[ProfileColumns, list[int]]:
     """Creation skewed towards the past (older accounts hold most profiles), up to now.
 
-    The first draws of the world's seeded stream (the events follow).
+    The first draws of the world's seeded stream (the events follow). Also returns the
+    creation times as a list (bisecting a list is much faster than an array).
     """
     rng, now = world.rng, world.now
     n_profiles, start = world.sizes.profiles, now - TWO_YEARS
@@ -232,7 +233,7 @@ def generate_columns(world: World) -> ProfileColumns:
     push = array("b", [1 if u < 0.1 else 0 for u in uniforms(rng, n_profiles)])
     bits = rng.getrandbits
     profile_rand = array("Q", [bits(64) for _ in range(n_profiles)])
-    return ProfileColumns(
+    columns = ProfileColumns(
         created=array("q", created),
         updated=updated,
         version=array("i", bytes(4 * n_profiles)),
@@ -240,6 +241,7 @@ def generate_columns(world: World) -> ProfileColumns:
         suppression=suppression,
         push_enabled=push,
     )
+    return columns, created
 
 
 class Profiles:
@@ -259,11 +261,12 @@ class Profiles:
         self._id_cache: dict[int, str] = {}
         self._sorted_cache: dict[str, list[Any]] = {}
         self._members: dict[tuple[str, str], list[int]] = {}
+        self.created_at_generation: list[int] = []  # creation seconds, sorted (events draw from it)
 
     # ------------------------------------------------------------ generation and ids
 
     def generate(self, world: World) -> None:
-        self.cols = generate_columns(world)
+        self.cols, self.created_at_generation = generate_columns(world)
         self.created_keys = array("q", sorted_keys(self.cols.created))
         self.updated_keys = sorted(sorted_keys(self.cols.updated))
 

@@ -14,10 +14,10 @@ from kit.truth import expected_ids
 from klaviyo_simulator.controls import ControlOptions
 from klaviyo_simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, run_simulator
 from klaviyo_source.config import Config
+from klaviyo_source.endpoints import rate_for
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStatus
 from klaviyo_source.errors import AccessError, TransientError
-from klaviyo_source.http.ratelimit import BUCKET_TIERS, TIERS
 
 ALL = [
     "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
@@ -250,7 +250,7 @@ def test_shared_limiters_keep_every_bucket_inside_its_tier() -> None:
         stats = sim.controls.stats()
         assert stats["throttled_total"] == 0, stats["throttled"]
         for bucket, window in stats["windows"].items():
-            burst, steady = TIERS[BUCKET_TIERS[bucket]]
+            burst, steady = rate_for(bucket)
             assert window["max_per_second"] <= burst, (bucket, window)
             assert window["max_per_minute"] <= steady, (bucket, window)
 

@@ -100,16 +100,19 @@ def closed_port() -> int:
     return port
 
 
-def test_unreachable_host_fails_every_stream_as_transient_without_hanging(tmp_path: Path) -> None:
+def test_unreachable_host_is_one_config_error_at_once(tmp_path: Path) -> None:
+    """A refused connection on the first request to the configured host is a wrong base_url: one
+    config_error for the run, said at once (no retries, no per-stream failures)."""
     config = make_config(None, base_url=f"http://127.0.0.1:{closed_port()}", max_retries=2)
     result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "flows"]))
     assert result.code == 1
-    for stream in ("metrics", "flows"):
-        error = result.stream_error(stream)
-        assert error is not None and error["failure_type"] == "transient_error", error
-        assert "Connect" in error["message"] or "connect" in error["message"]
-        assert not result.records(stream)
-    assert result.errors()[-1]["failure_type"] == "transient_error"
+    assert [error.get("stream_descriptor") for error in result.errors()] == [None]
+    error = result.errors()[0]
+    assert error["failure_type"] == "config_error"
+    assert (
+        "Could not reach Klaviyo at http://127.0.0.1:" in error["message"] and "base_url" in error["message"]
+    )
+    assert not result.records("metrics") and not result.logs()
 
 
 def test_faults_on_a_detail_endpoint_fail_only_the_detailed_stream(tmp_path: Path) -> None:

@@ -32,10 +32,17 @@ from klaviyo_source.airbyte.sink import AirbyteSink, StreamFailure, describe, fa
 from klaviyo_source.airbyte.state_input import parse_state
 from klaviyo_source.config import Config, parse_config
 from klaviyo_source.engine.contract import StreamStatus
-from klaviyo_source.errors import AccessError, ConfigError, KlaviyoSourceError, TransientError
+from klaviyo_source.errors import (
+    AccessError,
+    ConfigError,
+    KlaviyoSourceError,
+    NoAnswerError,
+    TransientError,
+    UnreachableError,
+)
+from klaviyo_source.streams.table import STREAMS
 
 API_KEY_ENV = "KLAVIYO_API_KEY"
-CHECK_PATH = "/api/metrics"
 CHECK_RETRIES = 1
 CHECK_TIMEOUT = 20.0
 CHECK_MAX_RATE_LIMIT_WAIT = 30.0
@@ -99,36 +106,64 @@ def load_config(raw: Any) -> Config:
 # --- check -------------------------------------------------------------------------------------
 
 
-async def _probe(config: Config) -> None:
-    from klaviyo_source.http.client import KlaviyoClient  # imported lazily: spec/discover stay light
+async def _unreadable(config: Config) -> dict[str, tuple[str, ...]]:
+    # imported lazily: spec/discover stay light
+    from klaviyo_source.http.access import missing_scopes
+    from klaviyo_source.http.client import KlaviyoClient, preflight
 
     async with KlaviyoClient(config, max_retries=CHECK_RETRIES) as client:
-        await client.get_json(CHECK_PATH, {})
+        await preflight(client)
+        return await missing_scopes(client, [row.name for row in STREAMS])
+
+
+def scope_report(unreadable: dict[str, tuple[str, ...]]) -> str:
+    """`events, events_detailed (need events:read); lists (need lists:read)`, grouped by scopes."""
+    by_scopes: dict[tuple[str, ...], list[str]] = {}
+    for stream, scopes in unreadable.items():
+        by_scopes.setdefault(scopes, []).append(stream)
+    return "; ".join(
+        f"{', '.join(streams)} (need {', '.join(scopes)})" for scopes, streams in by_scopes.items()
+    )
 
 
 def check_message(config: Config) -> dict[str, Any]:
-    """One cheap request (GET /api/metrics, few retries) -> a CONNECTION_STATUS message."""
+    """A pre-flight request, then one cheap request per scope the streams need (few retries,
+    short waits) -> one CONNECTION_STATUS: FAILED when the key is rejected, Klaviyo cannot be
+    reached or no stream is readable; SUCCEEDED otherwise, naming the streams the key cannot
+    read and the scopes they need (docs/airbyte.md, "check")."""
     probe_config = dataclasses.replace(
         config,
         request_timeout=min(config.request_timeout, CHECK_TIMEOUT),
         max_rate_limit_wait=min(config.max_rate_limit_wait, CHECK_MAX_RATE_LIMIT_WAIT),
     )
     try:
-        asyncio.run(_probe(probe_config))
-    except AccessError as error:
+        unreadable = asyncio.run(_unreadable(probe_config))
+    except (AccessError, UnreachableError) as error:
         return messages.connection_status(False, error.message)
+    except NoAnswerError as error:
+        text = (
+            f"Could not reach Klaviyo at {config.base_url}: {error.message} "
+            "Check base_url and the network (DNS, firewall, proxy)."
+        )
+        return messages.connection_status(False, text)
     except TransientError as error:
-        if getattr(error, "status", None) == 0:  # no HTTP answer at all
-            text = (
-                f"Could not reach Klaviyo at {config.base_url}: {error.message} "
-                "Check base_url and the network (DNS, firewall, proxy)."
-            )
-        else:
-            text = f"Klaviyo at {config.base_url} is not answering normally: {error.message}"
+        text = f"Klaviyo at {config.base_url} is not answering normally: {error.message}"
         return messages.connection_status(False, text)
     except KlaviyoSourceError as error:
         return messages.connection_status(False, f"Unexpected answer from Klaviyo: {error.message}")
-    return messages.connection_status(True)
+    if not unreadable:
+        return messages.connection_status(True)
+    if len(unreadable) == len(STREAMS):
+        return messages.connection_status(
+            False,
+            f"The API key cannot read any stream: {scope_report(unreadable)}. Grant those scopes to the key.",
+        )
+    return messages.connection_status(
+        True,
+        f"Connected, but the API key cannot read {len(unreadable)} of {len(STREAMS)} streams: "
+        f"{scope_report(unreadable)}. Grant those scopes to the key, or leave those streams out of "
+        "the connection (they would fail the sync).",
+    )
 
 
 # --- read --------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from klaviyo_source.destinations.typemap import (
     discover_columns,
 )
 from klaviyo_source.engine.contract import Record
-from klaviyo_source.errors import ConfigError, KlaviyoSourceError
+from klaviyo_source.errors import ConfigError
+from klaviyo_source.errors import DestinationBusyError as DestinationBusyError  # its old home
 from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import Stream
 from klaviyo_source.times import maybe_time
@@ -47,12 +48,6 @@ class WriteMode(StrEnum):
     APPEND = "append"  # every version of every record
     DEDUP = "dedup"  # one row per primary key: newest cursor wins, ties -> latest extracted
     OVERWRITE = "overwrite"  # full refresh into a staging table, swapped in at the end
-
-
-class DestinationBusyError(KlaviyoSourceError):
-    """Another sync holds the destination's lock."""
-
-    failure_type = "transient_error"
 
 
 @dataclass

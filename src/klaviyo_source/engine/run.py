@@ -39,7 +39,7 @@ from klaviyo_source.engine.partitions import (
 )
 from klaviyo_source.engine.scan import Scanner
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
-from klaviyo_source.http.client import KlaviyoClient
+from klaviyo_source.http.client import KlaviyoClient, preflight
 from klaviyo_source.http.ratelimit import RateLimiters
 from klaviyo_source.state import read_state
 from klaviyo_source.streams.table import LISTINGS, STREAMS_BY_NAME
@@ -235,6 +235,12 @@ class _Run:
             elif isinstance(item, TaskEnd):
                 self.active -= 1
 
+    def has_work(self) -> bool:
+        """Some stream needs data from before hi_final (else the run sends no request at all)."""
+        return any(
+            start < self.hi_final for p in self.plans for m in p.members for start in m.starts.values()
+        )
+
     async def run(self, client: KlaviyoClient) -> None:
         self.client = client
         raw_plans = frozenset(
@@ -322,6 +328,8 @@ class ReadRun:
         """Run the read (once) and return the outcomes; `asyncio.run(run.outcomes())` from sync code."""
         with few_gc_passes():
             async with KlaviyoClient(self._run.config, limiters=self._limiters) as client:
+                if self._run.has_work():
+                    await preflight(client)  # a rejected key or an unreachable base_url stops here, once
                 await self._run.run(client)
         return [self._outcomes[name] for name in self._names]
 
@@ -340,7 +348,9 @@ def read(
     `states`: stream name -> the stream_state the user supplied (any Airbyte shape); ignored for
     full-refresh selections. A stream's failure never raises: it ends INCOMPLETE (sink.error +
     sink.status) while the others go on; so does a stream whose saved state is unreadable
-    (config_error, before any request). ConfigError is raised here for an unknown stream.
+    (config_error, before any request). ConfigError is raised here for an unknown stream, and
+    by `await` after one pre-flight request (http/client.py `preflight`) for a rejected key
+    (AccessError) or an unreachable base_url (UnreachableError).
     `limiters`: share rate limiters with other clients of the run.
 
     Fast path: a sink that implements `RawRecordSink` receives the records of listings whose

@@ -20,14 +20,21 @@ from typing import Any
 import orjson
 
 from klaviyo_source.config import Config
+from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.observer import RequestCount, StatsObserver
 from klaviyo_source.engine.outbox import FailItem, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.pages import tail_ids, window_slice
 from klaviyo_source.engine.params import listing_params, variant_of
 from klaviyo_source.engine.partitions import ListingPlan, Member, Window
 from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder
-from klaviyo_source.errors import KlaviyoSourceError, MalformedResponseError, TransientError
-from klaviyo_source.http.client import KlaviyoClient, NotFoundError, RequestObserver, ServerError
+from klaviyo_source.errors import (
+    KlaviyoSourceError,
+    MalformedResponseError,
+    NotFoundError,
+    ServerError,
+    TransientError,
+)
+from klaviyo_source.http.client import KlaviyoClient, RequestObserver
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams.records import Page, Record
 from klaviyo_source.times import parse_cursor, parse_time
@@ -91,13 +98,13 @@ class Scanner:
         key = window.track.key
         row = plan.row
         variant = variant_of(plan, self.config)
-        bucket = variant.bucket if variant is not None else row.bucket
         observer = self.observer(plan)
         decode = page_decoder(row.cursor_path) if plan.name in self.raw_plans else None
         page_size = row.page_size
         at = _Cursor(
             row.path, listing_params(plan, key, window.lo, window.hi, page_size=page_size, variant=variant)
         )
+        bucket = bucket_for(row.path, at.params)  # the client derives the same for each request
         while (url := at.url) is not None:
             if not plan.alive():
                 return
@@ -107,11 +114,9 @@ class Scanner:
             try:
                 try:
                     if decode is not None:
-                        fetched: Any = await self.client.fetch(
-                            url, at.params, decode, bucket=bucket, observer=observer
-                        )
+                        fetched: Any = await self.client.fetch(url, at.params, decode, observer=observer)
                     else:
-                        fetched = await self.client.get_json(url, at.params, bucket=bucket, observer=observer)
+                        fetched = await self.client.get_json(url, at.params, observer=observer)
                 except ServerError as error:
                     if variant is None or error.status != 503:
                         raise
@@ -319,7 +324,6 @@ class Scanner:
                 doc = await self.client.get_json(
                     detail.path.format(id=rec["id"]),
                     dict(detail.params) or None,
-                    bucket=detail.bucket,
                     observer=observer,
                 )
             except NotFoundError:

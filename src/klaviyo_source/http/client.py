@@ -1,15 +1,17 @@
 """The HTTP client: one aiohttp session, auth and revision headers, pacing and the retry loop.
 
 `KlaviyoClient.get_json()` returns a parsed JSON:API document or raises one of the errors of
-`klaviyo_source.errors` (plus `NotFoundError` for 404s, which detail fetches ignore). Messages
-name the URL (which never contains the key: it travels in the Authorization header only) and
-quote Klaviyo's `detail`. Waits longer than a heartbeat period are cut into slices so the caller
+`klaviyo_source.errors` (`NotFoundError` for 404s, which detail fetches ignore), as the policy
+of `http/policy.py` decides; `fetch` is a short loop around pacing, one attempt and that policy.
+Messages name the URL (which never contains the key: it travels in the Authorization header
+only) and quote Klaviyo's `detail`. Waits longer than a heartbeat period are cut into slices so the caller
 can show life (`RequestObserver.heartbeat`), because the Airbyte platform kills a silent source.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -20,54 +22,28 @@ import orjson
 from yarl import URL
 
 from klaviyo_source.config import Config
-from klaviyo_source.errors import AccessError, KlaviyoSourceError, MalformedResponseError, TransientError
-from klaviyo_source.http.ratelimit import RateLimiters
-from klaviyo_source.http.retry import (
-    Action,
-    backoff_delay,
-    classify_exception,
-    classify_status,
-    retry_after_delay,
+from klaviyo_source.endpoints import bucket_for
+from klaviyo_source.errors import NotFoundError, ServerError
+from klaviyo_source.http.policy import (
+    TRANSPORT_ERRORS,
+    Accept,
+    Budget,
+    Fail,
+    Outcome,
+    Request,
+    Tally,
+    preflight_error,
+    resolve,
 )
+from klaviyo_source.http.ratelimit import RateLimiters
 from klaviyo_source.revision import REVISION
 
+__all__ = ["KlaviyoClient", "NotFoundError", "RequestObserver", "ServerError", "decode_document", "preflight"]
+
 HEARTBEAT_SECONDS = 25.0  # < 30 s: the platform kills a source silent for 60 s
-
-# path prefix -> (rate bucket, scope that reads it)
-_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
-    ("/api/events", "get_events", "events:read"),
-    ("/api/profiles", "get_profiles", "profiles:read"),
-    ("/api/templates", "get_templates", "templates:read"),
-    ("/api/lists/", "get_list", "lists:read"),
-    ("/api/lists", "get_lists", "lists:read"),
-    ("/api/campaign-recipient-estimations", "get_campaign_recipient_estimation", "campaigns:read"),
-    ("/api/campaigns", "get_campaigns", "campaigns:read"),
-    ("/api/metrics", "get_metrics", "metrics:read"),
-    ("/api/flows", "get_flows", "flows:read"),
-    ("/api/accounts", "get_accounts", "accounts:read"),
-)
-
-
-def endpoint_of(path: str) -> tuple[str, str]:
-    """(rate bucket, scope) of an API path; unknown paths get the strictest bucket."""
-    for prefix, bucket, scope in _ENDPOINTS:
-        if path.startswith(prefix):
-            return bucket, scope
-    return "unknown", "the matching read scope"
-
-
-class NotFoundError(KlaviyoSourceError):
-    """404: the resource does not exist (detail fetches skip it)."""
-
-    status = 404
-
-
-class ServerError(TransientError):
-    """5xx (or timeouts) that outlived the retries; `status` is the last HTTP status (0: no answer)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+PREFLIGHT_PATH = "/api/tags"  # cheap (page[size]=1), and no stream's bucket pays for it
+PREFLIGHT_PARAMS = {"page[size]": "1"}
+PREFLIGHT_TIMEOUT = 10.0
 
 
 class RequestObserver(Protocol):
@@ -114,41 +90,6 @@ def decode_document(body: bytes) -> dict[str, Any]:
     raise ValueError("the document has no 'data' list or object")
 
 
-def _detail(body: bytes) -> str:
-    """Klaviyo's `errors[0].detail` (or a short prefix of a non-JSON body)."""
-    try:
-        doc = orjson.loads(body)
-        errors = doc.get("errors") if isinstance(doc, dict) else None
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            first = errors[0]
-            return str(first.get("detail") or first.get("title") or first.get("code") or "")
-    except orjson.JSONDecodeError:
-        pass
-    text = body[:200].decode("utf-8", "replace").strip()
-    return " ".join(text.split())
-
-
-def _access_error(status: int, path: str, url: str, body: bytes, content_type: str) -> AccessError:
-    detail = _detail(body)
-    _, scope = endpoint_of(path)
-    if status == 401:
-        message = (
-            f"Klaviyo rejected the API key (401 on {path}): {(detail or 'not authenticated').rstrip('.')}. "
-            "Check that the private API key is correct and not revoked."
-        )
-    elif "html" in content_type:
-        message = (
-            f"Klaviyo's edge refused the request (403 HTML page on {path}, likely a bot challenge), "
-            "not a scope problem; retry later or from another network."
-        )
-    else:
-        message = (
-            f"The API key lacks permission for {path} (403): {(detail or 'permission denied').rstrip('.')}. "
-            f"Grant the '{scope}' scope to the key, or leave this stream out of the sync."
-        )
-    return AccessError(message, f"GET {url} failed with status {status}: {detail}")
-
-
 class KlaviyoClient:
     """Async context manager around one aiohttp session."""
 
@@ -158,6 +99,8 @@ class KlaviyoClient:
         self.config = config
         self.limiters = limiters or RateLimiters()
         self.max_retries = config.max_retries if max_retries is None else max_retries
+        self.budget = Budget(self.max_retries, config.max_rate_limit_wait, config.backoff_base)
+        self._beats: dict[str, float] = {}  # bucket -> when its last heartbeat was said
         self._session: aiohttp.ClientSession | None = None
         # Requests in flight across every stream of the run (num_workers). Taken after pacing,
         # so a request waiting for its rate bucket does not hold a slot others could use.
@@ -202,14 +145,18 @@ class KlaviyoClient:
             return url
         return URL(self.config.base_url + path_or_url)
 
-    async def _sleep(self, seconds: float, why: str, observer: RequestObserver) -> None:
-        """Sleep, calling the heartbeat at least every HEARTBEAT_SECONDS."""
+    async def _sleep(self, seconds: float, why: str, bucket: str, observer: RequestObserver) -> None:
+        """Sleep, calling the heartbeat at least every HEARTBEAT_SECONDS: once per bucket, however
+        many requests wait on it."""
         end = time.monotonic() + seconds
         while True:
-            left = end - time.monotonic()
+            now = time.monotonic()
+            left = end - now
             if left <= 0:
                 return
-            if seconds > HEARTBEAT_SECONDS:
+            # 0.9: waiters wake up a little apart; the first one in a period speaks for all
+            if seconds > HEARTBEAT_SECONDS and now - self._beats.get(bucket, -1e9) >= 0.9 * HEARTBEAT_SECONDS:
+                self._beats[bucket] = now
                 observer.heartbeat(f"{why}; {left:.0f}s left")
             await asyncio.sleep(min(left, HEARTBEAT_SECONDS))
 
@@ -223,22 +170,50 @@ class KlaviyoClient:
                 await limiter.acquire()
                 sent_at = limiter.last_acquired  # read before any other task can acquire
                 break
-            await self._sleep(wait, f"Pacing requests to Klaviyo's {bucket} rate limit", observer)
+            await self._sleep(wait, f"Pacing requests to Klaviyo's {bucket} rate limit", bucket, observer)
             waited += wait
         if waited:
             observer.on_rate_wait(waited)
         return sent_at
+
+    def _request(self, url: URL, params: Mapping[str, str] | None) -> tuple[Request, str]:
+        """How messages name the request, and its rate bucket."""
+        shown = str(url) if not params else f"{url}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
+        return Request(shown, url.path, self.config.base_url), bucket_for(
+            url.path, {**url.query, **(params or {})}
+        )
+
+    async def _attempt(
+        self,
+        url: URL,
+        params: Mapping[str, str] | None,
+        bucket: str,
+        observer: RequestObserver,
+        timeout: float | None = None,
+    ) -> tuple[Outcome, float]:
+        """Pace, send once and read the answer (or the transport error); and when it took its slot."""
+        if self._session is None:
+            raise RuntimeError("KlaviyoClient used outside 'async with'")
+        sent_at = await self._pace(bucket, observer)
+        observer.on_request()
+        # (aiohttp reads timeout=None as "no timeout": pass the session's unless shortened)
+        limit = self._session.timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        try:
+            async with self._in_flight, self._session.get(url, params=params, timeout=limit) as response:
+                body = await response.read()
+                return Outcome(response.status, headers=response.headers, body=body), sent_at
+        except TRANSPORT_ERRORS as error:
+            return Outcome(error=error), sent_at
 
     async def get_json(
         self,
         path_or_url: str,
         params: Mapping[str, str] | None = None,
         *,
-        bucket: str | None = None,
         observer: RequestObserver | None = None,
     ) -> dict[str, Any]:
-        """GET a JSON:API document; retries per http/retry.py; raises the errors documented above."""
-        return await self.fetch(path_or_url, params, decode_document, bucket=bucket, observer=observer)
+        """GET a JSON:API document; retries per http/policy.py; raises the errors it names."""
+        return await self.fetch(path_or_url, params, decode_document, observer=observer)
 
     async def fetch(
         self,
@@ -246,88 +221,48 @@ class KlaviyoClient:
         params: Mapping[str, str] | None,
         decode: Callable[[bytes], T],
         *,
-        bucket: str | None = None,
         observer: RequestObserver | None = None,
     ) -> T:
-        """GET and decode a 200 body with `decode` (ValueError = malformed: retried like a 5xx)."""
-        if self._session is None:
-            raise RuntimeError("KlaviyoClient used outside 'async with'")
+        """GET and decode a 2xx body with `decode` (ValueError = malformed: retried like a 5xx).
+        The rate bucket follows from the path and parameters (klaviyo_source.endpoints)."""
         obs = observer or NO_OBSERVER
         url = self._url(path_or_url)
-        path = url.path
-        bucket = bucket or endpoint_of(path)[0]
+        request, bucket = self._request(url, params)
         limiter = self.limiters.get(bucket)
-        attempt = 0  # backoff retries used
-        throttle_waited = 0.0
-        throttles = 0
-        shown = str(url) if not params else f"{url}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
+        tally = Tally()
         while True:
-            sent_at = await self._pace(bucket, obs)
-            obs.on_request()
-            status = 0
-            reason = ""
-            try:
-                async with self._in_flight, self._session.get(url, params=params) as response:
-                    status = response.status
-                    body = await response.read()
-                    action = classify_status(status)
-                    if action is Action.OK:
-                        limiter.observe(response.headers, sent_at)
-                        try:
-                            return decode(body)
-                        except ValueError as error:
-                            reason = str(error)
-                        action = Action.BACKOFF
-                        status = -1  # malformed marker
-                    retry_after = response.headers.get("Retry-After")
-                    content_type = response.headers.get("Content-Type", "")
-            except Exception as error:  # transport trouble; classified below
-                action_or_none = classify_exception(error)
-                if action_or_none is None:
-                    raise
-                action = action_or_none
-                reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-                retry_after = None
-                content_type = ""
-                body = b""
+            outcome, sent_at = await self._attempt(url, params, bucket, obs)
+            resolution = resolve(outcome, tally, self.budget, request)
+            if isinstance(resolution, Accept):
+                limiter.observe(outcome.headers, sent_at)
+                try:
+                    return decode(outcome.body)
+                except ValueError as error:
+                    outcome = dataclasses.replace(outcome, malformed=str(error))
+                resolution = resolve(outcome, tally, self.budget, request)
+            if isinstance(resolution, Fail):
+                raise resolution.error
+            assert not isinstance(resolution, Accept)
+            tally = tally.after(resolution)
+            if resolution.throttled:
+                limiter.pause(resolution.wait)
+                obs.on_throttled(resolution.wait)
+                why = f"Rate limited by Klaviyo on {request.path} (429)"
+            else:
+                obs.on_retry(resolution.reason, resolution.wait)
+                why = f"Retrying {request.path} after {resolution.reason}"
+            await self._sleep(resolution.wait, why, bucket, obs)
 
-            if action is Action.RATE_LIMITED:
-                throttles += 1
-                # Without Retry-After: exponential from 1 s (Airbyte's behaviour), with jitter.
-                fallback = max(1.0, backoff_delay(throttles - 1, 1.0))
-                wait = retry_after_delay(retry_after, default=fallback)
-                if throttle_waited + wait > self.config.max_rate_limit_wait:
-                    raise TransientError(
-                        f"Klaviyo kept rate-limiting {shown} (429); waited {throttle_waited:.0f}s, "
-                        f"next Retry-After {retry_after}s would exceed max_rate_limit_wait "
-                        f"({self.config.max_rate_limit_wait:g}s). Retry the sync later."
-                    )
-                limiter.pause(wait)
-                obs.on_throttled(wait)
-                throttle_waited += wait
-                await self._sleep(wait, f"Rate limited by Klaviyo on {path} (429)", obs)
-                continue
-            if action is Action.BACKOFF:
-                what = reason if status in (0, -1) else f"HTTP {status}"
-                if attempt >= self.max_retries:
-                    if status == -1:
-                        raise MalformedResponseError(
-                            f"Malformed response from {shown}: {reason} (after {attempt} retries)."
-                        )
-                    raise ServerError(
-                        f"Klaviyo request failed after {attempt} retries: {what} on {shown}. "
-                        "This is usually temporary; retry the sync later.",
-                        status,
-                    )
-                wait = backoff_delay(attempt, self.config.backoff_base)
-                attempt += 1
-                obs.on_retry(what, wait)
-                await self._sleep(wait, f"Retrying {path} after {what}", obs)
-                continue
-            if action is Action.ACCESS:
-                raise _access_error(status, path, shown, body, content_type)
-            if action is Action.NOT_FOUND:
-                raise NotFoundError(f"Not found (404): {shown}: {_detail(body)}")
-            raise KlaviyoSourceError(
-                f"Klaviyo refused the request as invalid (HTTP {status}) on {shown}: {_detail(body)}"
-            )
+
+async def preflight(client: KlaviyoClient) -> None:
+    """One cheap request before a run: AccessError when Klaviyo rejects the key (401),
+    UnreachableError when base_url refuses the connection or does not resolve. Anything else
+    passes: a 403 only means the key lacks that one scope, and transient trouble is retried by
+    the run's own requests."""
+    url = client._url(PREFLIGHT_PATH)
+    request, bucket = client._request(url, PREFLIGHT_PARAMS)
+    timeout = min(PREFLIGHT_TIMEOUT, client.config.request_timeout)
+    outcome, _ = await client._attempt(url, PREFLIGHT_PARAMS, bucket, NO_OBSERVER, timeout)
+    error = preflight_error(outcome, request, client.budget)
+    if error is not None:
+        raise error

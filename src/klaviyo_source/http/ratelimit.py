@@ -17,29 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-# tier -> (burst per second, steady per minute), from the 2026-07-15 spec.
-TIERS: dict[str, tuple[int, int]] = {
-    "XS": (1, 15),
-    "S": (3, 60),
-    "M": (10, 150),
-    "L": (75, 750),
-    "XL": (350, 3500),
-}
-
-# bucket -> tier. Bucket names follow the simulator's (operationId[:condition]).
-BUCKET_TIERS: dict[str, str] = {
-    "get_events": "XL",
-    "get_profiles": "L",
-    "get_profiles:predictive_analytics": "M",
-    "get_templates": "L",
-    "get_lists": "L",
-    "get_list": "L",
-    "get_list:profile_count": "XS",
-    "get_campaigns": "M",
-    "get_campaign_recipient_estimation": "M",
-    "get_metrics": "M",
-    "get_flows": "S",
-}
+from klaviyo_source.endpoints import rate_for
 
 SAFETY = 0.9  # fraction of Klaviyo's published limit we allow ourselves
 # Our windows are a little longer than Klaviyo's: requests spaced exactly 1 s apart on our clock
@@ -56,7 +34,8 @@ class Limits:
 
 
 def limits_for(bucket: str, safety: float = SAFETY) -> Limits:
-    burst, steady = TIERS[BUCKET_TIERS.get(bucket, "XS")]
+    """Our share of a bucket's spec limits (see klaviyo_source.endpoints.rate_for)."""
+    burst, steady = rate_for(bucket)
     return Limits(max(1, int(burst * safety)), max(1, int(steady * safety)), steady)
 
 

@@ -28,17 +28,13 @@ from klaviyo_source.config import Config, parse_config
 from klaviyo_source.destinations import open_destination
 from klaviyo_source.destinations.base import DestinationSpec, SqlDestination, WriteMode, parse_destination
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStats, StreamStatus
-from klaviyo_source.errors import ConfigError, KlaviyoSourceError
+from klaviyo_source.errors import ConfigError, KlaviyoSourceError, UsageError
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 from klaviyo_source.sync.progress import ProgressMode, SummaryRow, SyncProgress, print_summary, summary_rows
 from klaviyo_source.sync.sink import DestinationSink, StreamCounts
 
 DEFAULT_DESTINATION = "duckdb:///klaviyo.duckdb"
 API_KEY_ENV = "KLAVIYO_API_KEY"
-
-
-class UsageError(Exception):
-    """Invalid command-line arguments (exit code 2)."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Limiter with an injected clock, the retry table, backoff and Retry-After waits."""
+"""The rate limiter with an injected clock, and its limits taken from the spec's tiers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ import asyncio
 import math
 import random
 
-import aiohttp
 import pytest
 
-from klaviyo_source.http.ratelimit import BUCKET_TIERS, Limits, RateLimiter, RateLimiters, limits_for
-from klaviyo_source.http.retry import (
-    Action,
-    backoff_delay,
-    classify_exception,
-    classify_status,
-    retry_after_delay,
-)
+from klaviyo_source.http.policy import backoff_delay, retry_after_delay
+from klaviyo_source.http.ratelimit import Limits, RateLimiter, RateLimiters, limits_for
 
 
 class FakeClock:
@@ -107,44 +100,15 @@ def test_limiter_in_window_mode_ignores_stale_answers() -> None:
     assert times[-1] - times[0] >= 29  # only ~8 fit before the reset
 
 
-def test_tiers_are_conservative_and_complete() -> None:
-    assert limits_for("get_events") == Limits(315, 3150, 3500)
-    assert limits_for("get_list:profile_count") == Limits(1, 13, 15)
-    assert limits_for("get_profiles:predictive_analytics").steady < limits_for("get_profiles").steady
-    assert limits_for("get_flows") == Limits(2, 54, 60)
-    assert set(BUCKET_TIERS.values()) <= {"XS", "S", "M", "L", "XL"}
+def test_limits_are_a_conservative_share_of_the_spec_tiers() -> None:
+    assert limits_for("get_events") == Limits(315, 3150, 3500)  # XL
+    assert limits_for("get_list:profile_count") == Limits(1, 13, 15)  # XS, the conditional tier
+    assert limits_for("get_profiles:predictive_analytics") == Limits(9, 135, 150)  # M
+    assert limits_for("get_profiles") == Limits(67, 675, 750)  # L
+    assert limits_for("get_flows") == Limits(2, 54, 60)  # S
+    assert limits_for("unknown") == Limits(1, 13, 15)  # the strictest tier
     limiters = RateLimiters()
     assert limiters.get("get_events") is limiters.get("get_events")
-
-
-@pytest.mark.parametrize(
-    ("status", "action"),
-    [
-        (200, Action.OK),
-        (204, Action.OK),
-        (400, Action.BAD_REQUEST),
-        (401, Action.ACCESS),
-        (403, Action.ACCESS),
-        (404, Action.NOT_FOUND),
-        (405, Action.BAD_REQUEST),
-        (408, Action.BACKOFF),
-        (429, Action.RATE_LIMITED),
-        (500, Action.BACKOFF),
-        (502, Action.BACKOFF),
-        (503, Action.BACKOFF),
-        (524, Action.BACKOFF),
-    ],
-)
-def test_status_table(status: int, action: Action) -> None:
-    assert classify_status(status) is action
-
-
-def test_exception_table() -> None:
-    assert classify_exception(TimeoutError()) is Action.BACKOFF
-    assert classify_exception(aiohttp.ServerDisconnectedError()) is Action.BACKOFF
-    assert classify_exception(aiohttp.ClientPayloadError("truncated")) is Action.BACKOFF
-    assert classify_exception(ConnectionResetError()) is Action.BACKOFF
-    assert classify_exception(ValueError("bug")) is None
 
 
 def test_backoff_grows_with_jitter_and_cap() -> None:

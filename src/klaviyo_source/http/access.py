@@ -1,0 +1,69 @@
+"""Which streams a key can read, found cheaply: one GET per distinct scope the streams need.
+
+Klaviyo has no endpoint that lists a key's scopes, so each scope is tried on one listing
+endpoint that needs it (the smallest page the spec allows, plus the filter the endpoint
+requires); a 403 there means the key lacks that endpoint's scopes. Detail endpoints (`{id}`
+paths) are not requested: their scopes are the listings' (checked in tests/http).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from klaviyo_source.endpoints import Endpoint, endpoint_for, scopes_for
+from klaviyo_source.errors import ScopeError
+from klaviyo_source.http.client import KlaviyoClient
+from klaviyo_source.streams.table import endpoint_paths
+
+
+def probe_params(endpoint: Endpoint) -> dict[str, str]:
+    """The cheapest valid query for a listing: the smallest page, the required filter if any."""
+    params: dict[str, str] = {}
+    if endpoint.page_size is not None:
+        params["page[size]"] = str(endpoint.page_size.minimum)
+    if endpoint.filter_required:
+        name, rule = next((n, r) for n, r in endpoint.filters.items() if r.enum and "equals" in r.single)
+        params["filter"] = f"equals({name},'{rule.enum[0]}')"
+    return params
+
+
+def probes_for(streams: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Listing path to request -> the scopes its answer tells about; one path per needed scope."""
+    probes: dict[str, tuple[str, ...]] = {}
+    covered: set[str] = set()
+    for stream in streams:
+        for path in endpoint_paths(stream):
+            scopes = scopes_for(path)
+            if "{" not in path and not set(scopes) <= covered:
+                probes[path] = scopes
+                covered.update(scopes)
+    return probes
+
+
+async def _granted(client: KlaviyoClient, path: str) -> bool:
+    """False when the key lacks the path's scope (403); other errors are raised."""
+    endpoint = endpoint_for(path)
+    try:
+        await client.get_json(path, probe_params(endpoint) if endpoint is not None else None)
+    except ScopeError:
+        return False
+    return True
+
+
+async def missing_scopes(client: KlaviyoClient, streams: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Stream -> the scopes it needs that the key lacks, for each stream it cannot read. The
+    first error other than a missing scope (in probe order) is raised."""
+    probes = probes_for(streams)
+    answers = await asyncio.gather(*(_granted(client, path) for path in probes), return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    missing = {
+        scope
+        for scopes, granted in zip(probes.values(), answers, strict=True)
+        if not granted
+        for scope in scopes
+    }
+    needs = {stream: {s for path in endpoint_paths(stream) for s in scopes_for(path)} for stream in streams}
+    return {stream: tuple(sorted(needs[stream] & missing)) for stream in streams if needs[stream] & missing}

@@ -110,10 +110,13 @@ def test_check_bad_key_is_401(sim: Any, tmp_path: Path) -> None:
     assert "401" in message and "API key" in message
 
 
-def test_check_missing_scope_is_403_quoting_klaviyo(sim: Any, tmp_path: Path) -> None:
-    message = failed_check(run_cli(tmp_path, "check", config=make_config(sim, api_key=NO_METRICS_KEY)))
-    assert "403" in message and "metrics:read" in message
-    assert "Missing scope(s): metrics:read" in message  # Klaviyo's (simulated) detail, quoted
+def test_check_missing_scope_names_the_stream_and_scope(sim: Any, tmp_path: Path) -> None:
+    """A key that lacks one stream's scope still connects: SUCCEEDED, naming what will fail."""
+    result = run_cli(tmp_path, "check", config=make_config(sim, api_key=NO_METRICS_KEY))
+    assert result.code == 0 and len(result.messages) == 1
+    status = result.messages[0].connectionStatus
+    assert status.status.value == "SUCCEEDED"
+    assert "cannot read 1 of 11 streams: metrics (need metrics:read)" in status.message
 
 
 def test_check_unreachable_host(tmp_path: Path) -> None:

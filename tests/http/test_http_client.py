@@ -14,27 +14,15 @@ import pytest
 from klaviyo_simulator.server import Simulator
 from klaviyo_source.config import parse_config
 from klaviyo_source.http import client as http_client
-from klaviyo_source.http.client import KlaviyoClient
+from klaviyo_source.http.client import KlaviyoClient, NullObserver
 from klaviyo_source.http.ratelimit import RateLimiters
 
 
-class Beats:
-    """A RequestObserver that keeps the heartbeat lines."""
+class Beats(NullObserver):
+    """Keeps the heartbeat lines."""
 
     def __init__(self) -> None:
         self.lines: list[tuple[float, str]] = []
-
-    def on_request(self) -> None:
-        pass
-
-    def on_throttled(self, wait: float) -> None:
-        pass
-
-    def on_retry(self, reason: str, wait: float) -> None:
-        pass
-
-    def on_rate_wait(self, seconds: float) -> None:
-        pass
 
     def heartbeat(self, message: str) -> None:
         self.lines.append((time.monotonic(), message))

@@ -65,17 +65,22 @@ def _airbyte(argv: list[str]) -> tuple[int, list[dict[str, Any]]]:
     return code, [orjson.loads(line) for line in out.getvalue().splitlines()]
 
 
-BAD_KEY = (WRONG_KEY, "rejected the API key (401 on /api/tags)")
-CLOSED = ("pk_preflight_any_0123456789", "Could not reach Klaviyo at http://127.0.0.1:")
+BadSetup = tuple[str, str, str]  # key, base_url, what the one message says
 
 
-@pytest.mark.parametrize(("case"), [BAD_KEY, CLOSED], ids=["wrong key", "closed port"])
-def test_airbyte_read_stops_at_once_with_one_config_error(
-    tmp_path: Path, sim: Simulator, case: tuple[str, str], register_secret: Callable[[str], None]
-) -> None:
-    key, says = case
-    register_secret(key)
-    base_url = sim.base_url if case is BAD_KEY else f"http://127.0.0.1:{closed_port()}"
+@pytest.fixture(params=["wrong key", "closed port"])
+def bad_setup(
+    request: pytest.FixtureRequest, sim: Simulator, register_secret: Callable[[str], None]
+) -> BadSetup:
+    """A key the simulator rejects, or a base_url nothing listens on."""
+    if request.param == "wrong key":
+        register_secret(WRONG_KEY)
+        return WRONG_KEY, sim.base_url, "rejected the API key (401 on /api/tags)"
+    return "pk_preflight_any_0123456789", f"http://127.0.0.1:{closed_port()}", "Could not reach Klaviyo at"
+
+
+def test_airbyte_read_stops_at_once_with_one_config_error(tmp_path: Path, bad_setup: BadSetup) -> None:
+    key, base_url, says = bad_setup
     started = time.monotonic()
     code, messages = _airbyte(
         ["read", "--config", _config(tmp_path, key, base_url), "--catalog", _catalog(tmp_path)]
@@ -88,17 +93,10 @@ def test_airbyte_read_stops_at_once_with_one_config_error(
     assert key not in json.dumps(messages)
 
 
-@pytest.mark.parametrize(("case"), [BAD_KEY, CLOSED], ids=["wrong key", "closed port"])
 def test_sync_stops_at_once_with_one_line(
-    tmp_path: Path,
-    sim: Simulator,
-    case: tuple[str, str],
-    capsys: pytest.CaptureFixture[str],
-    register_secret: Callable[[str], None],
+    tmp_path: Path, bad_setup: BadSetup, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key, says = case
-    register_secret(key)
-    base_url = sim.base_url if case is BAD_KEY else f"http://127.0.0.1:{closed_port()}"
+    key, base_url, says = bad_setup
     config = _config(tmp_path, key, base_url)
     destination = f"duckdb:///{tmp_path}/k.duckdb"
     code = sync_main(["sync", "--config", config, "--destination", destination])
@@ -150,13 +148,8 @@ def test_check_fails_when_no_stream_is_readable_and_succeeds_quietly_with_every_
         assert _check(tmp_path, "pk_full", sim.base_url) == {"status": "SUCCEEDED"}
 
 
-@pytest.mark.parametrize(("case"), [BAD_KEY, CLOSED], ids=["wrong key", "closed port"])
-def test_check_says_a_bad_key_or_base_url_at_once(
-    tmp_path: Path, sim: Simulator, case: tuple[str, str], register_secret: Callable[[str], None]
-) -> None:
-    key, says = case
-    register_secret(key)
-    base_url = sim.base_url if case is BAD_KEY else f"http://127.0.0.1:{closed_port()}"
+def test_check_says_a_bad_key_or_base_url_at_once(tmp_path: Path, bad_setup: BadSetup) -> None:
+    key, base_url, says = bad_setup
     verdict = _check(tmp_path, key, base_url)
     assert verdict["status"] == "FAILED" and says in verdict["message"], verdict
 

@@ -56,7 +56,9 @@ class RequestObserver(Protocol):
     def heartbeat(self, message: str) -> None: ...
 
 
-class _NoObserver:
+class NullObserver:
+    """Counts nothing, says nothing (a base for observers that want a few of the calls)."""
+
     def on_request(self) -> None:
         pass
 
@@ -73,7 +75,7 @@ class _NoObserver:
         pass
 
 
-NO_OBSERVER: RequestObserver = _NoObserver()
+NO_OBSERVER: RequestObserver = NullObserver()
 
 
 T = TypeVar("T")

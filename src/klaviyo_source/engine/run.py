@@ -312,6 +312,7 @@ class ReadRun:
         self._limiters = limiters
         self._outcomes = {m.name: m.outcome for p in run.plans for m in p.members}
         self._outcomes.update((o.name, o) for o in run.failed_early)
+        self._preflights = 0
 
     def snapshot(self) -> dict[str, StreamStats]:
         return {name: replace(self._outcomes[name].stats) for name in self._names}
@@ -319,7 +320,7 @@ class ReadRun:
     @property
     def requests_sent(self) -> int:
         scanner = self._run.scanner
-        return scanner.requests.sent if scanner is not None else 0
+        return self._preflights + (scanner.requests.sent if scanner is not None else 0)
 
     def __await__(self) -> Generator[Any, None, list[StreamOutcome]]:
         return self.outcomes().__await__()
@@ -329,6 +330,7 @@ class ReadRun:
         with few_gc_passes():
             async with KlaviyoClient(self._run.config, limiters=self._limiters) as client:
                 if self._run.has_work():
+                    self._preflights += 1
                     await preflight(client)  # a rejected key or an unreachable base_url stops here, once
                 await self._run.run(client)
         return [self._outcomes[name] for name in self._names]

@@ -14,7 +14,7 @@ and only the facts are kept.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -182,13 +182,21 @@ def endpoints() -> dict[str, Endpoint]:
     return {path: _endpoint(path, item["get"]) for path, item in paths.items() if "get" in item}
 
 
+Shape = tuple[int, str | None]  # (segment count, the resource segment after /api/)
+Candidate = tuple[tuple[str | None, ...], Endpoint]  # (segments, None for a `{param}`; endpoint)
+
+
+def _shape(segments: Sequence[str | None]) -> Shape:
+    return len(segments), segments[2] if len(segments) > 2 else None
+
+
 @cache
-def _by_shape() -> dict[int, list[tuple[tuple[str | None, ...], Endpoint]]]:
-    """Segment count -> (segments, None for a `{param}`; endpoint), most literal segments first."""
-    shapes: dict[int, list[tuple[tuple[str | None, ...], Endpoint]]] = {}
+def _by_shape() -> dict[Shape, list[Candidate]]:
+    """Templates by segment count and resource segment, most literal segments first."""
+    shapes: dict[Shape, list[Candidate]] = {}
     for template, endpoint in endpoints().items():
         segments = tuple(None if s.startswith("{") else s for s in template.split("/"))
-        shapes.setdefault(len(segments), []).append((segments, endpoint))
+        shapes.setdefault(_shape(segments), []).append((segments, endpoint))
     for candidates in shapes.values():
         candidates.sort(key=lambda c: -sum(s is not None for s in c[0]))
     return shapes
@@ -202,7 +210,7 @@ def _by_operation() -> dict[str, Endpoint]:
 def endpoint_for(path: str) -> Endpoint | None:
     """The GET operation serving a concrete path (`/api/lists/Y6nRLr` -> `/api/lists/{id}`)."""
     parts = path.rstrip("/").split("/") if path != "/" else [""]
-    for segments, endpoint in _by_shape().get(len(parts), []):
+    for segments, endpoint in _by_shape().get(_shape(parts), []):
         if all(s is None or s == p for s, p in zip(segments, parts, strict=True)):
             return endpoint
     return None

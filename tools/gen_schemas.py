@@ -46,6 +46,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "campaigns": ("GetCampaignResponseCollectionCompoundDocument", "updated_at"),
     "campaigns_detailed": ("GetCampaignResponseCollectionCompoundDocument", "updated_at"),
     "flows": ("GetFlowResponseCollectionCompoundDocument", "updated"),
+    "segments": ("GetSegmentListResponseCollectionCompoundDocument", "updated"),
 }
 
 _STRING: Schema = {"type": "string"}

@@ -12,6 +12,7 @@ import pytest
 from kit.protocol_check import parse_output
 from klaviyo_source.airbyte.entrypoint import main
 from klaviyo_source.config import CONNECTION_SPECIFICATION
+from klaviyo_source.streams.table import STREAMS
 
 KEY = "pk_0123456789abcdef0123456789abcdef01"
 
@@ -51,7 +52,7 @@ def test_spec() -> None:
 def test_discover(tmp_path: Path) -> None:
     code, out, _ = run(["discover", "--config", write(tmp_path, "c.json", {"api_key": KEY})])
     assert code == 0 and len(out) == 1
-    assert len(out[0].catalog.streams) == 11
+    assert [s.name for s in out[0].catalog.streams] == [row.name for row in STREAMS]
 
 
 def test_api_key_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,10 +59,10 @@ def test_legacy_shapes() -> None:
 
 def test_unknown_streams_are_dropped_with_a_warning() -> None:
     states, warnings = parse_state(
-        [stream_message("segments", {"updated": "x"}), stream_message("profiles", PROFILES)]
+        [stream_message("charges", {"updated": "x"}), stream_message("profiles", PROFILES)]
     )
     assert states == {"profiles": PROFILES}
-    assert warnings == ["State for unknown stream 'segments' ignored."]
+    assert warnings == ["State for unknown stream 'charges' ignored."]
 
 
 def test_a_stream_state_that_is_not_an_object_goes_to_the_engine() -> None:

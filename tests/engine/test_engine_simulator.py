@@ -21,16 +21,16 @@ from klaviyo_source.errors import AccessError, TransientError
 
 ALL = [
     "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
-    "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows",
+    "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows", "segments",
 ]  # fmt: skip
 FAST = ["profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics", "lists",
-        "campaigns", "flows"]  # fmt: skip
+        "campaigns", "flows", "segments"]  # fmt: skip
 SIZES = {"events": 3000, "profiles": 600, "lists": 4, "campaigns": 30}
 CURSOR = {
     "profiles": "updated", "global_exclusions": "updated",
     "events": "datetime", "events_detailed": "datetime",
     "email_templates": "updated", "metrics": "updated", "lists": "updated", "lists_detailed": "updated",
-    "campaigns": "updated_at", "campaigns_detailed": "updated_at", "flows": "updated",
+    "campaigns": "updated_at", "campaigns_detailed": "updated_at", "flows": "updated", "segments": "updated",
 }  # fmt: skip
 
 
@@ -129,6 +129,7 @@ def test_incremental_after_advance_misses_nothing_at_the_boundary_second() -> No
         changes = sim.advance(
             events=40, profiles_updated=12, profiles_suppressed=4, profiles_created=3, boundary=True,
             campaigns_updated=4, flows_updated=4, templates_updated=4, lists_updated=2, metrics_updated=2,
+            segments_updated=2,
         )  # fmt: skip
         await asyncio.sleep(1.1)
         second, outcomes = await sync(sim, names, states, num_workers=4)
@@ -140,13 +141,13 @@ def test_incremental_after_advance_misses_nothing_at_the_boundary_second() -> No
         assert set(changes["profiles_suppressed"]) <= got["global_exclusions"]
         for stream, key in (("campaigns", "campaigns_updated"), ("flows", "flows_updated"),
                             ("email_templates", "templates_updated"), ("lists", "lists_updated"),
-                            ("metrics", "metrics_updated")):  # fmt: skip
+                            ("metrics", "metrics_updated"), ("segments", "segments_updated")):  # fmt: skip
             assert set(changes[key]) <= got[stream], stream
         assert set(changes["campaigns_updated"]) <= got["campaigns_detailed"]
         assert set(changes["lists_updated"]) <= got["lists_detailed"]
         assert len(got["lists_detailed"]) < len(truth(sim, "lists")) or len(truth(sim, "lists")) <= 2
         # nothing older than the state
-        for stream in ("events", "profiles", "email_templates", "lists", "metrics"):
+        for stream in ("events", "profiles", "email_templates", "lists", "metrics", "segments"):
             field = CURSOR[stream]
             floor = datetime.fromisoformat(states[stream][field])
             assert all(datetime.fromisoformat(r[field]) >= floor for r in second.records_of(stream)), stream

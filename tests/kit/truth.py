@@ -19,6 +19,7 @@ SMALL_STREAMS: dict[str, tuple[str, str]] = {
     "flows": ("flow", "updated"),
     "campaigns": ("campaign", "updated_at"),
     "campaigns_detailed": ("campaign", "updated_at"),
+    "segments": ("segment", "updated"),
 }
 
 

@@ -132,7 +132,7 @@ def sim() -> Iterator[Simulator]:
 # client rightly paces, which would make a hundred examples take minutes.
 PACED = {"lists_detailed", "campaigns_detailed"}
 stream_names = st.sampled_from(
-    [row.name for row in STREAMS if row.name not in PACED] + ["segments", "charges", "", "Events"]
+    [row.name for row in STREAMS if row.name not in PACED] + ["coupons_v1", "charges", "", "Events"]
 )
 sync_modes = st.sampled_from(
     ["full_refresh", "incremental", "append", "incremental_deduped_history", None, 1]
@@ -231,9 +231,9 @@ def test_any_state_is_used_or_refused_before_any_request(
 
 def test_unknown_stream_and_unsupported_sync_mode_are_named(sim: Simulator, tmp_path: Path) -> None:
     config = make_config(sim)
-    unknown = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "segments"]))
+    unknown = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "charges"]))
     assert unknown.code == 1
-    assert "unknown stream 'segments'" in assert_one_config_error(unknown.messages)
+    assert "unknown stream 'charges'" in assert_one_config_error(unknown.messages)
     bad_mode = catalog(["metrics"], mode="incremental_deduped_history")
     refused = read_in_process(tmp_path, config=config, catalog=bad_mode)
     assert refused.code == 1

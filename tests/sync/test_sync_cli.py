@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from klaviyo_source.destinations.base import WriteMode
+from klaviyo_source.streams.table import STREAMS
 from klaviyo_source.sync.command import main, parse_args
 
 SECRET = "pk_secret_never_printed_123"
@@ -25,7 +26,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert options.destination.kind == "duckdb" and options.destination.target == "klaviyo.duckdb"
     assert options.destination.schema == "klaviyo"
     assert options.write is WriteMode.DEDUP and not options.full_refresh
-    assert len(options.streams) == 11
+    assert options.streams == [row.name for row in STREAMS]
 
 
 def test_key_from_environment_and_destination_forms(tmp_path: Path) -> None:

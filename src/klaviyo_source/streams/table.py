@@ -253,6 +253,16 @@ LISTINGS: dict[str, Listing] = {
                 Partition(key=(("archived", a),), predicates=(f"equals(archived,{a})",)) for a in _ARCHIVED
             ),
         ),
+        Listing(
+            # segments allow only greater-than on updated (as lists): no upper bound.
+            name="segments",
+            path="/api/segments",
+            bucket="get_segments",
+            cursor_path=("attributes", "updated"),
+            page_size=10,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-than", upper=None),
+        ),
     )
 }
 
@@ -316,6 +326,7 @@ STREAMS: tuple[Stream, ...] = (
         legacy_archived_extra=_CAMPAIGN_EMAIL,
     ),
     Stream(name="flows", listing="flows", cursor_field="updated", partitioned_state=True),
+    Stream(name="segments", listing="segments", cursor_field="updated"),
 )
 
 STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}

@@ -51,6 +51,16 @@ SOURCES: dict[str, tuple[str, str]] = {
 
 _STRING: Schema = {"type": "string"}
 _INTEGER: Schema = {"type": "integer"}
+
+# Streams whose rows the connector builds from a resource: stream -> (component of the resource's
+# document, primary key, {column: schema or "copy:<dotted path in the resource>"}).
+DERIVED: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
+    "list_memberships": (
+        "GetListMemberResponseCollection",
+        ("list_id", "profile_id"),
+        {"list_id": _STRING, "profile_id": "copy:id", "joined_group_at": "copy:attributes.joined_group_at"},
+    ),
+}
 _SUPPRESSION = "copy:attributes.subscriptions.email.marketing.suppression"
 # (stream, dotted path of the new property, schema or "component:<name>" / "copy:<dotted path>")
 EXTRAS: tuple[tuple[str, str, Any], ...] = (
@@ -273,13 +283,39 @@ def build_stream(resolver: Resolver, stream: str) -> Schema:
     return schema
 
 
+def build_derived(resolver: Resolver, stream: str) -> Schema:
+    """The schema of a derived stream's rows: its columns typed from the resource they come from."""
+    component, primary_key, columns = DERIVED[stream]
+    resource = _resource(resolver, component)
+    props: dict[str, Schema] = {}
+    for name, spec in columns.items():
+        if isinstance(spec, str) and spec.startswith("copy:"):
+            dotted = spec.removeprefix("copy:")
+            props[name] = copy.deepcopy(
+                resource["properties"][dotted] if "." not in dotted else _lookup(resource, dotted)
+            )
+        else:
+            props[name] = dict(spec)
+    schema: Schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "required": list(primary_key),
+        "additionalProperties": True,
+        "properties": _nullable({"type": "object", "properties": props}, is_root=True)["properties"],
+    }
+    for key in primary_key:
+        schema["properties"][key]["type"] = "string"
+    return schema
+
+
 def build_all(spec_path: Path = SPEC_PATH) -> dict[str, str]:
     """stream name -> the file text the generator writes."""
     spec = json.loads(spec_path.read_text())
     resolver = Resolver(spec["components"]["schemas"])
+    built = {stream: build_stream(resolver, stream) for stream in SOURCES}
+    built.update((stream, build_derived(resolver, stream)) for stream in DERIVED)
     return {
-        stream: json.dumps(build_stream(resolver, stream), indent=2, ensure_ascii=False) + "\n"
-        for stream in SOURCES
+        stream: json.dumps(schema, indent=2, ensure_ascii=False) + "\n" for stream, schema in built.items()
     }
 
 

@@ -45,6 +45,9 @@ def _partition_key(row: Stream, partition: Any) -> PartitionKey | None:
     """Our key for an Airbyte partition dict, or None when it is not one of ours."""
     if not isinstance(partition, dict):
         return None
+    if row.fanout is not None:
+        parent = partition.get(row.fanout.parent_key)
+        return ((row.fanout.parent_key, str(parent)),) if isinstance(parent, str | int) else None
     for option in LISTINGS[row.listing].partitions:
         if all(str(partition.get(k)).lower() == v for k, v in option.key):
             return option.key
@@ -55,7 +58,8 @@ def _per_partition(row: Stream, raw: dict[str, Any]) -> SavedState:
     field = row.cursor_field
     states = raw.get("states")
     saved: SavedState = {}
-    if raw.get("use_global_cursor") and isinstance(raw.get("state"), dict) and field in raw["state"]:
+    global_cursor = raw.get("use_global_cursor") and row.fanout is None
+    if global_cursor and isinstance(raw.get("state"), dict) and field in raw["state"]:
         everywhere = _cursor(row.name, raw["state"][field])
         return {option.key: everywhere for option in LISTINGS[row.listing].partitions}
     if isinstance(states, list):
@@ -65,6 +69,13 @@ def _per_partition(row: Stream, raw: dict[str, Any]) -> SavedState:
             key = _partition_key(row, entry.get("partition"))
             if key is not None and field in entry["cursor"]:
                 saved[key] = _cursor(row.name, entry["cursor"][field])
+        parent = raw.get("parent_state")
+        if row.fanout is not None and isinstance(parent, dict):
+            listing = LISTINGS[row.listing]
+            parent_field = listing.cursor_path[-1]
+            if parent_field in parent:
+                everywhere = _cursor(row.name, parent[parent_field])
+                saved.update((option.key, everywhere) for option in listing.partitions)
         return saved
     # Airbyte <= 2.12: {"updated_at": A, "archived": {"updated_at": B}}; for campaigns it read
     # email campaigns only, so the sms and mobile_push partitions start from start_date.
@@ -120,10 +131,18 @@ def write_state(row: Stream, cursors: dict[PartitionKey, datetime]) -> dict[str,
     if not row.partitioned_state:
         value = cursors.get(NO_PARTITION)
         return {field: format_time(value)} if value is not None else {}
+    parents: dict[PartitionKey, datetime] = {}
+    if row.fanout is not None:  # one cursor per parent, and how far the parents were read
+        child = row.fanout.parent_key
+        parents = {k: v for k, v in cursors.items() if not (k and k[0][0] == child)}
+        cursors = {k: v for k, v in cursors.items() if k not in parents}
     states = [
         {"partition": dict(key), "cursor": {field: format_time(value)}} for key, value in cursors.items()
     ]
     out: dict[str, Any] = {"states": states, "use_global_cursor": False}
     if cursors:
         out["state"] = {field: format_time(min(cursors.values()))}
+    if parents:
+        parent_field = LISTINGS[row.listing].cursor_path[-1]
+        out["parent_state"] = {parent_field: format_time(min(parents.values()))}
     return out

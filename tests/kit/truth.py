@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from klaviyo_simulator.store import Store
+from klaviyo_simulator.store import ROW_MASK, SHIFT, Store
 
 # stream -> (resource type in the store, cursor attribute) for the small collections.
 SMALL_STREAMS: dict[str, tuple[str, str]] = {
@@ -63,3 +63,12 @@ def expected_ids(store: Store, stream: str) -> set[str]:
         return {store.profile_id(row) for row in store.profiles.cols.suppression}
     resource, _ = SMALL_STREAMS[stream]
     return {row.id for row in store.records(resource)}
+
+
+def memberships(store: Store, group_type: str) -> dict[tuple[str, str], int]:
+    """(group id, profile id) -> joined_group_at (epoch µs) of every member of every group."""
+    out: dict[tuple[str, str], int] = {}
+    for group in store.records(group_type):
+        for key in store.members(group_type, group.id):
+            out[(group.id, store.profile_id(key & ROW_MASK))] = (key >> SHIFT) * 1_000_000
+    return out

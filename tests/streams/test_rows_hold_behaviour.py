@@ -39,11 +39,16 @@ def test_the_check_finds_a_name_in_code_and_in_f_strings() -> None:
     assert name_literals(scratch) == [(1, "events"), (3, "campaigns"), (4, "flows")]
 
 
-def test_members_of_one_listing_share_their_cursor_field() -> None:
-    """The engine copies one cursor to the top level of a page's records for all its members."""
-    for listing in LISTINGS:
-        fields = {s.cursor_field for s in STREAMS if s.listing == listing or s.rides_on == listing}
-        assert len(fields) <= 1, (listing, fields)
+def test_a_listed_streams_cursor_is_its_listings_cursor_attribute() -> None:
+    """The engine copies a listing's cursor attribute to the top level of its records, under the
+    attribute's name: that must be the cursor of every stream it serves (fan-out streams have
+    their own, from their child listing)."""
+    for stream in STREAMS:
+        if stream.fanout is not None:
+            assert stream.cursor_field == stream.fanout.cursor_path[-1]
+            continue
+        for listing in {stream.listing, stream.rides_on} - {""}:
+            assert LISTINGS[listing].cursor_path[-1] == stream.cursor_field, (stream.name, listing)
 
 
 def test_every_row_points_at_real_listings_and_partitions() -> None:
@@ -53,4 +58,4 @@ def test_every_row_points_at_real_listings_and_partitions() -> None:
         keys = {p.key for p in LISTINGS[stream.listing].partitions}
         if stream.legacy_archived_extra:
             assert any(set(stream.legacy_archived_extra) <= set(k) for k in keys)
-        assert stream.partitioned_state == (keys != {()}), stream.name
+        assert stream.partitioned_state == (keys != {()} or stream.fanout is not None), stream.name

@@ -49,9 +49,10 @@ def test_schema_is_draft7_and_airbyte_friendly(row: Any) -> None:
     text = json.dumps(schema)
     for keyword in ('"$ref"', '"allOf"', '"oneOf"', '"anyOf"', '"not"'):
         assert keyword not in text
-    assert schema["properties"]["id"]["type"] == "string"
     assert row.cursor_field in schema["properties"]
-    assert schema["required"] == ["id"]
+    assert schema["required"] == list(row.primary_key)
+    for key in row.primary_key:
+        assert schema["properties"][key]["type"] == "string"
     for path, node in walk(schema):
         kinds = node.get("type")
         kinds = kinds if isinstance(kinds, list) else [kinds]

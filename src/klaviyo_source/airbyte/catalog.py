@@ -28,7 +28,7 @@ def discovered_streams() -> list[dict[str, Any]]:
             "supported_sync_modes": list(SYNC_MODES),
             "source_defined_cursor": True,
             "default_cursor_field": [row.cursor_field],
-            "source_defined_primary_key": [list(row.primary_key)],
+            "source_defined_primary_key": [[key] for key in row.primary_key],
             "is_resumable": True,
         }
         for row in STREAMS

@@ -8,8 +8,9 @@ from datetime import datetime
 
 import orjson
 
-from klaviyo_source.engine.partitions import Member, Window
+from klaviyo_source.engine.partitions import ListingPlan, Member, Window
 from klaviyo_source.streams.records import Record
+from klaviyo_source.streams.table import PartitionKey
 
 
 @dataclass(eq=False)
@@ -23,6 +24,17 @@ class PageItem:
     # The same page pre-serialized, for a sink that takes raw records (instead of `batches`).
     raw_batches: list[tuple[Member, list[orjson.Fragment]]] = field(default_factory=list)
     large: bool = False  # counted in the large listings' page budget (else the small ones')
+
+
+@dataclass(eq=False)
+class ChildItem:
+    """One page of a fan-out child listing: one parent's records of one member stream."""
+
+    plan: ListingPlan
+    member: Member
+    key: PartitionKey  # the parent's partition, e.g. (("list_id", "Y6nRLr"),)
+    records: list[Record]
+    last: datetime | None  # cursor of the page's last record (child pages come sorted)
 
 
 @dataclass(eq=False)
@@ -44,7 +56,7 @@ class TaskEnd:
     window: Window
 
 
-Item = PageItem | FailItem | NoteItem | TaskEnd
+Item = PageItem | ChildItem | FailItem | NoteItem | TaskEnd
 
 
 class Outbox:
@@ -57,6 +69,9 @@ class Outbox:
     def __init__(self, capacity: int) -> None:
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self._gates = {True: asyncio.Semaphore(capacity), False: asyncio.Semaphore(capacity)}
+        # Fan-out children have their own budget: their parent's page holds a reservation while
+        # they are read, so sharing one would deadlock.
+        self._children = asyncio.Semaphore(capacity)
 
     async def reserve(self, large: bool) -> None:
         await self._gates[large].acquire()
@@ -64,6 +79,12 @@ class Outbox:
     def release(self, large: bool) -> None:
         """Give back a reservation (the page was consumed, or never came)."""
         self._gates[large].release()
+
+    async def reserve_child(self) -> None:
+        await self._children.acquire()
+
+    def release_child(self) -> None:
+        self._children.release()
 
     def full(self) -> bool:
         """No room for another large page right now."""

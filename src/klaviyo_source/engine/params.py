@@ -12,7 +12,7 @@ from datetime import datetime
 
 from klaviyo_source.config import Config
 from klaviyo_source.engine.partitions import ONE_US, ListingPlan
-from klaviyo_source.streams.table import PartitionKey, Variant
+from klaviyo_source.streams.table import Fanout, Params, PartitionKey, Variant, WindowFilter
 from klaviyo_source.times import filter_time
 
 
@@ -26,6 +26,34 @@ def variant_of(plan: ListingPlan, config: Config) -> Variant | None:
     return variant
 
 
+def query_params(
+    *,
+    fixed: Params,
+    predicates: tuple[str, ...],
+    window: WindowFilter | None,
+    lo: datetime,
+    hi: datetime,
+    sort: str | None,
+    page_size: int | None,
+) -> dict[str, str]:
+    """A listing's query: fixed parameters, filter (partition predicates and the time window
+    [lo, hi)), sort and page size."""
+    params = dict(fixed)
+    terms = list(predicates)
+    if window is not None:
+        low = lo - ONE_US if window.lower == "greater-than" else lo
+        terms.append(f"{window.lower}({window.field},{filter_time(low)})")
+        if window.upper is not None:
+            terms.append(f"{window.upper}({window.field},{filter_time(hi)})")
+    if terms:
+        params["filter"] = f"and({','.join(terms)})" if predicates else ",".join(terms)
+    if sort:
+        params["sort"] = sort
+    if page_size:
+        params["page[size]"] = str(page_size)
+    return params
+
+
 def listing_params(
     plan: ListingPlan,
     key: PartitionKey,
@@ -36,21 +64,28 @@ def listing_params(
     variant: Variant | None,
 ) -> dict[str, str]:
     row = plan.row
-    params = dict(row.params)
+    fixed = dict(row.params)
     if variant is not None:
-        params.update(variant.params)
-    partition = row.partition(key)
-    predicates = list(partition.predicates)
-    window = row.window
-    if window is not None:
-        low = lo - ONE_US if window.lower == "greater-than" else lo
-        predicates.append(f"{window.lower}({window.field},{filter_time(low)})")
-        if window.upper is not None:
-            predicates.append(f"{window.upper}({window.field},{filter_time(hi)})")
-    if predicates:
-        params["filter"] = f"and({','.join(predicates)})" if partition.predicates else ",".join(predicates)
-    if row.sort:
-        params["sort"] = row.sort
-    if page_size:
-        params["page[size]"] = str(page_size)
-    return params
+        fixed.update(variant.params)
+    return query_params(
+        fixed=tuple(fixed.items()),
+        predicates=row.partition(key).predicates,
+        window=row.window,
+        lo=lo,
+        hi=hi,
+        sort=row.sort,
+        page_size=page_size,
+    )
+
+
+def fanout_params(fanout: Fanout, lo: datetime, hi: datetime) -> dict[str, str]:
+    """The query of one parent's child listing over [lo, hi)."""
+    return query_params(
+        fixed=fanout.params,
+        predicates=(),
+        window=fanout.window,
+        lo=lo,
+        hi=hi,
+        sort=fanout.sort,
+        page_size=fanout.page_size,
+    )

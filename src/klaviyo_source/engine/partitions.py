@@ -100,6 +100,13 @@ class Member:
     running_sent: bool = False
     checkpoint: Checkpoint = field(default_factory=lambda: Checkpoint())
     waits: WaitClock = field(default_factory=lambda: WaitClock())
+    floor: datetime = FLOOR  # start_date (or the 2012 floor): where a new fan-out child starts
+    children: dict[PartitionKey, datetime] = field(default_factory=dict)  # fan-out progress per parent
+
+    def child_start(self, key: PartitionKey) -> datetime:
+        """Where a fan-out child listing resumes: its saved cursor (inclusive), else the floor."""
+        saved = self.saved.get(key)
+        return max(saved, self.floor) if saved is not None else self.floor
 
     @property
     def name(self) -> str:
@@ -129,7 +136,16 @@ class Member:
         return out
 
     def state(self, plan: ListingPlan, hi_final: datetime) -> dict[str, Any]:
-        return write_state(self.row, self.cursors(plan, hi_final))
+        fanout = self.row.fanout
+        if fanout is None:
+            return write_state(self.row, self.cursors(plan, hi_final))
+        child = fanout.parent_key
+        merged = {k: v for k, v in self.saved.items() if k and k[0][0] == child}
+        for key, cursor in self.children.items():
+            merged[key] = max(merged[key], cursor) if key in merged else cursor
+        if not fanout.every_parent:
+            merged.update(self.cursors(plan, hi_final))
+        return write_state(self.row, merged)
 
 
 @dataclass(eq=False)
@@ -164,6 +180,8 @@ def member_starts(
     """The first cursor a stream needs per partition: saved state (minus the lookback for the
     streams it applies to) but never before start_date (or the 2012 floor)."""
     floor = start_date or FLOOR
+    if row.fanout is not None and row.fanout.every_parent:
+        return {partition.key: FLOOR for partition in listing.partitions}  # every parent, always
     out: dict[PartitionKey, datetime] = {}
     for partition in listing.partitions:
         cursor = saved.get(partition.key)

@@ -28,8 +28,9 @@ from klaviyo_source.engine.contract import (
     StreamStats,
     StreamStatus,
 )
-from klaviyo_source.engine.outbox import FailItem, Item, NoteItem, Outbox, PageItem, TaskEnd
+from klaviyo_source.engine.outbox import ChildItem, FailItem, Item, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.partitions import (
+    FLOOR,
     ListingPlan,
     Member,
     Window,
@@ -77,7 +78,14 @@ def _plan(
             start_date=config.start_date,
             lookback_days=config.lookback_window if selection.incremental else 0,
         )
-        members[row.name] = Member(row, selection.incremental, saved, starts, StreamOutcome(row.name))
+        members[row.name] = Member(
+            row,
+            selection.incremental,
+            saved,
+            starts,
+            StreamOutcome(row.name),
+            floor=config.start_date or FLOOR,
+        )
 
     plans: dict[str, ListingPlan] = {}
     for member in members.values():
@@ -204,6 +212,27 @@ class _Run:
             ):
                 await self.emit_state(plan, member, force=False)
 
+    async def on_child(self, item: ChildItem) -> None:
+        self.outbox.release_child()
+        member = item.member
+        if not member.alive:
+            return
+        if mark_running(member):
+            await self.sink.status(member.name, StreamStatus.RUNNING)
+        if item.records:
+            await self.sink.records(member.name, item.records)
+            member.outcome.stats.records += len(item.records)
+            member.checkpoint.records_since += len(item.records)
+        if item.last is not None:
+            previous = member.children.get(item.key)
+            member.children[item.key] = item.last if previous is None else max(previous, item.last)
+        checkpoint = member.checkpoint
+        if (
+            checkpoint.records_since >= STATE_EVERY_RECORDS
+            or time.monotonic() - checkpoint.at >= STATE_EVERY_SECONDS
+        ):
+            await self.emit_state(item.plan, member, force=False)
+
     async def on_note(self, item: NoteItem) -> None:
         if item.status_reason and item.stream:
             now = time.monotonic()
@@ -227,6 +256,8 @@ class _Run:
                 continue
             if isinstance(item, PageItem):
                 await self.on_page(item)
+            elif isinstance(item, ChildItem):
+                await self.on_child(item)
             elif isinstance(item, NoteItem):
                 await self.on_note(item)
             elif isinstance(item, FailItem):

@@ -22,9 +22,9 @@ import orjson
 from klaviyo_source.config import Config
 from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.observer import RequestCount, StatsObserver
-from klaviyo_source.engine.outbox import FailItem, NoteItem, Outbox, PageItem, TaskEnd
+from klaviyo_source.engine.outbox import ChildItem, FailItem, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.pages import tail_ids, window_slice
-from klaviyo_source.engine.params import listing_params, variant_of
+from klaviyo_source.engine.params import fanout_params, listing_params, variant_of
 from klaviyo_source.engine.partitions import ListingPlan, Member, Window
 from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder
 from klaviyo_source.errors import (
@@ -37,6 +37,7 @@ from klaviyo_source.errors import (
 from klaviyo_source.http.client import KlaviyoClient, RequestObserver
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams.records import Page, Record
+from klaviyo_source.streams.table import Fanout
 from klaviyo_source.times import parse_cursor, parse_time
 
 
@@ -273,10 +274,9 @@ class Scanner:
                         max_cursor = cursor
             data, last, first = kept, None, None
 
-        field_name = plan.members[0].row.cursor_field  # one cursor per listing (checked by tests)
-        leaf = path[-1]
+        leaf = path[-1]  # the top-level cursor copy (Airbyte's envelope) is named as the attribute
         for rec in data:
-            rec[field_name] = rec["attributes"][leaf]
+            rec[leaf] = rec["attributes"][leaf]
         extra = row.partition(key).attributes
         if extra:
             for rec in data:
@@ -301,17 +301,58 @@ class Scanner:
             stream = member.row
             if stream.shape is not None:
                 selected = stream.shape(selected, page)
-            if stream.detail is not None:
-                try:
+            try:
+                if stream.fanout is not None:
+                    await self._fanout(plan, member, stream.fanout, selected)
+                    continue  # its records went out as child items, parent by parent
+                if stream.detail is not None:
                     selected = await self._details(member, selected, page)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    self.outbox.note(FailItem([member], error))
-                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.outbox.note(FailItem([member], error))
+                continue
             batches.append((member, selected))
         item = PageItem(window, batches, len(data), last, max_cursor, final)
         return item, cut, tail
+
+    async def _fanout(self, plan: ListingPlan, member: Member, fanout: Fanout, parents: list[Record]) -> None:
+        """Read each parent's child listing from where that parent's cursor stopped, page by page
+        (pages come sorted on the child cursor, so each page's last cursor is safe to resume from)."""
+        observer: RequestObserver = StatsObserver([member], self.outbox, fanout.path, self.requests)
+
+        async def one(parent: Record) -> None:
+            key = ((fanout.parent_key, str(parent["id"])),)
+            lo = member.child_start(key)
+            if lo >= self.hi_final:
+                return
+            url: str | None = fanout.path.format(id=parent["id"])
+            params: dict[str, str] | None = fanout_params(fanout, lo, self.hi_final)
+            seen: set[str] = set()
+            while url is not None and member.alive:
+                await self.outbox.reserve_child()
+                handed = False
+                try:
+                    doc = await self.client.get_json(url, params, bucket=fanout.bucket, observer=observer)
+                    next_url = self._next_link(doc, fanout.path, url, seen)
+                    records: list[Record] = []
+                    last: datetime | None = None
+                    for child in doc["data"]:
+                        cursor = parse_cursor(shape.cursor_value(child, fanout.cursor_path))
+                        if cursor >= self.hi_final:
+                            next_url = None  # sorted: the rest is newer than this sync
+                            break
+                        if cursor >= lo:
+                            records.append(fanout.row(parent, child))
+                            last = cursor
+                    self.outbox.note(ChildItem(plan, member, key, records, last))
+                    handed = True
+                finally:
+                    if not handed:
+                        self.outbox.release_child()
+                url, params = next_url, None
+
+        await asyncio.gather(*(one(parent) for parent in parents))
 
     async def _details(self, member: Member, records: list[Record], page: Page) -> list[Record]:
         detail = member.row.detail

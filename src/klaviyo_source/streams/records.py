@@ -7,6 +7,7 @@ stream also receives: they copy only the dicts on the path they change (no deep 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 Record = dict[str, Any]
@@ -147,6 +148,19 @@ def campaign_with_estimation(record: Record, detail: Record | None, page: Page) 
         "estimated_recipient_count": count,
         "campaign_messages": campaign_messages(record, page.included),
     }
+
+
+def membership(parent_key: str) -> Callable[[Record, Record], Record]:
+    """A membership row from a group (list, segment) and one member profile of its listing."""
+
+    def row(group: Record, member: Record) -> Record:
+        return {
+            parent_key: group["id"],
+            "profile_id": member["id"],
+            "joined_group_at": member["attributes"]["joined_group_at"],
+        }
+
+    return row
 
 
 def campaign_messages(record: Record, index: IncludedIndex) -> list[Record]:

@@ -106,6 +106,26 @@ class Detail:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Fanout:
+    """A child listing read once per record of the stream's listing (GET path with the parent's
+    id): memberships, a flow's actions. Its state keeps one cursor per parent."""
+
+    path: str  # with {id}
+    bucket: str
+    parent_key: str  # names the parent in the stream's state partitions (and in its records)
+    cursor_path: tuple[str, ...]  # where the child's cursor lives in a child resource
+    page_size: int | None
+    sort: str | None
+    window: WindowFilter | None
+    params: Params = ()
+    # True: every parent each sync (a new member does not move its list's cursor). False: only
+    # parents changed since the stream's `parent_state`.
+    every_parent: bool = True
+    # (parent record, child resource) -> the stream's record (with its top-level cursor copy)
+    row: Callable[[Record, Record], Record]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stream:
     """One stream: Airbyte's name, cursor and primary key, the listing that serves it, and every
     behaviour of its own."""
@@ -119,6 +139,7 @@ class Stream:
     # streams may take the pre-serialized fast path.
     shape: Callable[[list[Record], Page], list[Record]] | None = None
     detail: Detail | None = None
+    fanout: Fanout | None = None
     wants_variant: bool = False  # asks for its listing's variant
     lookback: bool = False  # the config's lookback_window moves its incremental start back
     # A listing that can serve this stream too when it is read anyway and starts early enough
@@ -135,7 +156,7 @@ class Stream:
     @property
     def passthrough(self) -> bool:
         """Records go out as listed, plus the top-level cursor copy."""
-        return self.shape is None and self.detail is None
+        return self.shape is None and self.detail is None and self.fanout is None
 
 
 _CHANNELS = ("email", "sms", "mobile_push")
@@ -327,6 +348,24 @@ STREAMS: tuple[Stream, ...] = (
     ),
     Stream(name="flows", listing="flows", cursor_field="updated", partitioned_state=True),
     Stream(name="segments", listing="segments", cursor_field="updated"),
+    Stream(
+        name="list_memberships",
+        listing="lists",
+        cursor_field="joined_group_at",
+        primary_key=("list_id", "profile_id"),
+        fanout=Fanout(
+            path="/api/lists/{id}/profiles",
+            bucket="get_profiles_for_list",
+            parent_key="list_id",
+            cursor_path=("attributes", "joined_group_at"),
+            page_size=100,
+            sort="joined_group_at",
+            window=WindowFilter(field="joined_group_at", lower="greater-or-equal", upper="less-than"),
+            params=(("fields[profile]", "joined_group_at"),),  # ids and join times only
+            row=shape.membership("list_id"),
+        ),
+        partitioned_state=True,
+    ),
 )
 
 STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}

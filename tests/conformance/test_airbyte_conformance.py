@@ -21,6 +21,7 @@ from cli_harness import (
     run_cli,
 )
 
+from kit.truth import record_key
 from klaviyo_source.config import CONNECTION_SPECIFICATION
 from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
@@ -58,7 +59,7 @@ def assert_records_valid(result: CliResult) -> None:
         for record in records:
             errors = [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATORS[stream].iter_errors(record)]
             assert errors == [], f"{stream} record {record.get('id')} violates its schema: {errors[:5]}"
-            assert record["id"]
+            assert all(record[key] for key in row.primary_key)
             assert record[row.cursor_field] is not None
 
 
@@ -140,8 +141,9 @@ def test_discover(sim: Any, tmp_path: Path) -> None:
     assert [s.name for s in streams] == ALL_STREAMS and len(set(ALL_STREAMS)) == len(ALL_STREAMS)
     for stream in streams:
         jsonschema.Draft7Validator.check_schema(stream.json_schema)
-        assert stream.source_defined_primary_key == [["id"]]
-        assert "id" in stream.json_schema["properties"]
+        pk = STREAMS_BY_NAME[stream.name].primary_key
+        assert stream.source_defined_primary_key == [[key] for key in pk]
+        assert set(pk) <= set(stream.json_schema["properties"])
         assert stream.default_cursor_field[0] in stream.json_schema["properties"]
         assert {m.value for m in stream.supported_sync_modes} == {"full_refresh", "incremental"}
 
@@ -203,7 +205,7 @@ def test_second_incremental_read_resumes_from_state(sim: Any, tmp_path: Path) ->
     assert second.code == 0, second.stderr.decode()[-2000:]
     assert_records_valid(second)
     found = records_by_stream(second)
-    ids = {stream: {r["id"] for r in records} for stream, records in found.items()}
+    ids = {stream: {record_key(stream, r) for r in records} for stream, records in found.items()}
     assert set(changed["events"]) <= ids["events"] and set(changed["events"]) <= ids["events_detailed"]
     assert set(changed["profiles_updated"] + changed["profiles_created"]) <= ids["profiles"]
     assert set(changed["campaigns_updated"]) <= ids["campaigns"]

@@ -1,8 +1,8 @@
 """What every table should hold after a complete sync: the simulator's records, by stream.
 
-`expected(store)` (from `kit.truth`) -> stream -> {id: cursor in epoch
-microseconds}; `loaded(url)` reads the same shape back from a destination, and `duplicates(url)`
-counts ids stored more than once.
+`expected(store)` (from `kit.truth`) -> stream -> {key: cursor in epoch microseconds}, the key
+being the primary key ('/'-joined when composite); `loaded(url)` reads the same shape back from
+a destination, and `duplicates(url)` counts keys stored more than once.
 """
 
 from __future__ import annotations
@@ -26,12 +26,17 @@ def _query(url: str, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql.encode()).fetchall()
 
 
+def _key_sql(stream: str) -> str:
+    """The stream's primary key as one text value (composite keys '/'-joined, as `record_key`)."""
+    return " || '/' || ".join(quote(k) for k in STREAMS_BY_NAME[stream].primary_key)
+
+
 def loaded(url: str, streams: list[str]) -> dict[str, dict[str, int | None]]:
     schema = parse_destination(url).schema
     out = {}
     for stream in streams:
         cursor = quote(STREAMS_BY_NAME[stream].cursor_field)
-        rows = _query(url, f"SELECT id, {cursor} FROM {quote(schema)}.{quote(stream)}")
+        rows = _query(url, f"SELECT {_key_sql(stream)}, {cursor} FROM {quote(schema)}.{quote(stream)}")
         out[stream] = {row[0]: epoch_us(row[1]) for row in rows}
     return out
 
@@ -41,7 +46,7 @@ def duplicates(url: str, streams: list[str]) -> dict[str, int]:
     found = {}
     for stream in streams:
         ((total, distinct),) = _query(
-            url, f"SELECT count(*), count(DISTINCT id) FROM {quote(schema)}.{quote(stream)}"
+            url, f"SELECT count(*), count(DISTINCT {_key_sql(stream)}) FROM {quote(schema)}.{quote(stream)}"
         )
         if total != distinct:
             found[stream] = total - distinct

@@ -1,14 +1,19 @@
 """Ground truth for tests: what a complete read of each connector stream must return.
 
 The simulator exists to test the connector, so this one place maps the connector's stream names
-onto the store's collections: stream -> {record id: cursor in epoch microseconds}.
+onto the store's collections: stream -> {record key: cursor in epoch microseconds}; a record's
+key is its primary key, '/'-joined when composite (`record_key`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from klaviyo_simulator.store import ROW_MASK, SHIFT, Store
+from klaviyo_simulator.resources.profiles import ROW_MASK, SHIFT
+from klaviyo_simulator.store import Store
+from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 # stream -> (resource type in the store, cursor attribute) for the small collections.
 SMALL_STREAMS: dict[str, tuple[str, str]] = {
@@ -21,6 +26,10 @@ SMALL_STREAMS: dict[str, tuple[str, str]] = {
     "campaigns_detailed": ("campaign", "updated_at"),
     "segments": ("segment", "updated"),
 }
+
+
+# stream -> the group type whose members it lists
+MEMBERSHIP_STREAMS: dict[str, str] = {"list_memberships": "list"}
 
 
 def epoch_us(moment: datetime | str | None) -> int | None:
@@ -50,7 +59,14 @@ def expected(store: Store) -> dict[str, dict[str, int | None]]:
     }
     for stream, (resource, cursor) in SMALL_STREAMS.items():
         truth[stream] = {row.id: epoch_us(row.attributes[cursor]) for row in store.records(resource)}
+    for stream, group_type in MEMBERSHIP_STREAMS.items():
+        truth[stream] = {f"{g}/{p}": joined for (g, p), joined in memberships(store, group_type).items()}
     return truth
+
+
+def record_key(stream: str, record: Mapping[str, Any]) -> str:
+    """A record's primary key as one string ('/'-joined when composite), as `expected` keys it."""
+    return "/".join(str(record[k]) for k in STREAMS_BY_NAME[stream].primary_key)
 
 
 def expected_ids(store: Store, stream: str) -> set[str]:
@@ -61,6 +77,8 @@ def expected_ids(store: Store, stream: str) -> set[str]:
         return set(store.profile_ids())
     if stream == "global_exclusions":
         return {store.profile_id(row) for row in store.profiles.cols.suppression}
+    if stream in MEMBERSHIP_STREAMS:
+        return {f"{g}/{p}" for g, p in memberships(store, MEMBERSHIP_STREAMS[stream])}
     resource, _ = SMALL_STREAMS[stream]
     return {row.id for row in store.records(resource)}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from kit.truth import expected_ids
+from kit.truth import expected_ids, record_key
 from klaviyo_simulator.controls import ControlOptions
 from klaviyo_simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, start_in_thread
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
@@ -99,7 +99,7 @@ class ReadResult:
         ]
 
     def ids(self, stream: str) -> set[str]:
-        return {record["id"] for record in self.records(stream)}
+        return {record_key(stream, record) for record in self.records(stream)}
 
     def states(self, stream: str) -> list[dict[str, Any]]:
         return [

@@ -55,7 +55,9 @@ def test_append_then_overwrite(destination_url: str, tmp_path: Path) -> None:
 
 
 def test_a_concurrent_sync_is_refused_with_a_clear_message(destination_url: str, tmp_path: Path) -> None:
-    with start_in_thread(simulator(latency_ms=1500.0)) as sim:
+    # The first sync's one request takes 8 s: the second process (a cold Python start, seconds on a
+    # loaded machine) tries the lock while the first holds it.
+    with start_in_thread(simulator(latency_ms=8000.0)) as sim:
         command = [sys.executable, "-m", "klaviyo_source", "sync", "--config", config(tmp_path, sim.base_url)]
         command += ["--destination", destination_url, "--progress", "none", "--streams", "metrics"]
         first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from klaviyo_source.config import Config
+from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.contract import StreamOutcome
 from klaviyo_source.engine.params import listing_params, variant_of
 from klaviyo_source.engine.partitions import FLOOR, ListingPlan, Member, Track, member_starts, plan_windows
@@ -84,7 +85,10 @@ def test_profiles_params_use_strict_operators_and_predictive_flag() -> None:
     )
     assert params["additional-fields[profile]"] == "subscriptions,predictive_analytics"
     variant = variant_of(plan, Config(api_key="pk_test"))
-    assert variant is not None and variant.bucket == "get_profiles:predictive_analytics"
+    assert (
+        variant is not None
+        and bucket_for("/api/profiles", dict(variant.params)) == "get_profiles:predictive_analytics"
+    )
     plain = _params(plan, NO_PARTITION, 100, disable_fetching_predictive_analytics=True)
     assert plain["additional-fields[profile]"] == "subscriptions"
     assert variant_of(plan, Config(api_key="pk_test", disable_fetching_predictive_analytics=True)) is None

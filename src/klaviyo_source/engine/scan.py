@@ -333,7 +333,7 @@ class Scanner:
                 await self.outbox.reserve_child()
                 handed = False
                 try:
-                    doc = await self.client.get_json(url, params, bucket=fanout.bucket, observer=observer)
+                    doc = await self.client.get_json(url, params, observer=observer)
                     next_url = self._next_link(doc, fanout.path, url, seen)
                     records: list[Record] = []
                     last: datetime | None = None

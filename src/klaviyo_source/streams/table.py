@@ -53,7 +53,6 @@ class Variant:
 
     label: str  # for messages: "predictive analytics"
     params: Params
-    bucket: str
     unless: str  # Config attribute that turns the variant off
     min_page_size: int  # on repeated 503s the page size halves down to this, then the stream fails
     on_503_advice: str  # what the user can do when even the smallest page gets 503s
@@ -65,7 +64,6 @@ class Listing:
 
     name: str
     path: str
-    bucket: str  # rate-limit bucket (the operation id)
     cursor_path: tuple[str, ...]  # where the window field lives in a record
     page_size: int | None  # the endpoint's maximum; None when it has no page[size]
     sort: str | None
@@ -99,7 +97,6 @@ class Detail:
     """A per-record fetch that completes a stream's record (GET path with {id} of the record)."""
 
     path: str
-    bucket: str
     params: Params = ()
     # (listing record, detail document or None on 404, page) -> the stream's record, or None to drop
     combine: Callable[[Record, Record | None, Page], Record | None]
@@ -111,7 +108,6 @@ class Fanout:
     id): memberships, a flow's actions. Its state keeps one cursor per parent."""
 
     path: str  # with {id}
-    bucket: str
     parent_key: str  # names the parent in the stream's state partitions (and in its records)
     cursor_path: tuple[str, ...]  # where the child's cursor lives in a child resource
     page_size: int | None
@@ -169,7 +165,6 @@ LISTINGS: dict[str, Listing] = {
         Listing(
             name="profiles",
             path="/api/profiles",
-            bucket="get_profiles",
             cursor_path=("attributes", "updated"),
             page_size=100,
             sort="updated",
@@ -179,7 +174,6 @@ LISTINGS: dict[str, Listing] = {
             variant=Variant(
                 label="predictive analytics",
                 params=(("additional-fields[profile]", "subscriptions,predictive_analytics"),),
-                bucket="get_profiles:predictive_analytics",
                 unless="disable_fetching_predictive_analytics",
                 min_page_size=25,
                 on_503_advice=_PREDICTIVE_503_ADVICE,
@@ -189,7 +183,6 @@ LISTINGS: dict[str, Listing] = {
             # global_exclusions on its own: only suppressed profiles come back.
             name="suppressions",
             path="/api/profiles",
-            bucket="get_profiles",
             cursor_path=("attributes", "updated"),
             page_size=100,
             sort="subscriptions.email.marketing.suppression.timestamp",
@@ -204,7 +197,6 @@ LISTINGS: dict[str, Listing] = {
         Listing(
             name="events",
             path="/api/events",
-            bucket="get_events",
             cursor_path=("attributes", "datetime"),
             page_size=1000,
             sort="datetime",
@@ -217,7 +209,6 @@ LISTINGS: dict[str, Listing] = {
         Listing(
             name="templates",
             path="/api/templates",
-            bucket="get_templates",
             cursor_path=("attributes", "updated"),
             page_size=10,
             sort="updated",
@@ -227,7 +218,6 @@ LISTINGS: dict[str, Listing] = {
             # No date filter and no sort exist on metrics: one scan, the client filters.
             name="metrics",
             path="/api/metrics",
-            bucket="get_metrics",
             cursor_path=("attributes", "updated"),
             page_size=None,
             sort=None,
@@ -237,7 +227,6 @@ LISTINGS: dict[str, Listing] = {
             # lists allow only greater-than on updated: no upper bound, the engine stops at hi.
             name="lists",
             path="/api/lists",
-            bucket="get_lists",
             cursor_path=("attributes", "updated"),
             page_size=10,
             sort="updated",
@@ -246,7 +235,6 @@ LISTINGS: dict[str, Listing] = {
         Listing(
             name="campaigns",
             path="/api/campaigns",
-            bucket="get_campaigns",
             cursor_path=("attributes", "updated_at"),
             page_size=100,
             sort="updated_at",
@@ -265,7 +253,6 @@ LISTINGS: dict[str, Listing] = {
         Listing(
             name="flows",
             path="/api/flows",
-            bucket="get_flows",
             cursor_path=("attributes", "updated"),
             page_size=50,
             sort="updated",
@@ -278,7 +265,6 @@ LISTINGS: dict[str, Listing] = {
             # segments allow only greater-than on updated (as lists): no upper bound.
             name="segments",
             path="/api/segments",
-            bucket="get_segments",
             cursor_path=("attributes", "updated"),
             page_size=10,
             sort="updated",
@@ -321,7 +307,6 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated",
         detail=Detail(
             path="/api/lists/{id}",
-            bucket="get_list:profile_count",
             params=(("additional-fields[list]", "profile_count"),),
             combine=shape.list_with_profile_count,
         ),
@@ -340,7 +325,6 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated_at",
         detail=Detail(
             path="/api/campaign-recipient-estimations/{id}",
-            bucket="get_campaign_recipient_estimation",
             combine=shape.campaign_with_estimation,
         ),
         partitioned_state=True,
@@ -355,7 +339,6 @@ STREAMS: tuple[Stream, ...] = (
         primary_key=("list_id", "profile_id"),
         fanout=Fanout(
             path="/api/lists/{id}/profiles",
-            bucket="get_profiles_for_list",
             parent_key="list_id",
             cursor_path=("attributes", "joined_group_at"),
             page_size=100,

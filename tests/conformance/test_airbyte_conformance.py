@@ -117,7 +117,7 @@ def test_check_missing_scope_names_the_stream_and_scope(sim: Any, tmp_path: Path
     assert result.code == 0 and len(result.messages) == 1
     status = result.messages[0].connectionStatus
     assert status.status.value == "SUCCEEDED"
-    assert "cannot read 1 of 11 streams: metrics (need metrics:read)" in status.message
+    assert f"cannot read 1 of {len(STREAMS)} streams: metrics (need metrics:read)" in status.message
 
 
 def test_check_unreachable_host(tmp_path: Path) -> None:

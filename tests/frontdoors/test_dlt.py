@@ -1,0 +1,95 @@
+"""The dlt source (`from klaviyo_source.dlt import klaviyo`) in real dlt pipelines: every stream
+from the simulator into DuckDB and into Postgres, twice, the second run incremental from dlt's
+resource state, the tables equal to the simulator's truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from frontdoors.harness import KEY, STREAM_NAMES, advance, config, simulator, truth
+from klaviyo_source.dlt import STATE_KEY, column_hints, klaviyo
+
+
+@pytest.fixture(autouse=True)
+def _no_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    monkeypatch.delenv("KLAVIYO_API_KEY", raising=False)
+
+
+def _source_kwargs(sim: Any) -> dict[str, Any]:
+    kwargs = config(sim)
+    kwargs.pop("api_key")
+    return kwargs
+
+
+def _table_ids(pipeline: dlt.Pipeline) -> dict[str, list[str]]:
+    ids = {}
+    with pipeline.sql_client() as client:
+        for name in STREAM_NAMES:
+            ids[name] = [row[0] for row in client.execute_sql(f'select id from "{name}"')]
+    return ids
+
+
+def _run_twice(pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCES__KLAVIYO__API_KEY", KEY)  # api_key comes from dlt's secrets
+    with simulator(seed=9) as sim:
+        first = pipeline.run(klaviyo(**_source_kwargs(sim)))
+        assert not first.has_failed_jobs
+        loaded = _table_ids(pipeline)
+        assert {name: set(ids) for name, ids in loaded.items()} == truth(sim)
+        first_rows = pipeline.last_trace.last_normalize_info.row_counts  # type: ignore[union-attr]
+
+        changed = advance(sim)
+        second = pipeline.run(klaviyo(**_source_kwargs(sim)))
+        assert not second.has_failed_jobs
+        second_rows = pipeline.last_trace.last_normalize_info.row_counts  # type: ignore[union-attr]
+        expected = truth(sim)
+    loaded = _table_ids(pipeline)
+    for name in STREAM_NAMES:
+        assert sorted(loaded[name]) == sorted(expected[name]), name  # merged on id: no duplicates
+    assert second_rows["events"] >= len(changed["events"])
+    assert sum(second_rows.get(n, 0) for n in STREAM_NAMES) < sum(first_rows[n] for n in STREAM_NAMES) / 4
+    state = pipeline.state["sources"]["klaviyo"]["resources"]
+    assert sorted(state) == sorted(STREAM_NAMES)
+    assert all(STATE_KEY in state[name] for name in STREAM_NAMES)
+
+
+def test_dlt_pipeline_into_duckdb_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = dlt.pipeline(
+        pipeline_name="klaviyo_duckdb",
+        destination=dlt.destinations.duckdb(str(tmp_path / "dlt.duckdb")),
+        dataset_name="klaviyo",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    _run_twice(pipeline, monkeypatch)
+
+
+def test_dlt_pipeline_into_postgres_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    pipeline = dlt.pipeline(
+        pipeline_name="klaviyo_postgres",
+        # trust authentication: dlt insists on a password, any one is accepted
+        destination=dlt.destinations.postgres(credentials=postgres_url.replace("postgres@", "postgres:x@")),
+        dataset_name=f"klaviyo_{tmp_path.name[-8:].lower()}".replace("-", "_"),
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    _run_twice(pipeline, monkeypatch)
+
+
+def test_column_hints_follow_the_schemas() -> None:
+    events = column_hints("events")
+    assert events["datetime"]["data_type"] == "timestamp"
+    assert events["attributes"]["data_type"] == "json"
+    assert events["id"]["data_type"] == "text" and events["id"]["nullable"] is False
+    source = klaviyo(api_key="pk_x_0123456789", streams=["events", "metrics"], full_refresh=True)
+    assert sorted(source.resources) == ["events", "metrics"]
+    assert source.resources["events"].write_disposition == "replace"
+    merged = klaviyo(api_key="pk_x_0123456789")
+    assert sorted(merged.resources) == sorted(STREAM_NAMES)
+    assert all(r.write_disposition == "merge" for r in merged.resources.values())
+    assert merged.resources["events"].compute_table_schema()["columns"]["id"]["primary_key"] is True

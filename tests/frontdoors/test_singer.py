@@ -1,0 +1,223 @@
+"""The Singer tap (`tap-klaviyo-source`) as Singer runners call it: discover, about, catalog
+selection, bad input, and real targets from PyPI (`target-jsonl`, `meltanolabs-target-postgres`) reading every
+stream from the simulator twice, the second run from the state the target handed back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from frontdoors.harness import (
+    BIN,
+    KEY,
+    STREAM_NAMES,
+    TARGET_JSONL,
+    TARGET_POSTGRES,
+    advance,
+    clean_env,
+    config,
+    simulator,
+    truth,
+    write_json,
+)
+from frontdoors.toolvenv import tool_venv
+from klaviyo_source.singer.catalog import discovered_catalog, parse_catalog
+from klaviyo_source.streams.table import STREAMS_BY_NAME
+
+TAP = str(BIN / "tap-klaviyo-source")
+
+
+def tap(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([TAP, *args], capture_output=True, text=True, timeout=timeout, env=clean_env())
+    assert KEY not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def pipe(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=clean_env(),
+    )
+    assert KEY not in done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_discover_prints_a_singer_catalog_with_keys_and_cursors_automatic(tmp_path: Path) -> None:
+    done = tap("--config", str(write_json(tmp_path / "c.json", {"api_key": KEY})), "--discover")
+    assert done.returncode == 0, done.stderr
+    catalog = json.loads(done.stdout)
+    assert [entry["tap_stream_id"] for entry in catalog["streams"]] == STREAM_NAMES
+    for entry in catalog["streams"]:
+        row = STREAMS_BY_NAME[entry["stream"]]
+        assert entry["key_properties"] == ["id"] and entry["replication_key"] == row.cursor_field
+        metadata = {tuple(item["breadcrumb"]): item["metadata"] for item in entry["metadata"]}
+        assert metadata[()]["table-key-properties"] == ["id"]
+        assert metadata[()]["valid-replication-keys"] == [row.cursor_field]
+        assert metadata[("properties", "id")]["inclusion"] == "automatic"
+        assert metadata[("properties", row.cursor_field)]["inclusion"] == "automatic"
+        assert metadata[("properties", "attributes")]["inclusion"] == "available"
+        assert set(entry["schema"]["properties"]) == {crumb[1] for crumb in metadata if crumb}
+
+
+def test_about_json_lists_capabilities_and_settings() -> None:
+    done = tap("--about", "--format", "json")
+    about = json.loads(done.stdout)
+    assert about["name"] == "tap-klaviyo-source"
+    assert {"catalog", "discover", "state", "about"} <= set(about["capabilities"])
+    assert "api_key" in about["settings"]["properties"]
+    assert tap("--about").stdout.startswith("# tap-klaviyo-source")
+
+
+def _select(catalog: dict[str, Any], stream: str, **metadata: Any) -> None:
+    entry = next(e for e in catalog["streams"] if e["stream"] == stream)
+    next(m for m in entry["metadata"] if m["breadcrumb"] == [])["metadata"].update(metadata)
+
+
+def test_catalog_selection_method_and_deselected_properties() -> None:
+    catalog = discovered_catalog()
+    for entry in catalog["streams"]:
+        _select(catalog, entry["stream"], selected=False)
+    _select(catalog, "events", selected=True)
+    _select(catalog, "flows", selected=True, **{"replication-method": "FULL_TABLE"})
+    events = next(e for e in catalog["streams"] if e["stream"] == "events")
+    for item in events["metadata"]:
+        if item["breadcrumb"] in (["properties", "links"], ["properties", "id"]):
+            item["metadata"]["selected"] = False  # id is automatic: stays
+    lists = next(e for e in catalog["streams"] if e["stream"] == "lists")
+    lists["metadata"] = []
+    lists["schema"]["selected"] = True  # the pre-metadata convention
+    streams, warnings = parse_catalog(catalog)
+    assert [(s.name, s.incremental, s.dropped) for s in streams] == [
+        ("events", True, frozenset({"links"})),
+        ("lists", True, frozenset()),
+        ("flows", False, frozenset()),
+    ]
+    assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("documents", "wording"),
+    [
+        ({"config": "{not json"}, "--config file"),
+        ({"config": {"api_key": ""}}, "'api_key' must be"),
+        ({"catalog": {"streams": [{"tap_stream_id": "nope"}]}}, "unknown stream 'nope'"),
+        ({"catalog": {"streams": 3}}, "Invalid Singer catalog"),
+        ({"state": {"bookmarks": []}}, "'bookmarks' must be an object"),
+        (
+            {"state": {"bookmarks": {"events": {"datetime": "yesterday"}}}},
+            "Invalid state for stream 'events'",
+        ),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_1(
+    tmp_path: Path, documents: dict[str, Any], wording: str
+) -> None:
+    files = {"config": {"api_key": KEY, "base_url": "http://127.0.0.1:9"}, "catalog": discovered_catalog()}
+    files |= documents
+    args = []
+    for name, document in files.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(document if isinstance(document, str) else json.dumps(document))
+        args += [f"--{name}", str(path)]
+    done = tap(*args)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and wording in errors[0], done.stderr
+
+
+def _last_state(target_stdout: str) -> dict[str, Any]:
+    lines = [line for line in target_stdout.splitlines() if line.strip()]
+    state: dict[str, Any] = json.loads(lines[-1])
+    return state
+
+
+def _jsonl_ids(folder: Path) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {name: [] for name in STREAM_NAMES}
+    for path in folder.glob("*.jsonl"):
+        ids[path.stem] += [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    return ids
+
+
+def _check_messages(path: Path) -> None:
+    """The tap's own output: SCHEMA before RECORDs, time_extracted, bookmarks for every stream."""
+    messages = [json.loads(line) for line in path.read_text().splitlines()]
+    schemas = {m["stream"]: m for m in messages if m["type"] == "SCHEMA"}
+    assert list(schemas) == STREAM_NAMES
+    first_record = next(i for i, m in enumerate(messages) if m["type"] == "RECORD")
+    assert all(m["type"] == "SCHEMA" for m in messages[: len(schemas)]) and first_record == len(schemas)
+    for name, schema in schemas.items():
+        assert schema["key_properties"] == ["id"]
+        assert schema["bookmark_properties"] == [STREAMS_BY_NAME[name].cursor_field]
+    records = [m for m in messages if m["type"] == "RECORD"]
+    assert all(m["time_extracted"].endswith("Z") for m in records)
+    final = [m for m in messages if m["type"] == "STATE"][-1]["value"]
+    assert sorted(final["bookmarks"]) == sorted(STREAM_NAMES)
+
+
+def test_tap_into_target_jsonl_reads_every_stream_then_increments(tmp_path: Path) -> None:
+    target = tool_venv("singer-jsonl", TARGET_JSONL) / "target-jsonl"
+    with simulator() as sim:
+        cfg = write_json(tmp_path / "config.json", config(sim))
+        (tmp_path / "catalog.json").write_text(tap("--config", str(cfg), "--discover").stdout)
+        runs = []
+        for run in ("first", "second"):
+            out = tmp_path / run
+            out.mkdir()
+            write_json(
+                tmp_path / f"target-{run}.json", {"destination_path": str(out), "do_timestamp_file": False}
+            )
+            state = "--state state-first.json" if run == "second" else ""
+            done = pipe(
+                f"{TAP} --config config.json --catalog catalog.json {state} | tee tap-{run}.jsonl"
+                f" | {target} --config target-{run}.json",
+                tmp_path,
+            )
+            write_json(tmp_path / f"state-{run}.json", _last_state(done.stdout))
+            runs.append(_jsonl_ids(out))
+            if run == "first":
+                _check_messages(tmp_path / "tap-first.jsonl")
+                assert {name: set(ids) for name, ids in runs[0].items()} == truth(sim)
+                changed = advance(sim)
+        first, second = runs
+        expected = truth(sim)
+    assert {name: set(first[name]) | set(second[name]) for name in STREAM_NAMES} == expected
+    assert set(changed["events"]) <= set(second["events"]) and set(changed["events"]) <= set(
+        second["events_detailed"]
+    )
+    assert set(changed["profiles_created"]) | set(changed["profiles_updated"]) <= set(second["profiles"])
+    assert sum(map(len, second.values())) < sum(map(len, first.values())) / 4  # incremental
+    assert Counter(second["events"]).most_common(1)[0][1] == 1
+
+
+def test_tap_into_target_postgres_upserts_on_the_key(tmp_path: Path, pg_schema_url: str) -> None:
+    target = tool_venv("singer-postgres", TARGET_POSTGRES) / "target-postgres"
+    url, schema = pg_schema_url.split("?schema=")
+    target_config = {"sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://")}
+    write_json(tmp_path / "target.json", target_config | {"default_target_schema": schema})
+    with simulator(seed=8) as sim:
+        write_json(tmp_path / "config.json", config(sim))
+        discovered = tap("--config", str(tmp_path / "config.json"), "--discover").stdout
+        (tmp_path / "catalog.json").write_text(discovered)
+        command = f"{TAP} --config config.json --catalog catalog.json {{}} | {target} --config target.json"
+        first = pipe(command.format(""), tmp_path)
+        write_json(tmp_path / "state.json", _last_state(first.stdout))
+        advance(sim)
+        pipe(command.format("--state state.json"), tmp_path)
+        expected = truth(sim)
+    with psycopg.connect(url) as connection:
+        for name in STREAM_NAMES:
+            ids = [row[0] for row in connection.execute(f'select id from "{schema}"."{name}"'.encode())]
+            assert sorted(ids) == sorted(expected[name]), name  # merged on id: no duplicates

@@ -29,6 +29,7 @@ TARGET_JSONL = ["target-jsonl==0.1.4"]
 # row of every batch (DuckDB sniffs it as a header), so the database target is Postgres.
 TARGET_POSTGRES = ["meltanolabs-target-postgres==0.8.1"]
 MELTANO = ["meltano==4.4.1"]
+CDK = ["airbyte-cdk==7.39.1", "pytest==8.4.2"]
 
 
 @contextmanager

@@ -1,0 +1,71 @@
+"""airbyte-cdk's standard source tests against our connector, plus two acceptance tests the
+standard suite leaves to the Docker-only connector-acceptance-test (CAT), reproduced here on the
+same Python-entrypoint path:
+
+- full refresh twice gives identical records: CAT `connector_acceptance_test/tests/
+  test_full_refresh.py` (`TestFullRefresh.test_sequential_reads`);
+- incremental with a future state reads nothing: CAT `connector_acceptance_test/tests/
+  test_incremental.py` (`TestIncremental.test_read_with_future_state`, fed by the
+  `future_state_path` of acceptance-test-config.yml).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import yaml
+from airbyte_cdk.models import (
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalogSerializer,
+)
+from airbyte_cdk.test import entrypoint_wrapper
+from airbyte_cdk.test.standard_tests import SourceTestSuiteBase
+from source_klaviyo import SourceKlaviyo
+
+
+def _acceptance() -> dict[str, Any]:
+    root = TestSourceKlaviyo.get_connector_root_dir()
+    return yaml.safe_load((root / "acceptance-test-config.yml").read_text())["acceptance_tests"]  # type: ignore[no-any-return]
+
+
+def _load(relative: str) -> Any:
+    return json.loads((TestSourceKlaviyo.get_connector_root_dir() / relative).read_text())
+
+
+def _records_by_stream(output: entrypoint_wrapper.EntrypointOutput) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = defaultdict(list)
+    for message in output.records:
+        record = message.record
+        found[record.stream].append(json.dumps(record.data, sort_keys=True))
+    return {stream: sorted(rows) for stream, rows in found.items()}
+
+
+class TestSourceKlaviyo(SourceTestSuiteBase):
+    connector = SourceKlaviyo
+
+    def test_full_refresh_twice_identical(self) -> None:
+        entry = _acceptance()["full_refresh"]["tests"][0]
+        config = _load(entry["config_path"])
+        catalog = ConfiguredAirbyteCatalogSerializer.load(_load(entry["configured_catalog_path"]))
+        first = entrypoint_wrapper.read(SourceKlaviyo(), config, catalog)
+        second = entrypoint_wrapper.read(SourceKlaviyo(), config, catalog)
+        assert not first.errors and not second.errors
+        expected = {stream.stream.name for stream in catalog.streams}
+        assert set(_records_by_stream(first)) == expected
+        assert _records_by_stream(first) == _records_by_stream(second)
+
+    def test_incremental_with_future_state_reads_nothing(self) -> None:
+        entry = _acceptance()["incremental"]["tests"][0]
+        config = _load(entry["config_path"])
+        catalog = ConfiguredAirbyteCatalogSerializer.load(_load(entry["configured_catalog_path"]))
+        state = [
+            AirbyteStateMessageSerializer.load(m) for m in _load(entry["future_state"]["future_state_path"])
+        ]
+        output = entrypoint_wrapper.read(SourceKlaviyo(), config, catalog, state)
+        assert not output.errors
+        assert output.records == []
+        assert {m.state.stream.stream_descriptor.name for m in output.state_messages} == {
+            stream.stream.name for stream in catalog.streams
+        }

@@ -1,5 +1,11 @@
-"""The throw-away Postgres server of the destinations tests, shared with the front doors."""
+"""The front doors' key joins the suite-wide secret scan (tests/conftest.py)."""
 
-from destinations.conftest import pg_schema_url, postgres_url
+from collections.abc import Callable
 
-__all__ = ["pg_schema_url", "postgres_url"]
+import pytest
+from frontdoors.harness import KEY
+
+
+@pytest.fixture(autouse=True)
+def _scan_for_our_key(register_secret: Callable[[str], None]) -> None:
+    register_secret(KEY)

@@ -43,7 +43,7 @@ def connector_root(tmp_path: Path, base_url: str) -> Path:
     shutil.copytree(ACCEPTANCE, root / "tests" / "frontdoors" / "acceptance")
     invalid = root / "tests" / "frontdoors" / "acceptance" / "invalid_config.json"
     invalid.write_text(json.dumps(json.loads(invalid.read_text()) | {"base_url": base_url}))
-    shutil.copy(SUITE / "conftest.py", root)
+    shutil.copy(SUITE / "suite_conftest.py", root / "conftest.py")
     shutil.copy(SUITE / "source_klaviyo.py", root)
     shutil.copy(SUITE / "standard_suite.py", root / "test_standard.py")
     return root

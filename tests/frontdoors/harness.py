@@ -30,6 +30,7 @@ TARGET_JSONL = ["target-jsonl==0.1.4"]
 TARGET_POSTGRES = ["meltanolabs-target-postgres==0.8.1"]
 MELTANO = ["meltano==4.4.1"]
 CDK = ["airbyte-cdk==7.39.1", "pytest==8.4.2"]
+DAGSTER = ["dagster-dlt==0.29.27", "dlt[duckdb]"]  # + this checkout, editable
 
 
 @contextmanager

@@ -1,18 +1,24 @@
 """Meltano itself (pinned, in its own cached venv) runs our tap as a custom extractor: the
-project in meltano.yml installs the tap from this checkout (`pip_url`) and target-jsonl from
-PyPI, `meltano run` reads every stream from the simulator, and a second `meltano run` is
-incremental from the state Meltano stored."""
+meltano.yml published in docs/meltano.md, with `pip_url` pointing at this checkout, installs the
+tap and target-jsonl from PyPI, `meltano run` reads every stream from the simulator, and a second
+`meltano run` is incremental from the state Meltano stored."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 from frontdoors.harness import KEY, MELTANO, ROOT, STREAM_NAMES, advance, clean_env, simulator, truth
 from frontdoors.toolvenv import tool_venv
 
-PROJECT = Path(__file__).with_name("meltano.yml")
+
+def documented_project() -> str:
+    """The meltano.yml of docs/meltano.md, as users copy it."""
+    match = re.search(r"```yaml\n(version: 1\n.*?)```", (ROOT / "docs" / "meltano.md").read_text(), re.S)
+    assert match
+    return match.group(1)
 
 
 def meltano(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -40,7 +46,8 @@ def test_meltano_runs_the_tap_twice_second_incremental(tmp_path: Path) -> None:
     meltano_bin = tool_venv("meltano", MELTANO)
     project = tmp_path / "project"
     project.mkdir()
-    text = PROJECT.read_text().replace("pip_url: klaviyo-source", f"pip_url: {ROOT}")
+    text = documented_project().replace("pip_url: klaviyo-source\n", f"pip_url: {ROOT}\n")
+    assert str(ROOT) in text
     (project / "meltano.yml").write_text(text)
     env = clean_env(PATH=f"{meltano_bin}:/usr/bin:/bin")
     meltano(project, env, "install")

@@ -38,6 +38,7 @@ def test_the_documented_dagster_asset_materializes_every_stream(tmp_path: Path) 
     python = tool_venv("dagster", [*DAGSTER, "-e", str(ROOT)]) / "python"
     streams = f"\nSTREAMS = {STREAM_NAMES!r}\n"
     (tmp_path / "definitions.py").write_text(dagster_example() + streams + RUN)
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with simulator(seed=14) as sim:
         env = clean_env(
             HOME=str(tmp_path),

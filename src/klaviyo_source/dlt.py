@@ -28,10 +28,10 @@ from dlt.common.data_types import TDataType
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
-from klaviyo_source.airbyte.catalog import load_schema
 from klaviyo_source.config import DEFAULT_BASE_URL, Config, parse_config
 from klaviyo_source.engine.contract import Record, StreamSelection, StreamStatus
 from klaviyo_source.errors import KlaviyoSourceError
+from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
 
 STATE_KEY = "klaviyo"  # our per-stream state inside dlt's resource state

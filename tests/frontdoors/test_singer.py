@@ -115,10 +115,6 @@ def test_catalog_selection_method_and_deselected_properties() -> None:
         ({"catalog": {"streams": [{"tap_stream_id": "nope"}]}}, "unknown stream 'nope'"),
         ({"catalog": {"streams": 3}}, "Invalid Singer catalog"),
         ({"state": {"bookmarks": []}}, "'bookmarks' must be an object"),
-        (
-            {"state": {"bookmarks": {"events": {"datetime": "yesterday"}}}},
-            "Invalid state for stream 'events'",
-        ),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_1(
@@ -136,6 +132,21 @@ def test_bad_input_is_one_error_line_and_exit_1(
     assert done.stdout == ""
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and wording in errors[0], done.stderr
+
+
+def test_a_bad_bookmark_fails_its_stream_alone(tmp_path: Path) -> None:
+    catalog = discovered_catalog()
+    for entry in catalog["streams"]:
+        _select(catalog, entry["stream"], selected=entry["stream"] in ("events", "metrics"))
+    with simulator() as sim:
+        args = ["--config", str(write_json(tmp_path / "config.json", config(sim)))]
+        args += ["--catalog", str(write_json(tmp_path / "catalog.json", catalog))]
+        state = {"bookmarks": {"events": {"datetime": "noon"}}}
+        done = tap(*args, "--state", str(write_json(tmp_path / "state.json", state)))
+    assert done.returncode == 1
+    assert "events" in done.stderr and "Invalid state for stream 'events'" in done.stderr
+    streams = Counter(json.loads(line)["stream"] for line in done.stdout.splitlines() if '"RECORD"' in line)
+    assert streams["metrics"] > 0 and streams["events"] == 0
 
 
 def _last_state(target_stdout: str) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from klaviyo_source.airbyte.catalog import load_schema
 from klaviyo_source.engine.contract import StreamSelection
 from klaviyo_source.errors import ConfigError
+from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
 
 INCREMENTAL = "INCREMENTAL"

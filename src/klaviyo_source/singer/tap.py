@@ -5,9 +5,10 @@
     tap-klaviyo-source --about [--format json|markdown]
 
 stdout carries only Singer messages. Exit 0 when every selected stream completed; 1 with one
-`tap-klaviyo-source ERROR: ...` line on stderr when the config, catalog or state is unusable or
-a stream failed (the other streams' records and bookmarks are still written). The API key may
-come from KLAVIYO_API_KEY when the config has none.
+`tap-klaviyo-source ERROR: ...` line on stderr when the config, catalog or state document is
+unusable, or when a stream failed (a bookmark it cannot read, a missing scope...: the other
+streams' records and bookmarks are still written). The API key may come from KLAVIYO_API_KEY
+when the config has none.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from klaviyo_source.engine.contract import StreamStatus
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.singer.catalog import discovered_catalog, parse_catalog, parse_singer_state
 from klaviyo_source.singer.sink import PROGRAM, SingerSink
-from klaviyo_source.state import read_state
-from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 CAPABILITIES = ["catalog", "discover", "state", "properties", "about"]
 
@@ -86,16 +85,13 @@ def run_sync(
     if not streams:
         sink.say("WARNING", "No stream is selected in the catalog; nothing to read.")
         return 0
-    for stream in streams:  # a bad bookmark is reported before any output
-        if stream.incremental and stream.name in bookmarks:
-            read_state(STREAMS_BY_NAME[stream.name], bookmarks[stream.name])
     sink.schemas()
 
     from klaviyo_source.engine import read  # the engine pulls in aiohttp; only a sync needs it
 
     selections = [stream.selection for stream in streams]
     states = {stream.name: bookmarks[stream.name] for stream in streams if stream.name in bookmarks}
-    outcomes = asyncio.run(read(config, selections, states, sink))
+    outcomes = asyncio.run(read(config, selections, states, sink).outcomes())
     failed = dict(sink.failed)
     for outcome in outcomes:
         if outcome.name not in failed and outcome.status is not StreamStatus.COMPLETE:

@@ -123,8 +123,9 @@ class _EngineThread:
 
     def stop(self) -> None:
         if self.thread.is_alive():
-            if self.task is not None and not self.loop.is_closed():
-                self.loop.call_soon_threadsafe(self.task.cancel)
+            if self.task is not None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to cancel
+                    self.loop.call_soon_threadsafe(self.task.cancel)
             while self.thread.is_alive():  # drain so a blocked put can finish
                 with contextlib.suppress(queue.Empty):
                     self.sink.pages.get(timeout=0.1)
@@ -142,7 +143,7 @@ def _stream_records(config: Config, stream: str, incremental: bool) -> Iterator[
             resource_state[STATE_KEY] = value  # its records were yielded before it
         elif kind == "error":
             if isinstance(value, KlaviyoSourceError):
-                raise KlaviyoSourceError(f"Stream '{stream}': {value.message}") from None
+                raise KlaviyoSourceError(f"Stream '{stream}': {value.message}") from value
             raise value
         else:
             for outcome in value:

@@ -7,18 +7,20 @@ written in one transaction, so a crash leaves either both or neither.
 
 from __future__ import annotations
 
-import re
+import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from klaviyo_source.destinations.spool import SpoolFile, read_spool
 from klaviyo_source.destinations.typemap import (
     EXTRACTED_AT,
     KIND_OF_SQL_TYPE,
@@ -30,6 +32,9 @@ from klaviyo_source.destinations.typemap import (
     columns_from_schema,
     discover_columns,
 )
+from klaviyo_source.destinations.url import DEFAULT_SCHEMA as DEFAULT_SCHEMA
+from klaviyo_source.destinations.url import DestinationSpec as DestinationSpec
+from klaviyo_source.destinations.url import parse_destination as parse_destination
 from klaviyo_source.engine.contract import Record
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.errors import DestinationBusyError as DestinationBusyError  # its old home
@@ -38,9 +43,8 @@ from klaviyo_source.streams.table import Stream
 from klaviyo_source.times import maybe_time
 
 STATE_TABLE = "_klaviyo_state"
+STREAMS_TABLE = "_klaviyo_streams"  # per stream table: the write mode its rows were written with
 STAGE_PREFIX = "_klaviyo_stage_"
-DEFAULT_SCHEMA = "klaviyo"
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -52,19 +56,47 @@ class WriteMode(StrEnum):
 
 @dataclass
 class Batch:
-    """Records of one stream, and the state that covers them (None: rows only)."""
+    """Records of one stream, and the state that covers them (None: rows only). The records are
+    either in `records` (with their `extracted_at`) or in a spool file (the sink's way)."""
 
     stream: str
     records: list[Record]
     extracted_at: list[datetime]
     state: dict[str, Any] | None = None
+    spool: SpoolFile | None = None
+
+    def loaded(self) -> Batch:
+        """The same batch with its records in memory (reads, then removes, the spool file if any)."""
+        if self.spool is None:
+            return self
+        records, extracted = read_spool(self.spool)
+        self.spool.path.unlink(missing_ok=True)
+        return Batch(self.stream, records, extracted, self.state)
 
 
 @dataclass
 class WriteResult:
-    inserted: int = 0
-    updated: int = 0
+    """What a write did, per record kept from the batch (dedup keeps one per key)."""
+
+    inserted: int = 0  # a key (dedup) or row (append, overwrite) the table did not have
+    changed: int = 0  # an existing key, replaced by a version with different content
+    unchanged: int = 0  # an existing key re-read identical, or older than the stored version
     rejected_values: int = 0  # non-null values that did not fit their column's type (stored as NULL)
+
+    @property
+    def updated(self) -> int:
+        """Rows whose content changed (the name the summary used to print)."""
+        return self.changed
+
+    def add(self, other: WriteResult) -> None:
+        self.inserted += other.inserted
+        self.changed += other.changed
+        self.unchanged += other.unchanged
+        self.rejected_values += other.rejected_values
+
+
+class WriteModeConflictError(ConfigError):
+    """The table holds rows written with another write mode (append vs dedup)."""
 
 
 @dataclass
@@ -77,51 +109,9 @@ class TableInfo:
     columns: dict[str, Column] = field(default_factory=dict)  # name -> column (path () = not seen yet)
 
 
-@dataclass(frozen=True)
-class DestinationSpec:
-    kind: str  # "duckdb" or "postgres"
-    target: str  # file path or libpq connection string (may hold a password: never print it)
-    schema: str
-    display: str  # safe to print
-    memory_limit: str = "256MB"  # DuckDB only: beyond it DuckDB spills to disk instead of growing
-
-
 def quote(name: str) -> str:
     """A safely quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def parse_destination(url: str) -> DestinationSpec:
-    """`duckdb:///relative.duckdb`, `duckdb:////absolute.duckdb`, a bare path, or `postgresql://...`;
-    `?schema=name` picks the schema (default `klaviyo`); DuckDB also takes `?memory_limit=1GB`."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    schema = (query.pop("schema", [DEFAULT_SCHEMA]) or [DEFAULT_SCHEMA])[-1]
-    if not _IDENTIFIER.match(schema):
-        raise ConfigError(f"Invalid destination: schema {schema!r} must be letters, digits and underscores.")
-    if parts.scheme in ("postgresql", "postgres"):
-        target = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
-        try:
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            raise ConfigError(
-                "Invalid destination: the port in the postgresql:// URL is not a number."
-            ) from None
-        display = f"postgresql://{parts.hostname or 'localhost'}{port}{parts.path} (schema {schema})"
-        return DestinationSpec("postgres", target, schema, display)
-    if parts.scheme in ("duckdb", ""):
-        path = url.split("://", 1)[1].split("?", 1)[0] if parts.scheme else parts.path
-        if parts.scheme:
-            path = path[1:] if path.startswith("/") else path  # duckdb:///x -> x ; duckdb:////x -> /x
-        if not path:
-            raise ConfigError("Invalid destination: duckdb:///path/to/file.duckdb needs a file path.")
-        memory = (query.get("memory_limit") or ["256MB"])[-1]
-        if not re.match(r"^\d+(\.\d+)?\s*[KMGT]i?B$", memory, re.IGNORECASE):
-            raise ConfigError(f"Invalid destination: memory_limit {memory!r} must look like 512MB or 2GB.")
-        return DestinationSpec("duckdb", path, schema, f"duckdb file {path} (schema {schema})", memory)
-    raise ConfigError(
-        f"Invalid destination {parts.scheme}://...: use duckdb:///path/to/file.duckdb or postgresql://..."
-    )
 
 
 def newest_versions(batch: Batch, row: Stream) -> tuple[list[Record], list[datetime]]:
@@ -142,12 +132,27 @@ class SqlDestination(ABC):
 
     dialect: str = ""
     placeholder: str = "?"
+    # The sink cuts a batch when its JSON reaches this size. The Python load path parses a batch
+    # into dicts (~4x its JSON size), so it stays small; DuckDB's SQL path streams the file.
+    flush_bytes: int = 8 << 20
 
     def __init__(self, spec: DestinationSpec, sync_id: str) -> None:
         self.spec = spec
         self.schema = spec.schema
         self.sync_id = sync_id
         self.tables: dict[str, TableInfo] = {}
+        self._spool_dir: Path | None = None
+
+    def spool_directory(self) -> Path:
+        """A private temporary folder for the sink's batch files (removed by `close`)."""
+        if self._spool_dir is None:
+            self._spool_dir = Path(tempfile.mkdtemp(prefix="klaviyo-sync-"))
+        return self._spool_dir
+
+    def remove_spool_directory(self) -> None:
+        if self._spool_dir is not None:
+            shutil.rmtree(self._spool_dir, ignore_errors=True)
+            self._spool_dir = None
 
     # --- dialect primitives -------------------------------------------------------------------
     @abstractmethod
@@ -162,12 +167,12 @@ class SqlDestination(ABC):
     def transaction(self) -> AbstractContextManager[None]:
         """Commit on success, roll back on error."""
 
-    @abstractmethod
     def load(
         self, target: str, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
     ) -> None:
         """Bulk-load a batch (typed column values) into a table (a quoted reference), in the current
-        transaction."""
+        transaction: the Python load path of `write` (a dialect that loads in SQL overrides `write`)."""
+        raise NotImplementedError(f"{self.dialect} loads batches in SQL")
 
     def table_columns(self, table: str) -> dict[str, Kind]:
         """Existing columns of a table in our schema ({} when it does not exist)."""
@@ -197,16 +202,58 @@ class SqlDestination(ABC):
 
     # --- shared behaviour ---------------------------------------------------------------------
     def qualified(self, table: str) -> str:
-        return f"{quote(self.schema)}.{quote(table)}"
+        return f"{self.schema_ref}.{quote(table)}"
+
+    @property
+    def schema_ref(self) -> str:
+        """The schema, qualified enough to be unambiguous (DuckDB adds the catalog)."""
+        return quote(self.schema)
 
     def setup(self) -> None:
         """Create the schema and the state table."""
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema_ref}")
         types = SQL_TYPES[self.dialect]
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {self.qualified(STATE_TABLE)} (stream {types['text']} PRIMARY KEY, "
             f"state {types['json']}, updated_at {types['timestamp']}, sync_id {types['text']})"
         )
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.qualified(STREAMS_TABLE)} "
+            f"(stream {types['text']} PRIMARY KEY, "
+            f"write_mode {types['text']}, updated_at {types['timestamp']}, sync_id {types['text']})"
+        )
+
+    def recorded_mode(self, stream: str) -> WriteMode | None:
+        """The write mode the stream's table was last written with (None: not recorded)."""
+        rows = self.query(
+            f"SELECT write_mode FROM {self.qualified(STREAMS_TABLE)} WHERE stream = {self.placeholder}",
+            [stream],
+        )
+        try:
+            return WriteMode(rows[0][0]) if rows else None
+        except ValueError:
+            return None
+
+    def _record_mode(self, stream: str, mode: WriteMode) -> None:
+        p = self.placeholder
+        self.execute(f"DELETE FROM {self.qualified(STREAMS_TABLE)} WHERE stream = {p}", [stream])
+        self.execute(
+            f"INSERT INTO {self.qualified(STREAMS_TABLE)} (stream, write_mode, updated_at, sync_id) "
+            f"VALUES ({p}, {p}, {p}, {p})",
+            [stream, mode.value, datetime.now(UTC), self.sync_id],
+        )
+
+    def _check_mode(self, stream: str, mode: WriteMode, table_exists: bool) -> None:
+        """Refuse to mix append (every version) and dedup (one row per key) rows in one table."""
+        if mode is WriteMode.OVERWRITE or not table_exists:
+            return
+        held = self.recorded_mode(stream) or mode
+        if {held, mode} == {WriteMode.APPEND, WriteMode.DEDUP}:
+            raise WriteModeConflictError(
+                f"table {self.schema}.{stream} holds rows written with --write {held.value}; "
+                f"--write {mode.value} would mix both kinds of rows. Run with --write {held.value}, "
+                f"or --write overwrite to rebuild the table."
+            )
 
     def stored_states(self) -> dict[str, dict[str, Any]]:
         rows = self.query(
@@ -223,6 +270,7 @@ class SqlDestination(ABC):
         table = STAGE_PREFIX + row.name if mode is WriteMode.OVERWRITE else row.name
         info = TableInfo(row, mode, table)
         existing = self.table_columns(row.name)
+        self._check_mode(row.name, mode, bool(existing))
         if mode is WriteMode.OVERWRITE:
             self.execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
         for name, kind in existing.items():  # nothing already loaded is dropped
@@ -234,6 +282,8 @@ class SqlDestination(ABC):
             self._create(info)
         else:
             self._add_columns(info, [c for c in info.columns.values() if c.name not in existing])
+        if mode is not WriteMode.OVERWRITE:  # overwrite records its mode when the table is swapped in
+            self._record_mode(row.name, mode)
         self.tables[row.name] = info
 
     def _create(self, info: TableInfo) -> None:
@@ -267,6 +317,7 @@ class SqlDestination(ABC):
 
     def write(self, batch: Batch) -> WriteResult:
         """Write a batch (and its state) in one transaction."""
+        batch = batch.loaded()
         info = self.tables[batch.stream]
         self._evolve(info, batch.records)
         records, extracted = batch.records, batch.extracted_at
@@ -281,7 +332,9 @@ class SqlDestination(ABC):
             result.rejected_values += rejected
         with self.transaction():
             if info.mode is WriteMode.DEDUP and records:
-                result.inserted, result.updated = self._upsert(info, columns, values, extracted)
+                result.inserted, result.changed, result.unchanged = self._upsert(
+                    info, columns, values, extracted
+                )
             elif records:
                 self.load(self.qualified(info.table), columns, values, extracted)
                 result.inserted = len(records)
@@ -291,22 +344,29 @@ class SqlDestination(ABC):
 
     def _upsert(
         self, info: TableInfo, columns: list[Column], values: dict[str, list[Any]], extracted: list[datetime]
-    ) -> tuple[int, int]:
-        """Replace rows whose stored version is not newer; insert the rest. (inserted, updated)."""
+    ) -> tuple[int, int, int]:
+        """Replace rows whose stored version is not newer; insert the rest.
+        (inserted, changed, unchanged), each counted per key of the batch."""
         target = self.qualified(info.table)
         cursor = quote(info.row.cursor_field)
         same_key = " AND ".join(f"t.{quote(k)} = b.{quote(k)}" for k in info.row.primary_key)
+        newer = f"(t.{cursor} IS NULL OR b.{cursor} IS NULL OR b.{cursor} >= t.{cursor})"
+        same = " AND ".join(f"t.{quote(c.name)} IS NOT DISTINCT FROM b.{quote(c.name)}" for c in columns)
         names = ", ".join(quote(c.name) for c in columns) + f", {quote(EXTRACTED_AT)}, {quote(SYNC_ID)}"
         with self.staged(info, columns, values, extracted) as staged:
-            replaced = self.execute(
-                f"DELETE FROM {target} AS t USING {staged} AS b WHERE {same_key} "
-                f"AND (t.{cursor} IS NULL OR b.{cursor} IS NULL OR b.{cursor} >= t.{cursor})"
+            key = f"b.{quote(info.row.primary_key[0])}"  # every stream's key is one column
+            (matched, changed), *_ = self.query(
+                f"SELECT count(DISTINCT {key}), "
+                f"count(DISTINCT {key}) FILTER (WHERE {newer} AND NOT ({same})) "
+                f"FROM {staged} AS b JOIN {target} AS t ON {same_key}"
             )
-            written = self.execute(
+            self.execute(f"DELETE FROM {target} AS t USING {staged} AS b WHERE {same_key} AND {newer}")
+            self.execute(
                 f"INSERT INTO {target} ({names}) SELECT {names} FROM {staged} AS b "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {same_key})"
             )
-        return written - replaced, replaced
+        matched, changed = int(matched), int(changed)
+        return len(extracted) - matched, changed, matched - changed
 
     @contextmanager
     def staged(
@@ -340,6 +400,7 @@ class SqlDestination(ABC):
             self.execute(f"DROP TABLE IF EXISTS {self.qualified(stream)}")
             self.execute(f"ALTER TABLE {self.qualified(info.table)} RENAME TO {quote(stream)}")
             self.rename_table_extras(info.table, stream)
+            self._record_mode(stream, WriteMode.OVERWRITE)
             if state is not None:
                 self._save_state(stream, state)
             else:

@@ -1,7 +1,7 @@
 """An exclusive lock file with the holder's pid, so two syncs never write one DuckDB file at once.
 
 `flock` locks belong to the open file: the kernel drops them when the holder exits, even on
-kill -9, so a stale lock file never blocks the next sync.
+kill -9, so a stale lock file never blocks the next sync. A clean exit removes the file.
 """
 
 from __future__ import annotations
@@ -20,21 +20,29 @@ class FileLock:
 
     def acquire(self, what: str) -> None:
         """Take the lock or raise DestinationBusyError naming the holder's pid."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise DestinationBusyError(
+                    f"Another sync (pid {holder}) is writing to {what}; "
+                    "wait for it to finish, then run again."
+                ) from None
+            try:  # the holder we waited for may have removed the file meanwhile: lock the one in place
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise DestinationBusyError(
-                f"Another sync (pid {holder}) is writing to {what}; wait for it to finish, then run again."
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            self.path.unlink(missing_ok=True)  # while still held: no one can be waiting on this inode
             os.close(self._fd)  # closing drops the flock
             self._fd = None

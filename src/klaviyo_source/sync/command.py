@@ -160,6 +160,9 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
             states = {} if options.full_refresh else await asyncio.to_thread(destination.stored_states)
             for name in options.streams:
                 await asyncio.to_thread(destination.prepare, STREAMS_BY_NAME[name], options.write)
+        except KlaviyoSourceError as error:  # e.g. the table was written with another write mode
+            report.error = error.message
+            return report
         except Exception as error:  # a database error while reading state or creating tables
             report.error = f"preparing {options.destination.display} failed: {type(error).__name__}: {error}"
             return report

@@ -1,23 +1,33 @@
-"""The Sink the engine writes to during `sync`: buffers records per stream, writes them with the
+"""The Sink the engine writes to during `sync`: spools records per stream, commits them with the
 state that covers them, and keeps per-stream counts for progress and the summary.
 
+Records go straight to a per-stream spool file (JSON lines, destinations/spool.py) as they
+arrive, so memory does not grow with a batch. A batch is cut when its spool reaches the
+destination's `flush_bytes` (rows only, plus the latest state if one is held), or at a checkpoint
+once the spool holds a quarter of that or the state has waited `max_delay` seconds: many small
+checkpoints make one transaction, yet no state waits long. A state is only ever committed with
+the rows it covers; when a stream stops early (failure, Ctrl-C) the rows its last state covers
+are committed with it and the rest are dropped (the next run reads them again).
+
 Writes run in order on one background task (each in a worker thread), so reading goes on while
-the previous batch commits; a one-slot queue bounds memory (records as parsed JSON take ~5 KB
-each: at most three batches of `flush_records` are held) and pushes back on the engine when the
-database is slower than the API.
+the previous batch commits; a one-slot queue pushes back on the engine when the database is
+slower than the API. The sink takes pre-serialized `orjson.Fragment` records (the engine's
+events fast path): nothing here looks inside a record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from klaviyo_source.destinations.base import Batch, SqlDestination, WriteMode, WriteResult
+from klaviyo_source.destinations.spool import Spool, SpoolFile
 from klaviyo_source.engine.contract import Record, StreamStatus
 
 LogCallback = Callable[[str, str], None]  # (level, message)
@@ -25,16 +35,26 @@ LogCallback = Callable[[str, str], None]  # (level, message)
 
 @dataclass
 class StreamCounts:
-    """What the destination saw of one stream (the engine's own counters live in StreamStats)."""
+    """What the destination saw of one stream (the engine's own counters live in StreamStats).
+
+    inserted: keys (dedup) or rows (append, overwrite) the table did not have; changed: existing
+    keys replaced by a version with different content; unchanged: existing keys re-read identical
+    (or older than the stored version)."""
 
     received: int = 0
     inserted: int = 0
-    updated: int = 0
+    changed: int = 0
+    unchanged: int = 0
     rejected_values: int = 0
     checkpoints: int = 0
     status: StreamStatus | None = None
     reason: str | None = None
     error: str | None = None
+
+    @property
+    def updated(self) -> int:
+        """Rows whose content changed (the summary's former "updated" column)."""
+        return self.changed
 
 
 @dataclass
@@ -45,30 +65,38 @@ class _Job:
 
 
 @dataclass
-class _Buffer:
-    records: list[Record] = field(default_factory=list)
-    extracted_at: list[datetime] = field(default_factory=list)
+class _Pending:
+    """A stream's spool, and the newest state not yet committed with the rows it covers."""
+
+    spool: Spool
+    state: dict[str, Any] | None = None
+    covers: tuple[int, int] = (0, 0)  # the spool's (rows, bytes) when that state arrived
+    since: float = 0.0  # monotonic time the state started waiting
+    held: dict[str, Any] | None = field(default=None)  # overwrite mode: saved at the swap
 
 
 class DestinationSink:
     """Use as `async with DestinationSink(dest, modes) as sink: await engine.read(..., sink)`."""
+
+    accepts_raw_records: ClassVar[bool] = True
 
     def __init__(
         self,
         destination: SqlDestination,
         modes: Mapping[str, WriteMode],
         *,
-        flush_records: int = 10_000,
+        flush_bytes: int | None = None,
+        max_delay: float = 2.0,
         queue_size: int = 1,
         on_log: LogCallback | None = None,
     ) -> None:
         self.destination = destination
         self.modes = dict(modes)
-        self.flush_records = flush_records
+        self.flush_bytes = flush_bytes or destination.flush_bytes
+        self.max_delay = max_delay
         self.counts: dict[str, StreamCounts] = {name: StreamCounts() for name in modes}
         self._on_log = on_log
-        self._buffers: dict[str, _Buffer] = {name: _Buffer() for name in modes}
-        self._held_states: dict[str, dict[str, Any]] = {}  # overwrite mode: saved at the swap
+        self._pending: dict[str, _Pending] = {}
         self._finished: set[str] = set()
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task[None] | None = None
@@ -81,35 +109,44 @@ class DestinationSink:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _of(self, stream: str) -> _Pending:
+        pending = self._pending.get(stream)
+        if pending is None:
+            pending = self._pending[stream] = _Pending(Spool(self.destination.spool_directory()))
+        return pending
+
     # --- Sink protocol --------------------------------------------------------------------------
     async def records(self, stream: str, records: Sequence[Record]) -> None:
-        buffer = self._buffers[stream]
-        now = datetime.now(UTC)
-        buffer.records.extend(records)
-        buffer.extracted_at.extend([now] * len(records))
+        if self._failure is not None:
+            raise self._failure
+        pending = self._of(stream)
+        pending.spool.add(records, datetime.now(UTC))
         self.counts[stream].received += len(records)
-        if len(buffer.records) >= self.flush_records:  # bounded memory; rows only, state follows
-            await self._submit_rows(stream, None)
+        if pending.spool.bytes >= self.flush_bytes or self._overdue(pending):
+            await self._flush(stream)
 
     async def state(self, stream: str, state: dict[str, Any]) -> None:
+        pending = self._of(stream)
         if self.modes[stream] is WriteMode.OVERWRITE:
-            self._held_states[stream] = state  # rows land in staging; the state waits for the swap
-            await self._submit_rows(stream, None)
-        else:
-            await self._submit_rows(stream, state, checkpoint=True)
+            pending.held = state  # rows land in staging; the state waits for the swap
+            return
+        if pending.state is None:
+            pending.since = time.monotonic()
+        pending.state, pending.covers = state, pending.spool.mark()
+        if pending.spool.bytes >= self.flush_bytes // 4 or self._overdue(pending):
+            await self._flush(stream)
 
     async def status(self, stream: str, status: StreamStatus, reason: str | None = None) -> None:
         counts = self.counts.setdefault(stream, StreamCounts())
         counts.status, counts.reason = status, reason
         if status is StreamStatus.COMPLETE and stream not in self._finished:
             self._finished.add(stream)
-            await self._submit_rows(stream, None)
-            held = self._held_states.pop(stream, None)
+            await self._flush(stream)
+            held = self._of(stream).held
             await self._submit(_Job(stream, partial(self.destination.finish, stream, held)))
         elif status is StreamStatus.INCOMPLETE and stream not in self._finished:
             self._finished.add(stream)
-            self._buffers[stream] = _Buffer()  # not covered by a state: the next run reads them again
-            await self._submit(_Job(stream, partial(self._abandon, stream)))
+            await self._stop(stream)
 
     async def log(self, level: str, message: str) -> None:
         if self._on_log is not None:
@@ -124,29 +161,46 @@ class DestinationSink:
 
     # --- writing --------------------------------------------------------------------------------
     async def close(self) -> None:
-        """Wait for every queued write; drop staging tables of streams that never completed."""
+        """Commit what the streams' last states cover, wait for every queued write, drop staging
+        tables of streams that never completed."""
         for stream in self.modes:
             if stream not in self._finished:
                 self._finished.add(stream)
-                self._buffers[stream] = _Buffer()
                 with contextlib.suppress(BaseException):
-                    await self._submit(_Job(stream, partial(self._abandon, stream)))
+                    await self._stop(stream)
         if self._writer is not None:
             await self._queue.put(None)
             await self._writer
             self._writer = None
+        for pending in self._pending.values():
+            pending.spool.discard()
         if self._failure is not None:
             raise self._failure
 
-    async def _submit_rows(
-        self, stream: str, state: dict[str, Any] | None, *, checkpoint: bool = False
-    ) -> None:
-        buffer = self._buffers[stream]
-        if not buffer.records and state is None:
+    def _overdue(self, pending: _Pending) -> bool:
+        return pending.state is not None and time.monotonic() - pending.since >= self.max_delay
+
+    async def _flush(self, stream: str) -> None:
+        """Everything spooled, with the newest state (all of it arrived before that state's rows'
+        successors, so the state covers a prefix of the batch)."""
+        pending = self._of(stream)
+        spool, state = pending.spool.take(), pending.state
+        pending.state = None
+        await self._submit_batch(stream, spool, state)
+
+    async def _stop(self, stream: str) -> None:
+        """The stream will not complete: commit the rows its last state covers, drop the rest."""
+        pending = self._of(stream)
+        spool = pending.spool.take(upto=pending.covers if pending.state is not None else (0, 0))
+        state, pending.state = pending.state, None
+        await self._submit_batch(stream, spool, state)
+        await self._submit(_Job(stream, partial(self._abandon, stream)))
+
+    async def _submit_batch(self, stream: str, spool: SpoolFile | None, state: dict[str, Any] | None) -> None:
+        if spool is None and state is None:
             return
-        self._buffers[stream] = _Buffer()
-        batch = Batch(stream, buffer.records, buffer.extracted_at, state)
-        await self._submit(_Job(stream, partial(self.destination.write, batch), checkpoint))
+        batch = Batch(stream, [], [], state, spool)
+        await self._submit(_Job(stream, partial(self.destination.write, batch), state is not None))
 
     async def _submit(self, job: _Job) -> None:
         if self._failure is not None:
@@ -165,7 +219,8 @@ class DestinationSink:
             counts = self.counts[job.stream]
             if result is not None:
                 counts.inserted += result.inserted
-                counts.updated += result.updated
+                counts.changed += result.changed
+                counts.unchanged += result.unchanged
                 counts.rejected_values += result.rejected_values
             if job.checkpoint:
                 counts.checkpoints += 1

@@ -1,0 +1,141 @@
+"""What users type for a destination: the default one opens, bad URLs are refused in one line,
+every libpq form connects, write modes are never mixed, and the counts say what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+import pytest
+
+from klaviyo_simulator import SimulatorOptions, start_in_thread
+from klaviyo_source.destinations import open_destination
+from klaviyo_source.destinations.base import WriteMode, parse_destination
+from klaviyo_source.errors import ConfigError
+from klaviyo_source.sync.command import main, parse_args, run_sync
+
+KEY = "pk_destination_inputs_0123456789"
+SIZES = {"events": 300, "profiles": 40, "lists": 2, "templates": 2, "campaigns": 3, "flows": 2}
+
+
+def simulator() -> SimulatorOptions:
+    return SimulatorOptions(seed=11, scale="small", sizes=SIZES, keys={KEY: None}, now=int(time.time()) - 60)
+
+
+def write_config(folder: Path, base_url: str) -> Path:
+    path = folder / "config.json"
+    path.write_text(json.dumps({"api_key": KEY, "base_url": base_url, "backoff_base": 0.01}))
+    return path
+
+
+def test_the_default_destination_opens_and_counts_say_what_happened(tmp_path: Path) -> None:
+    with start_in_thread(simulator()) as sim:
+        write_config(tmp_path, sim.base_url)
+        done = subprocess.run(  # exactly the README's command, in a fresh folder
+            [
+                sys.executable,
+                "-m",
+                "klaviyo_source",
+                "sync",
+                "--config",
+                "config.json",
+                "--progress",
+                "plain",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr and KEY not in done.stdout + done.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "klaviyo.duckdb"]  # no .lock
+        with duckdb.connect(str(tmp_path / "klaviyo.duckdb"), read_only=True) as con:
+            ((events,),) = con.execute("SELECT count(*) FROM klaviyo.klaviyo.events").fetchall()
+        assert events == SIZES["events"]
+
+        sim.advance(profiles_updated=5, events=7)
+        time.sleep(1.1)
+        options = parse_args(
+            ["--config", str(tmp_path / "config.json"), "--streams", "events,profiles", "--full-refresh"],
+            environ={},
+        )
+        options.progress = "none"
+        options.destination = parse_destination(f"duckdb:///{tmp_path / 'klaviyo.duckdb'}")
+        report = asyncio.run(run_sync(options))
+        assert report.exit_code == 0, report.error
+        events_counts, profiles = report.counts["events"], report.counts["profiles"]
+        # A full re-read: the 7 new events are inserted, the others re-read identical.
+        assert (events_counts.inserted, events_counts.changed) == (7, 0)
+        assert events_counts.unchanged == SIZES["events"]
+        assert profiles.changed == 5 and profiles.inserted == 0
+        assert profiles.unchanged == profiles.received - 5
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (":memory:", "in-memory DuckDB would be thrown away"),
+        ("duckdb:///:memory:", "in-memory DuckDB would be thrown away"),
+        ("duckdb:///m.duckdb?foo=bar", "unknown option foo"),
+        ("m.duckdb?threads=zero", "threads 'zero'"),
+        ("postgresql:///db?bogus=1", "not a PostgreSQL connection string"),
+    ],
+)
+def test_bad_destinations_are_refused_in_one_line(
+    url: str,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KLAVIYO_API_KEY", KEY)
+    assert main(["sync", "--destination", url]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing created, no .lock
+
+
+def test_postgres_urls_psql_accepts(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = urlsplit(postgres_url).port
+    forms = [
+        f"postgresql:///postgres?host=127.0.0.1&port={port}&user=postgres&schema=forms",
+        f"host=127.0.0.1 port={port} user=postgres dbname=postgres schema=forms",
+    ]
+    for form in forms:
+        spec = parse_destination(form)
+        assert (
+            spec.schema == "forms"
+            and spec.display == f"postgresql://postgres@127.0.0.1:{port}/postgres (schema forms)"
+        )
+        open_destination(spec, "s").close()
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(port))
+    monkeypatch.setenv("PGUSER", "postgres")
+    spec = parse_destination("postgresql:///postgres")
+    assert spec.display == f"postgresql://postgres@127.0.0.1:{port}/postgres (schema klaviyo)"
+    open_destination(spec, "s").close()
+
+
+def test_a_table_keeps_its_write_mode(destination_url: str) -> None:
+    from dest_records import EVENT_SCHEMA, EVENTS
+
+    first = open_destination(destination_url, "s1")
+    first.prepare(EVENTS, WriteMode.APPEND, EVENT_SCHEMA)
+    first.close()
+    second = open_destination(destination_url, "s2")
+    try:
+        with pytest.raises(ConfigError, match=r"written with --write append.*--write overwrite"):
+            second.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)
+        second.prepare(EVENTS, WriteMode.OVERWRITE, EVENT_SCHEMA)  # rebuilding is always allowed
+        second.finish("events", None)
+        second.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)  # after a rebuild, either mode
+    finally:
+        second.close()

@@ -16,7 +16,7 @@ def test_plain_lines_every_few_seconds_and_summary() -> None:
         "lists": StreamStats(records=10, requests=2, throttled=1, retries=1, rate_limit_wait_seconds=2.0),
     }
     counts = {
-        "events": StreamCounts(received=1200, inserted=1000, updated=200, status=StreamStatus.RUNNING),
+        "events": StreamCounts(received=1200, inserted=1000, changed=200, status=StreamStatus.RUNNING),
         "lists": StreamCounts(received=10, inserted=10, status=StreamStatus.COMPLETE),
     }
     out = io.StringIO()

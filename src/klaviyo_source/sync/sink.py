@@ -11,8 +11,8 @@ are committed with it and the rest are dropped (the next run reads them again).
 
 Writes run in order on one background task (each in a worker thread), so reading goes on while
 the previous batch commits; a one-slot queue pushes back on the engine when the database is
-slower than the API. The sink takes pre-serialized `orjson.Fragment` records (the engine's
-events fast path): nothing here looks inside a record.
+slower than the API. The sink implements `RawRecordSink`: pre-serialized `orjson.Fragment` records
+(the engine's fast path) are spooled as they are; nothing here looks inside a record.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any
+
+import orjson
 
 from klaviyo_source.destinations.base import Batch, SqlDestination, WriteMode, WriteResult
 from klaviyo_source.destinations.spool import Spool, SpoolFile
@@ -78,8 +80,6 @@ class _Pending:
 class DestinationSink:
     """Use as `async with DestinationSink(dest, modes) as sink: await engine.read(..., sink)`."""
 
-    accepts_raw_records: ClassVar[bool] = True
-
     def __init__(
         self,
         destination: SqlDestination,
@@ -117,6 +117,13 @@ class DestinationSink:
 
     # --- Sink protocol --------------------------------------------------------------------------
     async def records(self, stream: str, records: Sequence[Record]) -> None:
+        await self._spool(stream, records)
+
+    async def raw_records(self, stream: str, records: Sequence[orjson.Fragment]) -> None:
+        """RawRecordSink: pre-serialized records go to the spool as they are."""
+        await self._spool(stream, records)
+
+    async def _spool(self, stream: str, records: Sequence[Record | orjson.Fragment]) -> None:
         if self._failure is not None:
             raise self._failure
         pending = self._of(stream)

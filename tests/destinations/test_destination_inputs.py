@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import duckdb
 import pytest
 
+from kit.dest_records import EVENT_SCHEMA, EVENTS
 from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_source.destinations import open_destination
 from klaviyo_source.destinations.base import WriteMode, parse_destination
@@ -125,8 +126,6 @@ def test_postgres_urls_psql_accepts(postgres_url: str, monkeypatch: pytest.Monke
 
 
 def test_a_table_keeps_its_write_mode(destination_url: str) -> None:
-    from dest_records import EVENT_SCHEMA, EVENTS
-
     first = open_destination(destination_url, "s1")
     first.prepare(EVENTS, WriteMode.APPEND, EVENT_SCHEMA)
     first.close()

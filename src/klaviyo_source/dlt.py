@@ -40,6 +40,7 @@ QUEUE_PAGES = 4  # pages in flight between the engine thread and dlt
 
 def column_hints(stream: str) -> dict[str, TColumnSchema]:
     """dlt column hints for a stream's top-level properties, from its JSON schema."""
+    keys = STREAMS_BY_NAME[stream].primary_key
     hints: dict[str, TColumnSchema] = {}
     for name, prop in load_schema(stream)["properties"].items():
         kinds = prop.get("type", [])
@@ -52,7 +53,7 @@ def column_hints(stream: str) -> dict[str, TColumnSchema]:
             data_type = "timestamp"
         else:
             data_type = {"integer": "bigint", "number": "double", "boolean": "bool"}.get(kind, "text")  # type: ignore[assignment]
-        hints[name] = {"name": name, "data_type": data_type, "nullable": name != "id"}
+        hints[name] = {"name": name, "data_type": data_type, "nullable": name not in keys}
     return hints
 
 

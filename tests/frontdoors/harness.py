@@ -15,7 +15,7 @@ from typing import Any
 from kit.truth import expected_ids
 from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_simulator.server import Simulator
-from klaviyo_source.streams.table import STREAMS
+from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -55,6 +55,16 @@ def config(sim: Simulator) -> dict[str, Any]:
 def write_json(path: Path, document: Any) -> Path:
     path.write_text(json.dumps(document))
     return path
+
+
+def record_id(stream: str, record: dict[str, Any]) -> str:
+    """A record's key as the truth spells it: its primary key's values joined by '/'."""
+    return "/".join(str(record[key]) for key in STREAMS_BY_NAME[stream].primary_key)
+
+
+def key_sql(stream: str) -> str:
+    """SQL for the same key (Postgres and DuckDB)."""
+    return " || '/' || ".join(f'"{key}"' for key in STREAMS_BY_NAME[stream].primary_key)
 
 
 def truth(sim: Simulator) -> dict[str, set[str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import dlt
 import pytest
 
-from frontdoors.harness import KEY, STREAM_NAMES, advance, config, simulator, truth
+from frontdoors.harness import KEY, STREAM_NAMES, advance, config, key_sql, simulator, truth
 from klaviyo_source.dlt import STATE_KEY, column_hints, klaviyo
 
 
@@ -30,7 +30,7 @@ def _table_ids(pipeline: dlt.Pipeline) -> dict[str, list[str]]:
     ids = {}
     with pipeline.sql_client() as client:
         for name in STREAM_NAMES:
-            ids[name] = [row[0] for row in client.execute_sql(f'select id from "{name}"')]
+            ids[name] = [row[0] for row in client.execute_sql(f'select {key_sql(name)} from "{name}"')]
     return ids
 
 

@@ -10,7 +10,17 @@ import re
 import subprocess
 from pathlib import Path
 
-from frontdoors.harness import KEY, MELTANO, ROOT, STREAM_NAMES, advance, clean_env, simulator, truth
+from frontdoors.harness import (
+    KEY,
+    MELTANO,
+    ROOT,
+    STREAM_NAMES,
+    advance,
+    clean_env,
+    record_id,
+    simulator,
+    truth,
+)
 from frontdoors.toolvenv import tool_venv
 
 
@@ -37,7 +47,7 @@ def ids_in(folder: Path, run_files: set[Path]) -> tuple[dict[str, set[str]], int
     for path in sorted(set(folder.glob("*.jsonl")) - run_files):
         stream = path.stem.rsplit("-", 1)[0]
         lines = path.read_text().splitlines()
-        ids[stream] |= {json.loads(line)["id"] for line in lines}
+        ids[stream] |= {record_id(stream, json.loads(line)) for line in lines}
         count += len(lines)
     return ids, count
 

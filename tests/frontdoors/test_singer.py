@@ -22,6 +22,8 @@ from frontdoors.harness import (
     advance,
     clean_env,
     config,
+    key_sql,
+    record_id,
     simulator,
     truth,
     write_json,
@@ -61,13 +63,15 @@ def test_discover_prints_a_singer_catalog_with_keys_and_cursors_automatic(tmp_pa
     assert [entry["tap_stream_id"] for entry in catalog["streams"]] == STREAM_NAMES
     for entry in catalog["streams"]:
         row = STREAMS_BY_NAME[entry["stream"]]
-        assert entry["key_properties"] == ["id"] and entry["replication_key"] == row.cursor_field
+        keys = list(row.primary_key)
+        assert entry["key_properties"] == keys and entry["replication_key"] == row.cursor_field
         metadata = {tuple(item["breadcrumb"]): item["metadata"] for item in entry["metadata"]}
-        assert metadata[()]["table-key-properties"] == ["id"]
+        assert metadata[()]["table-key-properties"] == keys
         assert metadata[()]["valid-replication-keys"] == [row.cursor_field]
-        assert metadata[("properties", "id")]["inclusion"] == "automatic"
+        assert all(metadata[("properties", key)]["inclusion"] == "automatic" for key in keys)
         assert metadata[("properties", row.cursor_field)]["inclusion"] == "automatic"
-        assert metadata[("properties", "attributes")]["inclusion"] == "available"
+        others = [crumb for crumb in metadata if crumb and crumb[1] not in {*keys, row.cursor_field}]
+        assert all(metadata[crumb]["inclusion"] == "available" for crumb in others)
         assert set(entry["schema"]["properties"]) == {crumb[1] for crumb in metadata if crumb}
 
 
@@ -158,7 +162,7 @@ def _last_state(target_stdout: str) -> dict[str, Any]:
 def _jsonl_ids(folder: Path) -> dict[str, list[str]]:
     ids: dict[str, list[str]] = {name: [] for name in STREAM_NAMES}
     for path in folder.glob("*.jsonl"):
-        ids[path.stem] += [json.loads(line)["id"] for line in path.read_text().splitlines()]
+        ids[path.stem] += [record_id(path.stem, json.loads(line)) for line in path.read_text().splitlines()]
     return ids
 
 
@@ -170,7 +174,7 @@ def _check_messages(path: Path) -> None:
     first_record = next(i for i, m in enumerate(messages) if m["type"] == "RECORD")
     assert all(m["type"] == "SCHEMA" for m in messages[: len(schemas)]) and first_record == len(schemas)
     for name, schema in schemas.items():
-        assert schema["key_properties"] == ["id"]
+        assert schema["key_properties"] == list(STREAMS_BY_NAME[name].primary_key)
         assert schema["bookmark_properties"] == [STREAMS_BY_NAME[name].cursor_field]
     records = [m for m in messages if m["type"] == "RECORD"]
     assert all(m["time_extracted"].endswith("Z") for m in records)
@@ -230,5 +234,8 @@ def test_tap_into_target_postgres_upserts_on_the_key(tmp_path: Path, pg_schema_u
         expected = truth(sim)
     with psycopg.connect(url) as connection:
         for name in STREAM_NAMES:
-            ids = [row[0] for row in connection.execute(f'select id from "{schema}"."{name}"'.encode())]
+            ids = [
+                row[0]
+                for row in connection.execute(f'select {key_sql(name)} from "{schema}"."{name}"'.encode())
+            ]
             assert sorted(ids) == sorted(expected[name]), name  # merged on id: no duplicates

@@ -167,4 +167,7 @@ def test_scope_probes_cover_every_scope_the_streams_need() -> None:
     probed = {scope for scopes in probes_for(names).values() for scope in scopes}
     needed = {scope for name in names for path in endpoint_paths(name) for scope in scopes_for(path)}
     assert needed == probed and needed <= all_scopes()
+    # a child listing counts: memberships read GET /api/lists/{id}/profiles (lists + profiles)
+    fanout = {name: {s for path in endpoint_paths(name) for s in scopes_for(path)} for name in names}
+    assert fanout["list_memberships"] == {"lists:read", "profiles:read"}
     assert all("{" not in path for path in probes_for(names))

@@ -355,9 +355,11 @@ STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}
 
 
 def endpoint_paths(stream: str) -> tuple[str, ...]:
-    """The spec path templates a stream requests: its listing, then its detail fetch if any."""
+    """The spec path templates a stream requests: its listing, then its detail or child listing."""
     row = STREAMS_BY_NAME[stream]
     paths = [LISTINGS[row.listing].path]
     if row.detail is not None:
         paths.append(row.detail.path)
+    if row.fanout is not None:
+        paths.append(row.fanout.path)
     return tuple(paths)

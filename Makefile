@@ -31,4 +31,4 @@ simulate: $(STAMP)
 	$(BIN)/klaviyo-source simulate --port 8700 --seed 42 --scale medium
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache

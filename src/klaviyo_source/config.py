@@ -1,21 +1,40 @@
-"""Connector configuration: one table of fields, from which both validation and the SPEC come.
+"""Connector configuration: one table of settings, from which both the SPEC and validation come.
 
-Accepted keys are a superset of Airbyte's `source-klaviyo` spec; unknown keys are ignored.
-`start_date` accepts `YYYY-MM-DDTHH:MM:SSZ` (Airbyte's pattern), any ISO-8601 datetime with an
-offset, and plain `YYYY-MM-DD` (what Airbyte's setup guide tells users to type).
+Every face (`read`, `check`, `discover`, `sync`) loads its config with `load_config`, so they
+accept the same keys with the same rules:
+
+* Keys are a superset of Airbyte's `source-klaviyo` spec. An unknown key is ignored with a
+  warning that names the nearest known key (`bse_url` -> "did you mean base_url?").
+* The API key: the config's `api_key` wins; `KLAVIYO_API_KEY` is used when the config has none
+  (absent, null or empty). When both are set and differ, a warning says the config's key is used.
+* `start_date`: `YYYY-MM-DD`, or a date and time with an optional UTC offset (none means UTC);
+  a date in the future is refused (it would read nothing and save "now" as the cursor).
+* In Airbyte cloud mode (`DEPLOYMENT_MODE=cloud`, any case, as Airbyte's CDK reads it) a
+  user-set `base_url` must be https and must not resolve to a loopback, private, link-local or
+  reserved address (no requests into the platform's own network).
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import os
 import re
+import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import SplitResult, urlsplit
+
+import orjson
 
 from klaviyo_source.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
+API_KEY_ENV = "KLAVIYO_API_KEY"
+DEPLOYMENT_MODE_ENV = "DEPLOYMENT_MODE"
 
 
 @dataclass(frozen=True)
@@ -37,97 +56,166 @@ class Config:
         return f"Config(api_key='***', {fields})"
 
 
-# name -> (JSON Schema of the property, python type check, human expectation)
-SPEC_PROPERTIES: dict[str, dict[str, Any]] = {
-    "api_key": {
-        "type": "string",
-        "title": "Api Key",
-        "description": "Klaviyo private API key (starts with pk_). See "
+Kind = Literal["string", "integer", "number", "boolean"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting:
+    """One config key: its JSON Schema in the SPEC and the rules validation applies."""
+
+    name: str
+    kind: Kind
+    title: str
+    description: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    pattern: str | None = None
+    format: str | None = None
+    examples: tuple[Any, ...] = ()
+    secret: bool = False
+
+    def json_schema(self, order: int) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": self.kind, "title": self.title, "description": self.description}
+        if self.secret:
+            schema["airbyte_secret"] = True
+        if self.format is not None:
+            schema["format"] = self.format
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
+        if self.minimum is not None:
+            schema["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        if self.default is not None:
+            schema["default"] = self.default
+        if self.examples:
+            schema["examples"] = list(self.examples)
+        schema["order"] = order
+        return schema
+
+    def expectation(self) -> str:
+        """What a valid value is, in words, for error messages."""
+        if self.kind == "boolean":
+            return "true or false"
+        if self.kind == "string":
+            return "a non-empty string"
+        text = "an integer" if self.kind == "integer" else "a number"
+        if self.minimum is not None:
+            text += f" > {self.minimum:g}" if self.exclusive_minimum else f" >= {self.minimum:g}"
+        if self.maximum is not None:
+            text += f" and <= {self.maximum:g}"
+        return text
+
+
+START_DATE_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+)
+START_DATE_EXAMPLE = "a past date such as 2024-01-31 or 2024-01-31T00:00:00Z"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        name="api_key",
+        kind="string",
+        title="Api Key",
+        description="Klaviyo private API key (starts with pk_). See "
         "https://help.klaviyo.com/hc/en-us/articles/7423954176283 .",
-        "airbyte_secret": True,
-        "order": 0,
-    },
-    "start_date": {
-        "type": "string",
-        "title": "Start Date",
-        "description": "UTC date and time in the format 2017-01-25T00:00:00Z (or 2017-01-25). "
-        "Any data before this date will not be replicated. If not provided, all data will be "
-        "replicated.",
-        "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-        r"(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2}))?$",
-        "examples": ["2017-01-25T00:00:00Z", "2017-01-25"],
-        "order": 1,
-    },
-    "disable_fetching_predictive_analytics": {
-        "type": "boolean",
-        "title": "Disable Fetching Predictive Analytics",
-        "description": "Do not request predictive_analytics on profiles (it lowers Klaviyo's rate "
+        secret=True,
+    ),
+    Setting(
+        name="start_date",
+        kind="string",
+        title="Start Date",
+        description="UTC date and time in the format 2017-01-25T00:00:00Z (or 2017-01-25). A time "
+        "without an offset is taken as UTC. Any data before this date will not be replicated. If "
+        "not provided, all data will be replicated. Must not be in the future.",
+        format="date-time",
+        pattern=START_DATE_PATTERN,
+        examples=("2017-01-25T00:00:00Z", "2017-01-25"),
+    ),
+    Setting(
+        name="disable_fetching_predictive_analytics",
+        kind="boolean",
+        title="Disable Fetching Predictive Analytics",
+        description="Do not request predictive_analytics on profiles (it lowers Klaviyo's rate "
         "limit for profiles and can cause 503s under load); the field is then absent.",
-        "default": False,
-        "order": 2,
-    },
-    "num_workers": {
-        "type": "integer",
-        "title": "Number of concurrent workers",
-        "description": "Maximum number of requests in flight at once, across all streams.",
-        "minimum": 1,
-        "maximum": 100,
-        "default": 30,
-        "examples": [1, 10, 30],
-        "order": 3,
-    },
-    "lookback_window": {
-        "type": "integer",
-        "title": "Lookback Window (Days)",
-        "description": "Days re-read before the saved cursor on incremental events and "
+        default=False,
+    ),
+    Setting(
+        name="num_workers",
+        kind="integer",
+        title="Number of concurrent workers",
+        description="Maximum number of requests in flight at once, across all streams.",
+        minimum=1,
+        maximum=100,
+        default=30,
+        examples=(1, 10, 30),
+    ),
+    Setting(
+        name="lookback_window",
+        kind="integer",
+        title="Lookback Window (Days)",
+        description="Days re-read before the saved cursor on incremental events and "
         "events_detailed syncs, to catch late-arriving events.",
-        "minimum": 0,
-        "default": 0,
-        "examples": [0, 7],
-        "order": 4,
-    },
-    "base_url": {
-        "type": "string",
-        "title": "API base URL",
-        "description": "Klaviyo API base URL; change only to point at a simulator or proxy.",
-        "default": DEFAULT_BASE_URL,
-        "pattern": "^https?://",
-        "order": 5,
-    },
-    "request_timeout": {
-        "type": "number",
-        "title": "Request timeout (seconds)",
-        "description": "Per-request timeout; a request that takes longer is retried.",
-        "exclusiveMinimum": 0,
-        "default": 60,
-        "order": 6,
-    },
-    "max_rate_limit_wait": {
-        "type": "number",
-        "title": "Maximum rate-limit wait (seconds)",
-        "description": "Longest total time one request may wait on 429 Retry-After before its "
+        minimum=0,
+        maximum=3650,
+        default=0,
+        examples=(0, 7),
+    ),
+    Setting(
+        name="base_url",
+        kind="string",
+        title="API base URL",
+        description="Klaviyo API base URL; change only to point at a simulator or proxy. In "
+        "Airbyte cloud mode it must be https and on a public address.",
+        default=DEFAULT_BASE_URL,
+        pattern="^https?://",
+    ),
+    Setting(
+        name="request_timeout",
+        kind="number",
+        title="Request timeout (seconds)",
+        description="Per-request timeout; a request that takes longer is retried.",
+        minimum=0,
+        exclusive_minimum=True,
+        maximum=3600,
+        default=60,
+    ),
+    Setting(
+        name="max_rate_limit_wait",
+        kind="number",
+        title="Maximum rate-limit wait (seconds)",
+        description="Longest total time one request may wait on 429 Retry-After before its "
         "stream fails with a transient error.",
-        "minimum": 0,
-        "default": 600,
-        "order": 7,
-    },
-    "max_retries": {
-        "type": "integer",
-        "title": "Maximum retries on server errors",
-        "description": "Retries per request on 5xx, timeouts and connection errors.",
-        "minimum": 0,
-        "maximum": 20,
-        "default": 6,
-        "order": 8,
-    },
-    "backoff_base": {
-        "type": "number",
-        "title": "Backoff base (seconds)",
-        "description": "First exponential-backoff delay on server errors (doubles each retry, with jitter).",
-        "minimum": 0,
-        "default": 1,
-        "order": 9,
-    },
+        minimum=0,
+        maximum=86400,
+        default=600,
+    ),
+    Setting(
+        name="max_retries",
+        kind="integer",
+        title="Maximum retries on server errors",
+        description="Retries per request on 5xx, timeouts and connection errors.",
+        minimum=0,
+        maximum=20,
+        default=6,
+    ),
+    Setting(
+        name="backoff_base",
+        kind="number",
+        title="Backoff base (seconds)",
+        description="First exponential-backoff delay on server errors (doubles each retry, with jitter).",
+        minimum=0,
+        maximum=300,
+        default=1,
+    ),
+)
+SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+SPEC_PROPERTIES: dict[str, dict[str, Any]] = {
+    setting.name: setting.json_schema(order) for order, setting in enumerate(SETTINGS)
 }
 
 CONNECTION_SPECIFICATION: dict[str, Any] = {
@@ -139,99 +227,207 @@ CONNECTION_SPECIFICATION: dict[str, Any] = {
     "properties": SPEC_PROPERTIES,
 }
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# --- single values -----------------------------------------------------------------------------
+
+
+def _invalid(key: str, expectation: str) -> ConfigError:
+    return ConfigError(f"Invalid config: '{key}' must be {expectation}.")
+
+
+def _checked(setting: Setting, value: Any) -> Any:
+    """The value if it has the setting's type and bounds; ConfigError naming the key otherwise."""
+    wrong = _invalid(setting.name, setting.expectation())
+    if setting.kind == "boolean":
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if setting.kind == "string":
+        if not isinstance(value, str) or not value.strip():
+            raise wrong
+        return value.strip()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise wrong
+    if value != value or value in (float("inf"), float("-inf")):  # NaN, infinity
+        raise wrong
+    if setting.kind == "integer":
+        if isinstance(value, float) and not value.is_integer():
+            raise wrong
+        value = int(value)
+    low, high = setting.minimum, setting.maximum
+    if low is not None and (value <= low if setting.exclusive_minimum else value < low):
+        raise wrong
+    if high is not None and value > high:
+        raise wrong
+    return value
 
 
 def parse_start_date(value: str) -> datetime:
-    """Parse a start_date; naive datetimes are taken as UTC."""
+    """A start_date (the SPEC's pattern) as an aware datetime; no offset means UTC. ValueError."""
     text = value.strip()
-    if _DATE_ONLY.match(text):
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
-    if not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text):
+    if not re.match(START_DATE_PATTERN, text):
         raise ValueError(text)
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _expect(key: str, expectation: str) -> ConfigError:
-    return ConfigError(f"Invalid config: '{key}' must be {expectation}.")
+def _start_date(value: str, now: datetime) -> datetime:
+    try:
+        start = parse_start_date(value)
+    except ValueError:
+        raise _invalid("start_date", START_DATE_EXAMPLE) from None
+    if start > now:
+        raise ConfigError(
+            f"Invalid config: 'start_date' {value.strip()} is in the future (now is "
+            f"{now:%Y-%m-%dT%H:%M:%SZ}); a sync would read nothing. Use a past date such as "
+            "2024-01-31."
+        )
+    return start
 
 
-def _number(
-    raw: dict[str, Any],
-    key: str,
+def _blocked_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def _cloud_safe(url: str, parts: SplitResult) -> None:
+    """Airbyte cloud: https only, and never an address inside a private network (SSRF)."""
+    if parts.scheme != "https":
+        raise ConfigError(
+            f"Invalid config: 'base_url' {url} is not https; in Airbyte cloud mode "
+            "(DEPLOYMENT_MODE=cloud) only https URLs are allowed."
+        )
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise ConfigError(
+            f"Invalid config: 'base_url' host '{host}' cannot be resolved; in Airbyte cloud mode "
+            "it must be a public host name."
+        ) from None
+    blocked = sorted({str(info[4][0]) for info in infos if _blocked_address(str(info[4][0]))})
+    if blocked:
+        raise ConfigError(
+            f"Invalid config: 'base_url' host '{host}' resolves to a non-public address "
+            f"({', '.join(blocked)}); in Airbyte cloud mode (DEPLOYMENT_MODE=cloud) the API must "
+            "be on a public address."
+        )
+
+
+def _base_url(value: str, *, cloud: bool) -> str:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise _invalid("base_url", "an http(s) URL such as https://a.klaviyo.com") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _invalid("base_url", "an http(s) URL such as https://a.klaviyo.com")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        # Credentials in the URL would be sent instead of (or beside) the API key header.
+        raise _invalid("base_url", "a plain http(s) URL without credentials, query or fragment")
+    url = value.rstrip("/")
+    if cloud and url != DEFAULT_BASE_URL:
+        _cloud_safe(url, parts)
+    return url
+
+
+# --- whole documents ---------------------------------------------------------------------------
+
+
+def is_cloud(environ: Mapping[str, str]) -> bool:
+    """Airbyte's cloud deployment, read as the CDK reads it."""
+    return environ.get(DEPLOYMENT_MODE_ENV, "").strip().lower() == "cloud"
+
+
+def parse_config(
+    raw: Any,
     *,
-    integer: bool,
-    minimum: float,
-    maximum: float | None,
-    exclusive_min: bool = False,
-) -> float | int | None:
-    if key not in raw or raw[key] is None:
-        return None
-    value = raw[key]
-    kind = "an integer" if integer else "a number"
-    bounds = f" >= {minimum:g}" if not exclusive_min else f" > {minimum:g}"
-    if maximum is not None:
-        bounds += f" and <= {maximum:g}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _expect(key, kind + bounds)
-    if integer and isinstance(value, float):
-        if not value.is_integer():
-            raise _expect(key, kind + bounds)
-        value = int(value)
-    if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
-        raise _expect(key, kind + bounds)
-    too_small = value <= minimum if exclusive_min else value < minimum
-    if too_small or (maximum is not None and value > maximum):
-        raise _expect(key, kind + bounds)
-    number: float | int = value
-    return number
-
-
-def parse_config(raw: Any, *, api_key_override: str | None = None) -> Config:
+    api_key_override: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> Config:
     """Validate a config document; raise ConfigError naming the offending key."""
+    env = os.environ if environ is None else environ
     if not isinstance(raw, dict):
         raise ConfigError("Invalid config: expected a JSON object.")
     api_key = api_key_override if api_key_override is not None else raw.get("api_key")
     if not isinstance(api_key, str) or not api_key.strip():
-        raise _expect("api_key", "a non-empty string (your Klaviyo private API key)")
+        raise _invalid("api_key", "a non-empty string (your Klaviyo private API key)")
     values: dict[str, Any] = {"api_key": api_key.strip()}
-
-    start = raw.get("start_date")
-    if start not in (None, ""):
-        if not isinstance(start, str):
-            raise _expect("start_date", "a date such as 2024-01-31 or 2024-01-31T00:00:00Z")
-        try:
-            values["start_date"] = parse_start_date(start)
-        except ValueError:
-            raise _expect("start_date", "a date such as 2024-01-31 or 2024-01-31T00:00:00Z") from None
-
-    flag = raw.get("disable_fetching_predictive_analytics")
-    if flag is not None:
-        if not isinstance(flag, bool):
-            raise _expect("disable_fetching_predictive_analytics", "true or false")
-        values["disable_fetching_predictive_analytics"] = flag
-
-    base_url = raw.get("base_url")
-    if base_url is not None:
-        parts = urlsplit(base_url) if isinstance(base_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise _expect("base_url", "an http(s) URL such as https://a.klaviyo.com")
-        if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-            # Credentials in the URL would be sent instead of (or beside) the API key header.
-            raise _expect("base_url", "a plain http(s) URL without credentials, query or fragment")
-        values["base_url"] = base_url.rstrip("/")
-
-    numeric = {
-        "num_workers": dict(integer=True, minimum=1, maximum=100),
-        "lookback_window": dict(integer=True, minimum=0, maximum=3650),
-        "request_timeout": dict(integer=False, minimum=0, maximum=3600, exclusive_min=True),
-        "max_rate_limit_wait": dict(integer=False, minimum=0, maximum=86400),
-        "max_retries": dict(integer=True, minimum=0, maximum=20),
-        "backoff_base": dict(integer=False, minimum=0, maximum=300),
-    }
-    for key, rules in numeric.items():
-        value = _number(raw, key, **rules)  # type: ignore[arg-type]
-        if value is not None:
-            values[key] = value
+    for setting in SETTINGS[1:]:
+        value = raw.get(setting.name)
+        if value is None or (setting.name == "start_date" and value == ""):
+            continue
+        if setting.name == "start_date":
+            if not isinstance(value, str):
+                raise _invalid("start_date", START_DATE_EXAMPLE)
+            values["start_date"] = _start_date(value, now or datetime.now(UTC))
+            continue
+        checked = _checked(setting, value)
+        if setting.name == "base_url":
+            checked = _base_url(checked, cloud=is_cloud(env))
+        values[setting.name] = checked
     return Config(**values)
+
+
+def unknown_key_warnings(raw: Any) -> list[str]:
+    """One warning per key that is not a setting, naming the nearest known key."""
+    if not isinstance(raw, dict):
+        return []
+    warnings = []
+    for key in raw:
+        if key in SETTINGS_BY_NAME:
+            continue
+        nearest = difflib.get_close_matches(str(key), list(SETTINGS_BY_NAME), n=1, cutoff=0.6)
+        hint = f"; did you mean {nearest[0]}?" if nearest else f" (known keys: {', '.join(SETTINGS_BY_NAME)})"
+        warnings.append(f"Config key '{key}' is not a known key and is ignored{hint}")
+    return warnings
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def load_config(raw: Any, *, environ: Mapping[str, str] | None = None) -> tuple[Config, list[str]]:
+    """The one loader of every face: (Config, warnings for the user); ConfigError if invalid."""
+    env = os.environ if environ is None else environ
+    warnings = unknown_key_warnings(raw)
+    file_key = _text(raw.get("api_key")) if isinstance(raw, dict) else ""
+    env_key = _text(env.get(API_KEY_ENV))
+    if file_key and env_key and file_key != env_key:
+        warnings.append(f"{API_KEY_ENV} is set but the config's api_key is used (the config wins).")
+    override = env_key if env_key and not file_key else None
+    return parse_config(raw, api_key_override=override, environ=env), warnings
+
+
+def read_config_file(path: str) -> Any:
+    """The JSON document in a --config file; ConfigError naming the file otherwise."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"Cannot read the --config file '{path}': {error.strerror or error}.") from None
+    if not text.strip():
+        raise ConfigError(f"The --config file '{path}' is empty; expected a JSON object.")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise ConfigError(f"The --config file '{path}' is not valid JSON ({error}).") from None
+
+
+def secrets_of(raw: Any, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Every string that must never be printed: the key from the config and from the env."""
+    env = os.environ if environ is None else environ
+    found = [_text(env.get(API_KEY_ENV))]
+    if isinstance(raw, dict):
+        found.append(_text(raw.get("api_key")))
+    return tuple(sorted({secret for secret in found if secret}, key=len, reverse=True))

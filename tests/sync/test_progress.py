@@ -30,8 +30,9 @@ def test_plain_lines_every_few_seconds_and_summary() -> None:
     asyncio.run(watch())
     lines = [line for line in out.getvalue().splitlines() if line]
     assert len(lines) >= 3
-    assert "1,210 records, 1/2 streams done; running: events 1,200" in lines[-1]
-    assert "1/4 parts" in lines[-1]
+    assert all(len(line) < 100 for line in lines)
+    assert any("1,210 records, 1/2 streams done" in line for line in lines)
+    assert "events: running; 1,200 rec" in lines[-1] and "1/4 parts" in lines[-1]
 
     table = io.StringIO()
     print_summary(summary_rows(stats, counts), 12.5, stream=table, title="sync x")

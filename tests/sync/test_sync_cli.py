@@ -80,7 +80,7 @@ def test_invalid_config_exits_2_without_the_key(tmp_path: Path, capsys: pytest.C
     assert main(["sync", "--config", config_file(tmp_path, num_workers=0)]) == 2
     assert main(["sync", "--config", str(tmp_path / "missing.json")]) == 2
     captured = capsys.readouterr()
-    assert "num_workers" in captured.err and "config file not found" in captured.err
+    assert "num_workers" in captured.err and "Cannot read the --config file" in captured.err
     assert SECRET not in captured.err + captured.out
 
 

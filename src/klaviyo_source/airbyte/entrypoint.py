@@ -4,13 +4,16 @@
     check    --config FILE
     discover --config FILE
     read     --config FILE --catalog FILE [--state FILE]
+    <verb> --help, --help, --version
 
 stdout carries only protocol messages, one JSON object per line (anything else that Python or a
 library prints goes to stderr). Exit codes: 0 on success; 1 when a stream failed or the config,
 catalog or state is unusable (reported as one TRACE ERROR with failure_type config_error).
 `check` reports its verdict as CONNECTION_STATUS and exits 0 whenever it could deliver one
 (as Airbyte's CDK does); only an unreadable config file makes it exit 1.
-The API key may come from the KLAVIYO_API_KEY environment variable when the config has none.
+The config is loaded by `klaviyo_source.config.load_config` (the one loader of every face): the
+API key comes from KLAVIYO_API_KEY only when the config has none. Ctrl-C or SIGTERM during read
+prints one line on stderr and exits 130 / 143.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import dataclasses
 import os
 import sys
 import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -30,8 +35,8 @@ from klaviyo_source.airbyte import messages
 from klaviyo_source.airbyte.catalog import discovered_streams, parse_configured_catalog
 from klaviyo_source.airbyte.sink import AirbyteSink, StreamFailure, describe, failure_type_of
 from klaviyo_source.airbyte.state_input import parse_state
-from klaviyo_source.config import Config, parse_config
-from klaviyo_source.engine.contract import StreamStatus
+from klaviyo_source.config import Config, load_config, read_config_file, secrets_of
+from klaviyo_source.engine.contract import Record, StreamStatus
 from klaviyo_source.errors import (
     AccessError,
     ConfigError,
@@ -40,36 +45,78 @@ from klaviyo_source.errors import (
     TransientError,
     UnreachableError,
 )
+from klaviyo_source.interrupt import Interrupted, run_interruptible
 from klaviyo_source.streams.table import STREAMS
 
-API_KEY_ENV = "KLAVIYO_API_KEY"
 CHECK_RETRIES = 1
 CHECK_TIMEOUT = 20.0
 CHECK_MAX_RATE_LIMIT_WAIT = 30.0
 
-# verb -> the file options it takes (name, required)
-VERB_FILES: dict[str, tuple[tuple[str, bool], ...]] = {
-    "spec": (),
-    "check": (("config", True),),
-    "discover": (("config", True),),
-    "read": (("config", True), ("catalog", True), ("state", False)),
+
+@dataclass(frozen=True)
+class Verb:
+    """One protocol verb: what it does and the file options it takes (name, required, help)."""
+
+    summary: str
+    files: tuple[tuple[str, bool, str], ...] = ()
+
+
+CONFIG_OPTION = ("config", True, "the connector config (JSON); see `source-klaviyo spec`")
+VERBS: dict[str, Verb] = {
+    "spec": Verb("Print the connector's SPEC (the config keys it accepts)."),
+    "check": Verb(
+        "Check that the config is valid and the API key can read Klaviyo: one CONNECTION_STATUS.",
+        (CONFIG_OPTION,),
+    ),
+    "discover": Verb("Print the CATALOG of the 11 streams.", (CONFIG_OPTION,)),
+    "read": Verb(
+        "Read the streams of a configured catalog: RECORD, STATE, TRACE and LOG messages on stdout.",
+        (
+            CONFIG_OPTION,
+            ("catalog", True, "the configured catalog (JSON): streams and sync modes"),
+            ("state", False, "saved state (JSON) to resume from; omit for a first sync"),
+        ),
+    ),
 }
+VERB_FILES: dict[str, tuple[tuple[str, bool], ...]] = {
+    name: tuple((option, required) for option, required, _ in verb.files) for name, verb in VERBS.items()
+}
+HELP_FLAGS = ("-h", "--help")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse that reports problems as ConfigError instead of printing usage and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"Invalid command line for '{self.prog}': {message}.")
+        raise ConfigError(f"Invalid command line for '{self.prog}': {message}. See '{self.prog} --help'.")
+
+
+def verb_parser(verb: str) -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog=f"source-klaviyo {verb}",
+        description=VERBS[verb].summary,
+        add_help=False,
+        epilog="stdout carries only Airbyte protocol messages (one JSON object per line). Exit "
+        "codes: 0 success, 1 a stream failed or the input is unusable, 130/143 interrupted "
+        "(Ctrl-C / SIGTERM).",
+    )
+    for name, required, text in VERBS[verb].files:
+        parser.add_argument(f"--{name}", required=required, metavar="FILE", help=text)
+    parser.add_argument("--debug", action="store_true", help="accepted like the Airbyte CDK; no effect")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    return parser
 
 
 def parse_args(verb: str, args: list[str]) -> dict[str, str | None]:
-    parser = _ArgumentParser(prog=f"source-klaviyo {verb}", add_help=False)
-    for name, required in VERB_FILES[verb]:
-        parser.add_argument(f"--{name}", required=required, metavar="FILE")
-    parser.add_argument("--debug", action="store_true")  # accepted like the Airbyte CDK; no effect
-    namespace = parser.parse_args(args)
+    namespace = verb_parser(verb).parse_args(args)
     return {name: getattr(namespace, name) for name, _ in VERB_FILES[verb]}
+
+
+def usage() -> str:
+    lines = ["usage: source-klaviyo <verb> [options]   (Airbyte protocol)", "", "verbs:"]
+    lines += [f"  {name:<9} {verb.summary}" for name, verb in VERBS.items()]
+    lines += ["", "Run 'source-klaviyo <verb> --help' for a verb's options; --version prints the version."]
+    return "\n".join(lines)
 
 
 def read_json_file(path: str, option: str) -> Any:
@@ -86,21 +133,6 @@ def read_json_file(path: str, option: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError as error:
         raise ConfigError(f"The --{option} file '{path}' is not valid JSON ({error}).") from None
-
-
-def secrets_of(raw_config: Any) -> tuple[str, ...]:
-    """Every string that must never be printed: the key from the config and from the env."""
-    found = [os.environ.get(API_KEY_ENV, "")]
-    if isinstance(raw_config, dict) and isinstance(raw_config.get("api_key"), str):
-        found.append(raw_config["api_key"])
-    return tuple(sorted({secret.strip() for secret in found if secret.strip()}, key=len, reverse=True))
-
-
-def load_config(raw: Any) -> Config:
-    """parse_config, taking the key from KLAVIYO_API_KEY when the config has none."""
-    has_key = isinstance(raw, dict) and isinstance(raw.get("api_key"), str) and raw["api_key"].strip()
-    env_key = os.environ.get(API_KEY_ENV, "").strip()
-    return parse_config(raw, api_key_override=env_key if not has_key and env_key else None)
 
 
 # --- check -------------------------------------------------------------------------------------
@@ -169,6 +201,32 @@ def check_message(config: Config) -> dict[str, Any]:
 # --- read --------------------------------------------------------------------------------------
 
 
+@dataclass
+class ReadSink(AirbyteSink):
+    """AirbyteSink that also counts, per stream, the records covered by an emitted STATE."""
+
+    committed: dict[str, int] = field(default_factory=dict)
+    _pending: dict[str, int] = field(default_factory=dict)
+
+    async def records(self, stream: str, records: Sequence[Record]) -> None:
+        await super().records(stream, records)
+        self._pending[stream] = self._pending.get(stream, 0) + len(records)
+
+    async def state(self, stream: str, state: dict[str, Any]) -> None:
+        await super().state(stream, state)
+        self.committed[stream] = self.committed.get(stream, 0) + self._pending.pop(stream, 0)
+
+
+def interrupted_line(signal_name: str, sink: ReadSink) -> str:
+    """The one stderr line after Ctrl-C or SIGTERM during read."""
+    kept = ", ".join(f"{stream} {count:,}" for stream, count in sink.committed.items())
+    covered = f"records covered by an emitted STATE: {kept}" if kept else "no STATE was emitted yet"
+    return (
+        f"source-klaviyo: interrupted by {signal_name}; stopped ({covered}). A read with the last "
+        "emitted state resumes from there."
+    )
+
+
 def run_read(config: Config, files: dict[str, str | None], sink: AirbyteSink) -> int:
     selections, warnings = parse_configured_catalog(read_json_file(str(files["catalog"]), "catalog"))
     states: dict[str, Any] = {}
@@ -182,7 +240,7 @@ def run_read(config: Config, files: dict[str, str | None], sink: AirbyteSink) ->
 
     from klaviyo_source.engine import read  # the engine pulls in aiohttp; only read needs it
 
-    outcomes = asyncio.run(read(config, selections, states, sink).outcomes())
+    outcomes = asyncio.run(run_interruptible(read(config, selections, states, sink).outcomes()))
     reported = {failure.stream for failure in sink.failures}
     missing: list[StreamFailure] = []
     for outcome in outcomes:
@@ -203,26 +261,34 @@ def run_read(config: Config, files: dict[str, str | None], sink: AirbyteSink) ->
 # --- main --------------------------------------------------------------------------------------
 
 
-def run_verb(verb: str, args: list[str], sink: AirbyteSink) -> int:
+def run_verb(verb: str, args: list[str], sink: ReadSink) -> int:
     """Run one verb; every failure becomes a protocol message and an exit code."""
     try:
-        if verb not in VERB_FILES:
-            raise ConfigError(f"Unknown command '{verb}'; expected one of: {', '.join(VERB_FILES)}.")
+        if verb not in VERBS:
+            raise ConfigError(
+                f"Unknown command '{verb}'; expected one of: {', '.join(VERBS)} (or --help, --version)."
+            )
+        if any(arg in HELP_FLAGS for arg in args):
+            sink.out.write(verb_parser(verb).format_help().encode())
+            return 0
         files = parse_args(verb, args)
         if verb == "spec":
             sink.emit(messages.spec_message())
             return 0
-        raw_config = read_json_file(str(files["config"]), "config")
+        raw_config = read_config_file(str(files["config"]))
         sink.secrets = secrets_of(raw_config)
+        try:
+            config, warnings = load_config(raw_config)
+        except ConfigError as error:
+            if verb != "check":
+                raise
+            sink.emit(messages.connection_status(False, error.message))
+            return 0
+        for warning in warnings:
+            sink.emit(messages.log_message("WARN", warning))
         if verb == "check":
-            try:
-                config = load_config(raw_config)
-            except ConfigError as error:
-                sink.emit(messages.connection_status(False, error.message))
-                return 0
             sink.emit(check_message(config))
             return 0
-        config = load_config(raw_config)
         if verb == "discover":
             sink.emit(messages.catalog_message(discovered_streams()))
             return 0
@@ -230,7 +296,7 @@ def run_verb(verb: str, args: list[str], sink: AirbyteSink) -> int:
     except ConfigError as error:
         sink.fail(error)
         return 1
-    except BrokenPipeError:
+    except (BrokenPipeError, Interrupted, KeyboardInterrupt):
         raise
     except Exception as error:  # a bug: report it as a protocol message, never a bare traceback
         message, internal = describe(error)
@@ -251,13 +317,24 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
     """argv[0] is the verb (spec, check, discover or read); messages go to `out` (stdout)."""
     real_stdout = out is None
     stream = sys.stdout.buffer if out is None else out
+    if not argv or argv[0] in HELP_FLAGS:
+        stream.write((usage() + "\n").encode())
+        stream.flush()
+        return 0
     saved_stdout, sys.stdout = sys.stdout, sys.stderr  # stray prints must not corrupt the protocol
+    sink = ReadSink(out=stream, secrets=secrets_of(None))
     try:
-        return run_verb(argv[0], argv[1:], AirbyteSink(out=stream, secrets=secrets_of(None)))
+        return run_verb(argv[0], argv[1:], sink)
     except BrokenPipeError:  # the reader went away: nothing more can be said on stdout
         print("source-klaviyo: stdout was closed by the reader; stopping.", file=sys.stderr)
         if real_stdout:  # keep the interpreter's final flush from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), saved_stdout.fileno())
         return 1
+    except Interrupted as interrupted:
+        print(interrupted_line(interrupted.name, sink), file=sys.stderr)
+        return interrupted.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside the engine's run (e.g. during check)
+        print(interrupted_line("SIGINT", sink), file=sys.stderr)
+        return 130
     finally:
         sys.stdout = saved_stdout

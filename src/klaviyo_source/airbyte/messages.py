@@ -46,7 +46,6 @@ def spec_message() -> Message:
             "supportsIncremental": True,
             "supportsNormalization": False,
             "supportsDBT": False,
-            "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
             "protocol_version": PROTOCOL_VERSION,
         },
     }

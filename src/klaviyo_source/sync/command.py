@@ -2,10 +2,13 @@
 
     klaviyo-source sync --config config.json [--streams a,b] [--destination duckdb:///klaviyo.duckdb |
                         postgresql://...] [--full-refresh] [--write append|dedup|overwrite]
+                        [--report table|json] [--report-file run.json] [--log-level LEVEL]
 
 State lives in the destination and is committed with the rows it covers, so a sync killed at any
-moment resumes where it stopped. `run_sync()` is the programmatic entry (the demo uses it).
-Exit codes: 0 every stream completed; 1 a stream or the destination failed; 2 invalid arguments.
+moment resumes where it stopped; Ctrl-C and SIGTERM say what was kept. A stream whose saved state
+is unreadable fails alone (the engine's message names `klaviyo-source state reset`).
+`run_sync()` is the programmatic entry (the demo uses it). Exit codes: 0 every stream completed;
+1 a stream or the destination failed; 2 invalid arguments; 130 / 143 interrupted (SIGINT / SIGTERM).
 """
 
 from __future__ import annotations
@@ -14,27 +17,32 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
-import orjson
-
-from klaviyo_source.config import Config, parse_config
+from klaviyo_source.config import API_KEY_ENV, Config, load_config, read_config_file
 from klaviyo_source.destinations import open_destination
 from klaviyo_source.destinations.base import DestinationSpec, SqlDestination, WriteMode, parse_destination
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStats, StreamStatus
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError, UsageError
+from klaviyo_source.interrupt import Interrupted, received_signal, run_interruptible
 from klaviyo_source.streams.table import STREAMS_BY_NAME
-from klaviyo_source.sync.progress import ProgressMode, SummaryRow, SyncProgress, print_summary, summary_rows
+from klaviyo_source.sync.progress import (
+    LOG_LEVELS,
+    ProgressMode,
+    SummaryRow,
+    SyncProgress,
+    summary_rows,
+)
+from klaviyo_source.sync.report import interrupted_lines, record_run, write_report
 from klaviyo_source.sync.sink import DestinationSink, StreamCounts
 
 DEFAULT_DESTINATION = "duckdb:///klaviyo.duckdb"
-API_KEY_ENV = "KLAVIYO_API_KEY"
 
 
 @dataclass
@@ -45,6 +53,10 @@ class SyncOptions:
     write: WriteMode = WriteMode.DEDUP
     full_refresh: bool = False
     progress: ProgressMode = "auto"
+    warnings: list[str] = field(default_factory=list)  # from the config loader, shown at the start
+    report: str = "table"  # the end-of-sync summary on stdout: "table" or "json"
+    report_file: str | None = None  # also write the JSON summary here
+    log_level: str = "INFO"
 
 
 @dataclass
@@ -59,9 +71,13 @@ class SyncReport:
     requests_sent: int = 0  # requests actually sent (a page shared by two streams counts once)
     error: str | None = None  # a failure of the whole sync (destination, config)
     rows: list[SummaryRow] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM": stopped; what was committed is kept
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted_by is not None:
+            return 128 + signal.Signals[self.interrupted_by].value
         complete = all(o.status is StreamStatus.COMPLETE for o in self.outcomes)
         return 0 if self.error is None and complete and self.outcomes else 1
 
@@ -100,33 +116,53 @@ def _parser() -> argparse.ArgumentParser:
         "atomically at the end (implies --full-refresh)",
     )
     parser.add_argument(
-        "--progress", choices=["auto", "rich", "plain", "none"], default="auto", help="progress display"
+        "--progress",
+        choices=["auto", "rich", "plain", "none"],
+        default="auto",
+        help="progress display: rich bars on a terminal, plain lines otherwise (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--report",
+        choices=["table", "json"],
+        default="table",
+        help="the end-of-sync summary on stdout: a table, or one JSON document (default: %(default)s)",
+    )
+    parser.add_argument("--report-file", metavar="FILE", help="also write the JSON summary to FILE")
+    parser.add_argument(
+        "--log-level",
+        choices=list(LOG_LEVELS),
+        default="INFO",
+        type=str.upper,
+        help="least severe log line shown on stderr (default: %(default)s)",
     )
     return parser
 
 
-def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> SyncOptions:
+def parse_streams(text: str | None) -> list[str]:
+    """`--streams a,b` -> names in order, without repeats; every stream when the option is absent."""
+    if text is None:
+        return list(STREAMS_BY_NAME)
+    streams = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    known = ", ".join(STREAMS_BY_NAME)
+    if not streams:
+        raise UsageError(f"--streams {text!r} names no stream; give one or more of: {known}")
+    unknown = [s for s in streams if s not in STREAMS_BY_NAME]
+    if unknown:
+        raise UsageError(f"unknown stream(s): {', '.join(unknown)}; known: {known}")
+    return streams
+
+
+def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> SyncOptions:
     """argv without the verb -> SyncOptions; UsageError or ConfigError on bad input."""
     args = _parser().parse_args(list(argv))
     env = os.environ if environ is None else environ
     raw: Any = {}
     if args.config:
-        try:
-            raw = orjson.loads(Path(args.config).read_bytes())
-        except FileNotFoundError:
-            raise UsageError(f"config file not found: {args.config}") from None
-        except orjson.JSONDecodeError:
-            raise UsageError(f"config file is not valid JSON: {args.config}") from None
-    elif not env.get(API_KEY_ENV):
+        raw = read_config_file(args.config)
+    elif not env.get(API_KEY_ENV, "").strip():
         raise UsageError(f"give --config config.json, or set {API_KEY_ENV}")
-    config = parse_config(raw, api_key_override=env.get(API_KEY_ENV) or None)
-    streams = list(STREAMS_BY_NAME)
-    if args.streams:
-        streams = list(dict.fromkeys(s.strip() for s in args.streams.split(",") if s.strip()))
-        unknown = [s for s in streams if s not in STREAMS_BY_NAME]
-        if unknown or not streams:
-            given = ", ".join(unknown) or "(none given)"
-            raise UsageError(f"unknown stream(s): {given}; known: {', '.join(STREAMS_BY_NAME)}")
+    config, warnings = load_config(raw, environ=env)
+    streams = parse_streams(args.streams)
     write = WriteMode(args.write)
     return SyncOptions(
         config=config,
@@ -135,11 +171,18 @@ def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> Sy
         write=write,
         full_refresh=args.full_refresh or write is WriteMode.OVERWRITE,
         progress=args.progress,
+        warnings=warnings,
+        report=args.report,
+        report_file=args.report_file,
+        log_level=args.log_level,
     )
 
 
 async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncReport:
-    """Open and lock the destination, read its states, run the engine into it, close it."""
+    """Open and lock the destination, read its states, run the engine into it, close it.
+
+    Cancelled (Ctrl-C, SIGTERM), it stops reading, commits what is covered by a state, and returns
+    the report with `interrupted_by` set."""
     from klaviyo_source.engine import read  # the engine pulls in aiohttp; argument errors stay fast
 
     sync_id = new_sync_id()
@@ -169,11 +212,15 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
         selections = [StreamSelection(name, incremental=not options.full_refresh) for name in options.streams]
         sink = DestinationSink(destination, modes, on_log=lambda level, text: progress.log(level, text))
         run = read(options.config, selections, {k: v for k, v in states.items() if k in modes}, sink)
-        progress = SyncProgress(run.snapshot, sink.counts, options.progress, stream=out)
+        progress = SyncProgress(
+            run.snapshot, sink.counts, options.progress, stream=out, log_level=options.log_level
+        )
         async with progress:
             try:
                 async with sink:
                     report.outcomes = await run
+            except asyncio.CancelledError:
+                report.interrupted_by = received_signal() or "SIGINT"
             except KlaviyoSourceError as error:
                 report.error = error.message
             except Exception as error:  # a write failed (database error, disk full, ...)
@@ -183,14 +230,22 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
         report.counts = sink.counts
         report.stats = stats = run.snapshot()
         report.requests_sent = run.requests_sent
+        _finish(report, stats, started)
+        try:
+            await asyncio.to_thread(record_run, destination, report, options)
+        except Exception as error:  # the run's rows and states are committed; only its record is lost
+            progress.log("WARN", f"could not record the run in {options.destination.display}: {error}")
     finally:
         await asyncio.to_thread(destination.close)
+    return report
+
+
+def _finish(report: SyncReport, stats: dict[str, StreamStats], started: float) -> None:
     for outcome in report.outcomes:
         if outcome.error is not None and not report.counts.get(outcome.name, StreamCounts()).error:
             report.counts.setdefault(outcome.name, StreamCounts()).error = str(outcome.error)
     report.duration = time.monotonic() - started
     report.rows = summary_rows(stats, report.counts)
-    return report
 
 
 def main(argv: list[str]) -> int:
@@ -203,15 +258,24 @@ def main(argv: list[str]) -> int:
     except ConfigError as error:
         print(f"klaviyo-source sync: {error.message}", file=sys.stderr)
         return 2
+    for warning in options.warnings:
+        print(f"klaviyo-source sync: warning: {warning}", file=sys.stderr)
     try:
-        report = asyncio.run(run_sync(options))
-    except KeyboardInterrupt:
-        print("\ninterrupted: everything committed so far is kept; run again to resume.", file=sys.stderr)
-        return 130
+        report = asyncio.run(run_interruptible(run_sync(options)))
+    except Interrupted as interrupted:
+        if not isinstance(interrupted.result, SyncReport):  # stopped before reading began
+            print(
+                f"\nklaviyo-source sync: interrupted by {interrupted.name}; nothing was read.",
+                file=sys.stderr,
+            )
+            return interrupted.exit_code
+        report = interrupted.result
+    if report.interrupted_by is not None:
+        for line in interrupted_lines(report, options.write, report.interrupted_by):
+            print(line, file=sys.stderr)
     if report.error is not None:
         print(f"klaviyo-source sync: {report.error}", file=sys.stderr)
-    if report.outcomes:
-        print_summary(
-            report.rows, report.duration, title=f"sync {report.sync_id} into {options.destination.display}"
-        )
-    return report.exit_code
+    code = report.exit_code
+    if not write_report(report, options) and code == 0:
+        return 1
+    return code

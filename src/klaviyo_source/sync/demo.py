@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,16 @@ QUESTIONS: list[tuple[str, str]] = [
 ]
 
 
+def explore_command(path: Path) -> str:
+    """A query of the demo database with the DuckDB package this Python already has (no duckdb CLI)."""
+    shown = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        shown = shown.relative_to(Path.cwd())
+    sql = "SELECT * FROM klaviyo.profiles LIMIT 5"
+    code = f"import duckdb; print(duckdb.connect('{path}', read_only=True).sql('{sql}'))"
+    return f'{shown} -c "{code}"'
+
+
 def _remove_previous(path: Path) -> None:
     for stale in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".lock")):
         stale.unlink(missing_ok=True)
@@ -129,7 +140,7 @@ def run(seed: int, scale: str, path: Path, progress: ProgressMode) -> int:
         )
         console.print(f"[bold]2. First sync: every stream into {path}[/bold]")
         first = _sync(sim, path, progress)
-        print_summary(first.rows, first.duration, title="first sync")
+        print_summary(first.rows, first.duration, title="first sync", requests_sent=first.requests_sent)
         if first.exit_code != 0:
             console.print(f"[red]the first sync failed: {first.error or 'see the summary'}[/red]")
             return first.exit_code
@@ -145,7 +156,9 @@ def run(seed: int, scale: str, path: Path, progress: ProgressMode) -> int:
             "[bold]4. Incremental sync[/bold]: only what changed is read (state lives in the database)"
         )
         second = _sync(sim, path, progress)
-        print_summary(second.rows, second.duration, title="incremental sync")
+        print_summary(
+            second.rows, second.duration, title="incremental sync", requests_sent=second.requests_sent
+        )
         if second.exit_code != 0:
             console.print(f"[red]the incremental sync failed: {second.error or 'see the summary'}[/red]")
             return second.exit_code
@@ -153,9 +166,9 @@ def run(seed: int, scale: str, path: Path, progress: ProgressMode) -> int:
     console.print("\n[bold]5. Questions answered with SQL on the synced tables[/bold]\n")
     _answer(console, path)
     console.print(
-        f"Done in {time.monotonic() - started:.0f}s. Explore it yourself: "
-        f"duckdb {path}  (tables in schema klaviyo, e.g. SELECT * FROM klaviyo.profiles LIMIT 5)"
+        f"Done in {time.monotonic() - started:.0f}s. Explore it yourself (tables in schema klaviyo):"
     )
+    console.print(explore_command(path), markup=False, soft_wrap=True, highlight=False)
     return 0
 
 

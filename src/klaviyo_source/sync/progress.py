@@ -1,14 +1,17 @@
 """What a person watching `sync` sees: live progress per stream, log lines, and the final summary.
 
 On a terminal: rich progress bars (records, records/s, partitions done of total, time waited on
-rate limits, status). Otherwise: one plain log line every few seconds. Live numbers come from the
-engine's StreamStats (updated during the run) and the destination sink's counts.
+rate limits, status). Otherwise, every few seconds: one short totals line and one line per running
+stream (each under 100 characters). A stream whose requests wait on a rate limiter says "waiting
+on rate limit, next request in N s" (learnt from the engine's pacing and 429 heartbeats) instead
+of sitting at 0. Live numbers come from the engine's StreamStats and the destination sink's counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +30,37 @@ ProgressMode = Literal["auto", "rich", "plain", "none"]
 PLAIN_EVERY_SECONDS = 5.0
 RICH_REFRESH_SECONDS = 0.25
 REPEAT_SECONDS = 30.0  # an identical log line is shown at most once per this many seconds
+MAX_LINE = 99  # plain-mode lines stay inside a terminal's width
+STAMP_WIDTH = 15  # "HH:MM:SS LEVEL " before every logged line
+LOG_LEVELS: dict[str, int] = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
+_LEVEL_ALIASES = {"TRACE": "DEBUG", "WARNING": "WARN", "FATAL": "ERROR", "CRITICAL": "ERROR"}
+# "<stream>[/<stream>...]: Pacing requests ...; 45s left" and "<stream>: Rate limited on ...; waiting 5.0s"
+_WAIT_NOTE = re.compile(
+    r"^(?P<names>[a-z_]+(?:/[a-z_]+)*): .*?(?:(?P<left>\d+)s left|waiting (?P<wait>[\d.]+)s)$"
+)
+
+
+def level_rank(level: str) -> int:
+    name = level.upper()
+    return LOG_LEVELS.get(_LEVEL_ALIASES.get(name, name), LOG_LEVELS["INFO"])
+
+
+def committed_rows(counts: StreamCounts) -> int:
+    """Rows of a stream written in committed transactions: inserted, changed and unchanged."""
+    return counts.inserted + changed_of(counts) + (unchanged_of(counts) or 0)
+
+
+def changed_of(counts: StreamCounts) -> int:
+    value: int = getattr(counts, "changed", counts.updated)
+    return value
+
+
+def unchanged_of(counts: StreamCounts) -> int | None:
+    value: int | None = getattr(counts, "unchanged", None)
+    return value
+
+
+COUNTS_KNOW_UNCHANGED = unchanged_of(StreamCounts()) is not None
 
 
 @dataclass
@@ -35,7 +69,8 @@ class SummaryRow:
     status: str
     records: int
     inserted: int
-    updated: int
+    changed: int  # rows that existed and differ (until the sink tells them apart: rows re-written)
+    unchanged: int | None  # rows re-read without change (None: the sink does not count them)
     requests: int
     throttled: int
     retries: int
@@ -43,12 +78,20 @@ class SummaryRow:
     error: str | None = None
 
 
-def _status_text(counts: StreamCounts) -> str:
+def _status_text(counts: StreamCounts, next_request_in: float | None = None) -> str:
+    if counts.status in (StreamStatus.COMPLETE, StreamStatus.INCOMPLETE):
+        return counts.status.value.lower()
+    if next_request_in is not None:
+        return f"waiting on rate limit, next request in {next_request_in:.0f} s"
     if counts.status is None:
         return "waiting"
     if counts.status is StreamStatus.RUNNING and counts.reason:
         return counts.reason.lower().replace("_", " ")
     return counts.status.value.lower()
+
+
+def _fit(line: str, width: int = MAX_LINE) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 class SyncProgress:
@@ -63,6 +106,7 @@ class SyncProgress:
         *,
         stream: TextIO | None = None,
         plain_every: float = PLAIN_EVERY_SECONDS,
+        log_level: str = "INFO",
     ) -> None:
         self.snapshot = snapshot
         self.counts = counts
@@ -78,6 +122,8 @@ class SyncProgress:
         self._ticker: asyncio.Task[None] | None = None
         self._ended: dict[str, float] = {}
         self._last_said: dict[str, float] = {}
+        self._threshold = level_rank(log_level)
+        self._waiting_until: dict[str, float] = {}  # stream -> when its next request may go
 
     @property
     def stats(self) -> Mapping[str, StreamStats]:
@@ -119,14 +165,37 @@ class SyncProgress:
 
     def log(self, level: str, message: str) -> None:
         """A log line from the engine or the sink (debug and info lines only in plain mode)."""
-        if self.mode == "none" or (self.mode == "rich" and level.upper() in ("DEBUG", "INFO", "TRACE")):
-            return
         now = time.monotonic()
+        self._note_wait(message, now)
+        if self.mode == "none" or level_rank(level) < self._threshold:
+            return
+        if self.mode == "rich" and level_rank(level) < LOG_LEVELS["WARN"]:
+            return
         if now - self._last_said.get(message, -REPEAT_SECONDS) < REPEAT_SECONDS:
             return  # heartbeats of many waiting requests say the same thing: once is enough
         self._last_said[message] = now
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         self.console.print(f"{stamp} {level.upper():<5} {message}", markup=False, soft_wrap=True)
+
+    def _note_wait(self, message: str, now: float) -> None:
+        match = _WAIT_NOTE.match(message)
+        if match is None:
+            return
+        seconds = float(match.group("left") or match.group("wait") or 0)
+        for name in match.group("names").split("/"):
+            if name in self.stats:
+                self._waiting_until[name] = max(self._waiting_until.get(name, 0.0), now + seconds)
+
+    def next_request_in(self, name: str) -> float | None:
+        """Seconds until a stream waiting on a rate limiter sends its next request (None: not waiting)."""
+        left = self._waiting_until.get(name, 0.0) - time.monotonic()
+        return left if left > 0.5 else None
+
+    def status_of(self, name: str) -> str:
+        counts = self.counts.get(name)
+        if counts is None:
+            return "waiting"
+        return _status_text(counts, self.next_request_in(name))
 
     async def _tick(self) -> None:
         every = RICH_REFRESH_SECONDS if self.mode == "rich" else self.plain_every
@@ -163,11 +232,11 @@ class SyncProgress:
                 wait=f"429-wait {stats.rate_limit_wait_seconds:.0f}s"
                 if stats.rate_limit_wait_seconds
                 else "",
-                status=_status_text(self.counts[name]) if name in self.counts else "",
+                status=self.status_of(name) if name in self.counts else "",
             )
 
-    def _plain_line(self) -> None:
-        """One line: totals, then the streams still running (finished ones are summarised by count)."""
+    def plain_lines(self) -> list[str]:
+        """A totals line, then one line per stream still running (each under 100 characters)."""
         total = done = 0
         running = []
         for name, stats in self.stats.items():
@@ -177,13 +246,19 @@ class SyncProgress:
             if counts is not None and counts.status in (StreamStatus.COMPLETE, StreamStatus.INCOMPLETE):
                 done += 1
                 continue
+            parts = (
+                f", {stats.partitions_done}/{stats.partitions_total} parts" if stats.partitions_total else ""
+            )
             waited = f", waited {stats.rate_limit_wait_seconds:.0f}s" if stats.rate_limit_wait_seconds else ""
-            status = _status_text(counts) if counts else "waiting"
-            parts = f"{stats.partitions_done}/{stats.partitions_total} parts"
-            running.append(f"{name} {records:,} ({rate:,.0f}/s, {parts}{waited}, {status})")
+            line = f"  {name}: {self.status_of(name)}; {records:,} rec, {rate:,.0f}/s{parts}{waited}"
+            running.append(_fit(line, MAX_LINE - STAMP_WIDTH))
         elapsed = time.monotonic() - self.started
-        detail = ("; running: " + "; ".join(running)) if running else ""
-        self.log("INFO", f"{elapsed:.0f}s: {total:,} records, {done}/{len(self.stats)} streams done{detail}")
+        head = f"{elapsed:.0f}s: {total:,} records, {done}/{len(self.stats)} streams done"
+        return [head, *running]
+
+    def _plain_line(self) -> None:
+        for line in self.plain_lines():
+            self.log("INFO", line)
 
 
 def summary_rows(stats: Mapping[str, StreamStats], counts: Mapping[str, StreamCounts]) -> list[SummaryRow]:
@@ -196,7 +271,8 @@ def summary_rows(stats: Mapping[str, StreamStats], counts: Mapping[str, StreamCo
                 status=_status_text(stream_counts),
                 records=max(stream_stats.records, stream_counts.received),
                 inserted=stream_counts.inserted,
-                updated=stream_counts.updated,
+                changed=changed_of(stream_counts),
+                unchanged=unchanged_of(stream_counts),
                 requests=stream_stats.requests,
                 throttled=stream_stats.throttled,
                 retries=stream_stats.retries,
@@ -207,37 +283,45 @@ def summary_rows(stats: Mapping[str, StreamStats], counts: Mapping[str, StreamCo
     return rows
 
 
-def summary_table(rows: list[SummaryRow], duration: float, title: str = "sync summary") -> Table:
-    """The end-of-sync table: per stream rows inserted/updated, requests, 429s, retries."""
+def summary_table(
+    rows: list[SummaryRow], duration: float, title: str = "sync summary", requests_sent: int | None = None
+) -> Table:
+    """The end-of-sync table: per stream rows inserted / changed (/ unchanged), requests, 429s, retries.
+
+    A request for a page two streams share counts in both streams' rows; the total shows the
+    requests actually sent when `requests_sent` is given. Until the sink tells changed rows from
+    unchanged re-reads, the column is "updated" and there is no unchanged column."""
     table = Table(title=f"{title} ({duration:.1f}s)", title_justify="left")
-    for header in (
-        "stream",
-        "status",
-        "records",
-        "inserted",
-        "updated",
-        "requests",
-        "429s",
-        "retries",
-        "rate wait",
-    ):
+    written = ["inserted", "changed", "unchanged"] if COUNTS_KNOW_UNCHANGED else ["inserted", "updated"]
+    headers = ["stream", "status", "records", *written, "requests", "429s", "retries", "rate wait"]
+    for header in headers:
         table.add_column(header, justify="left" if header in ("stream", "status") else "right")
-    totals = [0, 0, 0, 0, 0, 0]
+    totals = [0] * (len(written) + 4)
     for row in rows:
-        numbers = [row.records, row.inserted, row.updated, row.requests, row.throttled, row.retries]
+        numbers = [row.records, row.inserted, row.changed]
+        if COUNTS_KNOW_UNCHANGED:
+            numbers.append(row.unchanged or 0)
+        numbers += [row.requests, row.throttled, row.retries]
         totals = [a + b for a, b in zip(totals, numbers, strict=True)]
         status = row.status if row.error is None else f"{row.status} (*)"
         table.add_row(row.stream, status, *(f"{n:,}" for n in numbers), f"{row.rate_limit_wait:.0f}s")
+    if requests_sent is not None:
+        totals[-3] = requests_sent
     table.add_section()
     table.add_row("total", "", *(f"{n:,}" for n in totals), "")
     return table
 
 
 def print_summary(
-    rows: list[SummaryRow], duration: float, *, stream: TextIO | None = None, title: str = ""
+    rows: list[SummaryRow],
+    duration: float,
+    *,
+    stream: TextIO | None = None,
+    title: str = "",
+    requests_sent: int | None = None,
 ) -> None:
     console = Console(file=stream or sys.stdout, highlight=False, width=160)
-    console.print(summary_table(rows, duration, title or "sync summary"))
+    console.print(summary_table(rows, duration, title or "sync summary", requests_sent))
     for row in rows:
         if row.error is not None:
             console.print(f"(*) {row.stream}: {row.error}", markup=False, soft_wrap=True)

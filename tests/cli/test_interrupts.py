@@ -13,6 +13,7 @@ import pytest
 from cli_commands import BIN, command_env, sim_config, write_json
 
 from klaviyo_simulator.server import Simulator
+from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 CATALOG = {
     "streams": [
@@ -58,10 +59,7 @@ def test_sigterm_during_sync_commits_what_is_safe_and_says_so(
     assert "klaviyo-source sync: interrupted by SIGTERM; stopped reading and kept what was committed." in err
     assert "Run the same command again to resume." in err and "Traceback" not in err
     kept = committed(err)
-    assert set(kept) == {
-        "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
-        "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows",
-    }  # fmt: skip
+    assert set(kept) == set(STREAMS_BY_NAME)
     with duckdb.connect(str(tmp_path / "k.duckdb"), read_only=True) as con:
         run = con.execute("SELECT exit_code, interrupted_by FROM klaviyo._klaviyo_sync_runs").fetchall()
         assert run == [(143, "SIGTERM")]

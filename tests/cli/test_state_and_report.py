@@ -10,8 +10,9 @@ import duckdb
 from cli_commands import run_command, sim_config, write_json
 
 from klaviyo_simulator.server import Simulator
+from klaviyo_source.streams.table import STREAMS_BY_NAME
 
-ALL = 11
+ALL = len(STREAMS_BY_NAME)
 
 
 def sync(tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:

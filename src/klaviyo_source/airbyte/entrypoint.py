@@ -68,7 +68,7 @@ VERBS: dict[str, Verb] = {
         "Check that the config is valid and the API key can read Klaviyo: one CONNECTION_STATUS.",
         (CONFIG_OPTION,),
     ),
-    "discover": Verb("Print the CATALOG of the 11 streams.", (CONFIG_OPTION,)),
+    "discover": Verb("Print the CATALOG: every stream, its schema, sync modes and keys.", (CONFIG_OPTION,)),
     "read": Verb(
         "Read the streams of a configured catalog: RECORD, STATE, TRACE and LOG messages on stdout.",
         (

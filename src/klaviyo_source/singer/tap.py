@@ -22,8 +22,8 @@ from typing import Any, BinaryIO, NoReturn
 
 import orjson
 
-from klaviyo_source.airbyte.entrypoint import load_config, read_json_file, secrets_of
-from klaviyo_source.config import CONNECTION_SPECIFICATION
+from klaviyo_source.airbyte.entrypoint import read_json_file
+from klaviyo_source.config import CONNECTION_SPECIFICATION, load_config, secrets_of
 from klaviyo_source.engine.contract import StreamStatus
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.singer.catalog import discovered_catalog, parse_catalog, parse_singer_state
@@ -76,8 +76,9 @@ def about_markdown(info: dict[str, Any]) -> str:
 def run_sync(
     raw_config: Any, catalog_path: str, state_path: str | None, secrets: tuple[str, ...], out: BinaryIO
 ) -> int:
-    config = load_config(raw_config)
+    config, config_warnings = load_config(raw_config)
     streams, warnings = parse_catalog(read_json_file(catalog_path, "catalog"))
+    warnings = config_warnings + warnings
     bookmarks = parse_singer_state(read_json_file(state_path, "state")) if state_path else {}
     sink = SingerSink({s.name: s for s in streams}, dict(bookmarks), out=out, secrets=secrets)
     for warning in warnings:

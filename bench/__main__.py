@@ -10,6 +10,11 @@ Benchmarks (docs/performance.md explains each figure and what limits it):
   rate      (b) full catalog, medium dataset, Klaviyo tiers + latency vs lower bound (bench/rate_bound.py)
   latency   (c) 1,000,000 events under tiers + latency: records/s, requests in flight (bench/latency_bound.py)
   requests  (e) requests per endpoint of a full sync vs the minimum (counted in the rate runs if both)
+  sync      `klaviyo-source sync` of events into DuckDB and Postgres vs the same read, no latency or
+            limits: wall ratio, events/s and peak RSS at 100,000 and 1,000,000 events (bench/sync.py)
+  sync-catalog  the same for the full catalog (small dataset, 100,000 events)
+  sync-limits   events under Klaviyo's tiers + latency: loading must hide behind fetching
+  (the sync benchmarks are opt-in: --only sync,sync-catalog,sync-limits)
   serving, load: the simulator's and destinations' own benchmarks (run as they are, output passed on)
 
 Progress goes to stderr, the table (markdown) to stdout. Numbers only; nothing is asserted.
@@ -24,10 +29,11 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from bench import latency_bound, memory, rate_bound, requests
+from bench import latency_bound, memory, rate_bound, requests, sync
 from bench.requests import Row
 
 CONNECTOR = ("cpu", "memory", "rate", "latency", "requests")
+SYNC = ("sync", "sync-catalog", "sync-limits")
 EXTRAS = ("serving", "load")
 
 
@@ -37,7 +43,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="small sizes and 1 run (harness check)")
     p.add_argument(
-        "--only", default=",".join(CONNECTOR), help=f"comma list of {', '.join(CONNECTOR + EXTRAS)}"
+        "--only", default=",".join(CONNECTOR), help=f"comma list of {', '.join(CONNECTOR + SYNC + EXTRAS)}"
     )
     p.add_argument("--runs", type=int, default=None, help="runs per figure; the median is shown (default 3)")
     p.add_argument("--seed", type=int, default=42)
@@ -57,6 +63,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--latency-jitter", type=float, default=0.0, help="simulator latency jitter for rate, latency"
     )
+    p.add_argument("--sync-events", default=None, help="comma list for sync (default 100000,1000000)")
+    p.add_argument("--sync-destinations", default="duckdb,postgres", help="comma list: duckdb, postgres")
     args = p.parse_args(argv)
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
@@ -68,7 +76,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.scale = args.scale or ("small" if quick else "medium")
     args.latency_workers = [int(n) for n in args.latency_workers.split(",")]
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(args.only) - set(CONNECTOR + EXTRAS)
+    args.sync_events = [
+        int(n) for n in (args.sync_events or ("20000" if quick else "100000,1000000")).split(",")
+    ]
+    args.sync_destinations = args.sync_destinations.split(",")
+    unknown = set(args.only) - set(CONNECTOR + SYNC + EXTRAS)
     if unknown:
         p.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     return args
@@ -110,6 +122,28 @@ def run_extra(name: str, quick: bool) -> None:
     }[name]
     progress(f"{name}: python {' '.join(argv)}")
     subprocess.run([sys.executable, *argv], check=False)
+
+
+def sync_rows(name: str, args: argparse.Namespace) -> list[Row]:
+    """The sync benchmarks: events (CPU-bound), the full catalog, events under Klaviyo's limits."""
+    streams = list(sync.ALL_STREAMS) if name == "sync-catalog" else ["events"]
+    conditions = "klaviyo" if name == "sync-limits" else "none"
+    sizes = args.sync_events if name == "sync" else [min(args.sync_events)]
+    results = []
+    for events in sizes:
+        for kind in args.sync_destinations:
+            progress(f"{name}: {events:,} events into {kind}, {args.runs} run(s)")
+            measured = sync.measure(
+                events=events,
+                streams=streams,
+                kind=kind,
+                runs=args.runs,
+                seed=args.seed,
+                workers=args.workers,
+                conditions=conditions,
+            )
+            results.append((events, kind, measured))
+    return sync.rows(results, streams=streams, runs=args.runs, conditions=conditions)
 
 
 def table(rows: list[Row]) -> str:
@@ -176,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "requests",
             lambda: requests.measure(scale=args.scale, seed=args.seed, workers=args.workers, runs=args.runs),
         )
+    for name in SYNC:
+        if name in args.only:
+            attempt(name, partial(sync_rows, name, args))
     for name in EXTRAS:
         if name in args.only:
             run_extra(name, args.quick)

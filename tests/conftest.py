@@ -1,38 +1,26 @@
 """Suite-wide guard: no test may print an API key.
 
 `pytest_runtest_makereport` scans every captured section of every test phase (stdout, stderr,
-log records) for the keys the simulator accepts and fails the test on a hit. The keys come from
-the simulator's own defaults, plus any key a test registers with the `register_secret` fixture.
+log records) for the keys the test servers accept and fails the test on a hit. The keys come from
+`kit.keys.SECRETS` (the simulator's defaults and the kit's scoped keys), plus any key a test
+registers with the `register_secret` fixture.
 Output that pytest does not capture (a subprocess's pipes) is checked with the
 `assert_no_secret` fixture.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 
 import pytest
 
-from klaviyo_simulator.server import DEFAULT_KEY, SimulatorOptions
+from kit import keys
+from kit.keys import SECRETS, find_secrets
 
 pytest_plugins = [
     "pytester",  # the reliability suite runs this guard on a throwaway test
     "kit.postgres",  # the throw-away Postgres server and destination fixtures
 ]
-
-
-def simulator_keys() -> frozenset[str]:
-    """Every key a default simulator (in-process or `klaviyo-source simulate`) accepts."""
-    return frozenset({DEFAULT_KEY, *SimulatorOptions().keys})
-
-
-SECRETS: set[str] = set(simulator_keys())
-
-
-def find_secrets(text: str | bytes, secrets: Iterable[str] = ()) -> list[str]:
-    """The known (and given) secrets that occur in `text`."""
-    data = text.encode() if isinstance(text, str) else text
-    return sorted(s for s in {*SECRETS, *secrets} if s and s.encode() in data)
 
 
 @pytest.fixture
@@ -44,13 +32,7 @@ def register_secret() -> Callable[[str], None]:
 @pytest.fixture
 def assert_no_secret() -> Callable[..., None]:
     """`assert_no_secret(stdout, stderr, ..., extra=(key,))`: fail if any output holds a key."""
-
-    def check(*outputs: str | bytes, extra: Iterable[str] = ()) -> None:
-        for number, output in enumerate(outputs):
-            hits = find_secrets(output, extra)
-            assert not hits, f"API key leaked in output #{number}: {len(hits)} key(s) found"
-
-    return check
+    return keys.assert_no_secret
 
 
 @pytest.hookimpl(hookwrapper=True)

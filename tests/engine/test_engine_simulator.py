@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from engine_sink import CollectingSink
+from kit.sink import CollectingSink
 
 from kit.truth import expected_ids
 from klaviyo_simulator.controls import ControlOptions

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from engine_fake_api import FakeApi, start
-from engine_sink import CollectingSink
+from kit.sink import CollectingSink
 
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read

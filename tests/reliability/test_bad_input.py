@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from reliability_harness import catalog, make_config, read_in_process, simulator, state_document, truth
 
+from kit.cli import run_cli
+from kit.documents import make_catalog, make_config, state_document
+from kit.sim import sim_fixture
+from kit.truth import expected_ids
 from klaviyo_simulator.server import Simulator
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 from klaviyo_source.config import SPEC_PROPERTIES, parse_config
@@ -122,10 +124,7 @@ def test_config_that_is_not_json_is_one_config_error(
     assert secret_free(out.getvalue(), capsys.readouterr().err)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with simulator(sizes={"events": 300, "profiles": 50, "flows": 4}) as running:
-        yield running
+sim = sim_fixture(sizes={"events": 300, "profiles": 50, "flows": 4})
 
 
 # lists_detailed and campaigns_detailed are left out: their detail endpoints have 1/s tiers that the
@@ -173,7 +172,7 @@ def test_any_catalog_is_read_or_refused_with_one_config_error(
                 for m in messages
                 if m["type"] == "RECORD" and m["record"]["stream"] == name
             }
-            assert got == truth(sim, name), name
+            assert got == expected_ids(sim.store, name), name
 
 
 stream_states = json_values | st.sampled_from(
@@ -205,7 +204,7 @@ def test_any_state_is_used_or_refused_before_any_request(
     sim.controls.reset_stats()
     config = make_config(sim)
     code, messages, stdout = run_entrypoint(
-        tmp_path, "read", {"config": config, "catalog": catalog(["metrics", "flows"]), "state": document}
+        tmp_path, "read", {"config": config, "catalog": make_catalog(["metrics", "flows"]), "state": document}
     )
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and b"Traceback" not in stdout
@@ -231,11 +230,13 @@ def test_any_state_is_used_or_refused_before_any_request(
 
 def test_unknown_stream_and_unsupported_sync_mode_are_named(sim: Simulator, tmp_path: Path) -> None:
     config = make_config(sim)
-    unknown = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "charges"]))
+    unknown = run_cli(
+        tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics", "charges"])
+    )
     assert unknown.code == 1
     assert "unknown stream 'charges'" in assert_one_config_error(unknown.messages)
-    bad_mode = catalog(["metrics"], mode="incremental_deduped_history")
-    refused = read_in_process(tmp_path, config=config, catalog=bad_mode)
+    bad_mode = make_catalog(["metrics"], mode="incremental_deduped_history")
+    refused = run_cli(tmp_path, "read", in_process=True, config=config, catalog=bad_mode)
     assert refused.code == 1
     text = assert_one_config_error(refused.messages)
     assert "sync_mode" in text and "incremental_deduped_history" in text
@@ -257,7 +258,14 @@ def test_corrupt_state_fails_only_its_stream_before_any_request_of_it(
     sim.controls.reset_stats()
     config = make_config(sim)
     state = state_document({"events": stream_state})
-    result = read_in_process(tmp_path, config=config, catalog=catalog(["events", "metrics"]), state=state)
+    result = run_cli(
+        tmp_path,
+        "read",
+        in_process=True,
+        config=config,
+        catalog=make_catalog(["events", "metrics"]),
+        state=state,
+    )
     assert result.code == 1
     errors = [m["trace"]["error"] for m in result.messages if m["type"] == "TRACE" and "error" in m["trace"]]
     assert errors and all(e["failure_type"] == "config_error" for e in errors)
@@ -281,7 +289,14 @@ def test_corrupt_state_fails_only_its_stream_before_any_request_of_it(
 )
 def test_unreadable_state_file_is_one_config_error(sim: Simulator, tmp_path: Path, state: str) -> None:
     sim.controls.reset_stats()
-    result = read_in_process(tmp_path, config=make_config(sim), catalog=catalog(["metrics"]), state=state)
+    result = run_cli(
+        tmp_path,
+        "read",
+        in_process=True,
+        config=make_config(sim),
+        catalog=make_catalog(["metrics"]),
+        state=state,
+    )
     assert result.code == 1
     assert "state" in assert_one_config_error(result.messages).lower()
     assert sim.controls.stats()["requests_total"] == 0
@@ -294,10 +309,15 @@ def test_state_from_another_connector_falls_back_to_a_full_read(sim: Simulator, 
         "flows": {"updated_at": "2024-01-01T00:00:00Z"},
         "charges": {"created": 1},
     }
-    result = read_in_process(
-        tmp_path, config=make_config(sim), catalog=catalog(["events", "flows"]), state=state_document(foreign)
+    result = run_cli(
+        tmp_path,
+        "read",
+        in_process=True,
+        config=make_config(sim),
+        catalog=make_catalog(["events", "flows"]),
+        state=state_document(foreign),
     )
     assert result.code == 0, result.errors()
     for stream in ("events", "flows"):
-        assert result.ids(stream) == truth(sim, stream), stream
+        assert result.ids(stream) == expected_ids(sim.store, stream), stream
     assert any("charges" in line for line in result.logs()), "the unknown stream's state is reported"

@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
-from reliability_harness import make_config, simulator, write_documents
 
+from kit.documents import make_config, write_documents
+from kit.sim import simulator
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 
 CASES: list[tuple[list[Any], dict[str, Any], str, str]] = [

@@ -12,25 +12,18 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_harness import (
-    SUBPROCESS_TIMEOUT,
-    assert_key_absent,
-    catalog,
-    cli_argv,
-    cli_env,
-    make_config,
-    parse_lines,
-    simulator,
-    state_document,
-    truth,
-)
 
+from kit.cli import CLI_TIMEOUT, cli_argv, cli_env, config_key, parse_lines
+from kit.documents import make_catalog, make_config, state_document
+from kit.keys import assert_no_secret
+from kit.sim import sim_fixture, simulator
+from kit.truth import expected_ids
 from klaviyo_simulator.server import Simulator
 
 SEEDS = range(20)
@@ -47,10 +40,7 @@ ARRIVALS = {
 MAX_KILLS = 3  # per seed; the run after the last kill must finish on its own
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with simulator(seed=21, latency_ms=15) as running:
-        yield running
+sim = sim_fixture(seed=21, latency_ms=15)
 
 
 @dataclass
@@ -85,7 +75,7 @@ def run_read(
     folder: Path, config: dict[str, Any], states: dict[str, Any], kill_after_lines: int | None
 ) -> Attempt:
     """One `read`; SIGKILL once `kill_after_lines` lines are out (None: let it finish)."""
-    documents: dict[str, Any] = {"config": config, "catalog": catalog(STREAMS)}
+    documents: dict[str, Any] = {"config": config, "catalog": make_catalog(STREAMS)}
     if states:
         documents["state"] = state_document(states)
     stderr_path = folder / "stderr.txt"
@@ -103,9 +93,9 @@ def run_read(
                 killed = True
                 break
         chunks.append(process.stdout.read())  # lines already in the pipe were printed before the kill
-        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+        code = process.wait(timeout=CLI_TIMEOUT)
     stdout = b"".join(chunks)
-    assert_key_absent(documents, stdout, stderr_path.read_bytes())
+    assert_no_secret(stdout, stderr_path.read_bytes(), extra=config_key(documents))
     return Attempt(
         code, killed and code == -signal.SIGKILL, parse_lines(stdout), stdout, stderr_path.read_bytes()
     )
@@ -118,9 +108,11 @@ def full_run_lines(sim: Simulator, folder: Path) -> int:
     whole = Resumed()
     whole.absorb(reference)
     for stream in STREAMS:
-        assert whole.ids.get(stream, set()) == truth(sim, stream), stream
+        assert whole.ids.get(stream, set()) == expected_ids(sim.store, stream), stream
     emitted = [m["record"]["data"]["id"] for m in reference.messages if m["type"] == "RECORD"]
-    assert len(emitted) == sum(len(truth(sim, s)) for s in STREAMS), "an uninterrupted read repeats nothing"
+    assert len(emitted) == sum(len(expected_ids(sim.store, s)) for s in STREAMS), (
+        "an uninterrupted read repeats nothing"
+    )
     return len(reference.messages)
 
 
@@ -160,7 +152,7 @@ def assert_complete(
     for attempt in resumed.attempts:
         assert_no_secret(attempt.stdout, attempt.stderr, extra=(sim.api_key,))
     for stream in STREAMS:
-        assert resumed.ids.get(stream, set()) == truth(sim, stream), stream
+        assert resumed.ids.get(stream, set()) == expected_ids(sim.store, stream), stream
     kills = sum(a.killed for a in resumed.attempts)
     records = sum(1 for a in resumed.attempts for m in a.messages if m["type"] == "RECORD")
     print(

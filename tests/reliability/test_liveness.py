@@ -17,10 +17,13 @@ from typing import Any
 
 import orjson
 import pytest
-from reliability_harness import catalog, cli_argv, cli_env, make_config, read_in_process, simulator, truth
 
 import klaviyo_source.engine.run as engine_run
 import klaviyo_source.http.client as http_client
+from kit.cli import cli_argv, cli_env, run_cli
+from kit.documents import make_catalog, make_config
+from kit.sim import simulator
+from kit.truth import expected_ids
 
 PLATFORM_SILENCE_LIMIT = 60.0
 REQUIRED_PERIOD = 30.0
@@ -37,7 +40,7 @@ def test_a_61_second_retry_after_keeps_the_cli_talking_at_least_every_30_seconds
     with simulator() as sim:
         sim.controls.script("/api/metrics", [{"status": 429, "retry_after": 61}])
         config = make_config(sim, max_rate_limit_wait=120)
-        argv = cli_argv(tmp_path, "read", config=config, catalog=catalog(["metrics"]))
+        argv = cli_argv(tmp_path, "read", config=config, catalog=make_catalog(["metrics"]))
         started = time.monotonic()
         arrivals: list[tuple[float, bytes]] = []
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
@@ -57,7 +60,7 @@ def test_a_61_second_retry_after_keeps_the_cli_talking_at_least_every_30_seconds
     assert ended - started > PLATFORM_SILENCE_LIMIT  # the wait really was longer than the kill limit
     assert max(gaps) < REQUIRED_PERIOD, f"silent for {max(gaps):.1f}s"
     assert heartbeats(logs), logs
-    assert ids == truth(sim, "metrics")
+    assert ids == expected_ids(sim.store, "metrics")
     beats = len(heartbeats(logs))
     print(f"RELIABILITY liveness: run={ended - started:.1f}s max_silence={max(gaps):.1f}s heartbeats={beats}")
 
@@ -82,9 +85,9 @@ def test_every_long_wait_emits_heartbeats(
     with simulator() as sim:
         sim.controls.script("/api/metrics", script)
         config = make_config(sim, **overrides)
-        result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics"]))
+        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics"]))
         assert result.code == 0, result.errors()
-        assert result.ids("metrics") == truth(sim, "metrics")
+        assert result.ids("metrics") == expected_ids(sim.store, "metrics")
     beats = heartbeats(result.logs())
     assert len(beats) >= 2, result.logs()
     assert all("metrics" in line for line in beats)
@@ -97,8 +100,8 @@ def test_a_hung_request_still_lets_the_source_talk(tmp_path: Path, monkeypatch: 
     with simulator() as sim:
         sim.controls.script("/api/metrics", [{"kind": "hang", "seconds": 30}])
         config = make_config(sim, request_timeout=2)
-        result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics"]))
+        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics"]))
         assert result.code == 0, result.errors()
-        assert result.ids("metrics") == truth(sim, "metrics")
+        assert result.ids("metrics") == expected_ids(sim.store, "metrics")
     idle = [line for line in result.logs() if line.startswith("Still reading")]
     assert len(idle) >= 2, result.logs()

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from reliability_harness import SIZES, catalog, make_config, read_subprocess, truth
-
-from klaviyo_simulator.server import SimulatorOptions, start_in_thread
-from klaviyo_simulator.spec import all_scopes
+from kit.cli import run_cli
+from kit.documents import make_catalog, make_config
+from kit.keys import without_scope
+from kit.sim import simulator
+from kit.truth import expected_ids
 
 NO_EVENTS_KEY = "pk_reliability_no_events_scope_0123456789"
 STREAMS = ["events", "events_detailed", "profiles", "email_templates", "flows", "metrics"]
@@ -20,11 +21,9 @@ def test_missing_events_scope_fails_only_the_events_streams(
     tmp_path: Path, register_secret: Callable[[str], None], assert_no_secret: Callable[..., None]
 ) -> None:
     register_secret(NO_EVENTS_KEY)
-    scopes = sorted(s for s in all_scopes() if s != "events:read")
-    options = SimulatorOptions(seed=11, sizes=SIZES, keys={NO_EVENTS_KEY: scopes})
-    with start_in_thread(options) as sim:
+    with simulator(keys={NO_EVENTS_KEY: without_scope("events:read")}) as sim:
         config = make_config(sim, api_key=NO_EVENTS_KEY)
-        result = read_subprocess(tmp_path, config=config, catalog=catalog(STREAMS))
+        result = run_cli(tmp_path, "read", config=config, catalog=make_catalog(STREAMS))
         assert_no_secret(result.stdout, result.stderr, extra=(NO_EVENTS_KEY,))
         assert result.code == 1
         for stream in ("events", "events_detailed"):
@@ -33,7 +32,7 @@ def test_missing_events_scope_fails_only_the_events_streams(
             assert "events:read" in error["message"] and "403" in error["message"]
             assert result.statuses(stream)[-1] == "INCOMPLETE" and not result.records(stream)
         for stream in ("profiles", "email_templates", "flows", "metrics"):
-            assert result.ids(stream) == truth(sim, stream), stream
+            assert result.ids(stream) == expected_ids(sim.store, stream), stream
             assert result.statuses(stream)[-1] == "COMPLETE"
             assert result.states(stream), f"{stream} saved no state"
         final = result.errors()[-1]

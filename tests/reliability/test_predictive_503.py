@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_harness import catalog, make_config, read_in_process, simulator, truth
+
+from kit.cli import run_cli
+from kit.documents import make_catalog, make_config
+from kit.sim import simulator
+from kit.truth import expected_ids
 
 PROFILE_STREAMS = ["profiles", "global_exclusions"]
 
@@ -32,11 +36,17 @@ def test_predictive_503_is_retried_with_smaller_pages_and_loses_nothing(
 ) -> None:
     with simulator(sizes={"profiles": 600, "events": 10}, **controls) as sim:
         config = make_config(sim, num_workers=6, max_retries=2)
-        result = read_in_process(tmp_path, config=config, catalog=catalog([*PROFILE_STREAMS, "metrics"]))
+        result = run_cli(
+            tmp_path,
+            "read",
+            in_process=True,
+            config=config,
+            catalog=make_catalog([*PROFILE_STREAMS, "metrics"]),
+        )
         stats = sim.controls.stats()
         assert result.code == 0, result.errors()
         for stream in (*PROFILE_STREAMS, "metrics"):
-            assert result.ids(stream) == truth(sim, stream), stream
+            assert result.ids(stream) == expected_ids(sim.store, stream), stream
         assert_every_profile_has_predictive_analytics(result.records("profiles"))
         smaller = [line for line in result.logs() if "retrying with page size" in line]
         assert smaller, "the failing window was retried with a smaller page size"
@@ -52,7 +62,9 @@ def test_predictive_503_is_retried_with_smaller_pages_and_loses_nothing(
 def test_persistent_predictive_503_fails_profiles_with_advice(tmp_path: Path) -> None:
     with simulator(sizes={"profiles": 300, "events": 10}, predictive_503_max_page=10) as sim:
         config = make_config(sim, max_retries=1)
-        result = read_in_process(tmp_path, config=config, catalog=catalog(["profiles", "metrics"]))
+        result = run_cli(
+            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["profiles", "metrics"])
+        )
         assert result.code == 1
         error = result.stream_error("profiles")
         assert error is not None and error["failure_type"] == "transient_error"
@@ -60,7 +72,7 @@ def test_persistent_predictive_503_fails_profiles_with_advice(tmp_path: Path) ->
         assert "disable_fetching_predictive_analytics" in error["message"]
         assert result.statuses("profiles")[-1] == "INCOMPLETE"
         assert_every_profile_has_predictive_analytics(result.records("profiles"))
-        assert result.ids("metrics") == truth(sim, "metrics")
+        assert result.ids("metrics") == expected_ids(sim.store, "metrics")
         final = result.errors()[-1]
         assert "profiles" in final["message"] and final["failure_type"] == "transient_error"
 
@@ -68,8 +80,10 @@ def test_persistent_predictive_503_fails_profiles_with_advice(tmp_path: Path) ->
 def test_with_predictive_analytics_disabled_the_503s_stop(tmp_path: Path) -> None:
     with simulator(sizes={"profiles": 300, "events": 10}, predictive_503_max_page=10) as sim:
         config = make_config(sim, disable_fetching_predictive_analytics=True)
-        result = read_in_process(tmp_path, config=config, catalog=catalog(PROFILE_STREAMS))
+        result = run_cli(
+            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(PROFILE_STREAMS)
+        )
         assert result.code == 0, result.errors()
         for stream in PROFILE_STREAMS:
-            assert result.ids(stream) == truth(sim, stream), stream
+            assert result.ids(stream) == expected_ids(sim.store, stream), stream
         assert all("predictive_analytics" not in r["attributes"] for r in result.records("profiles"))

@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_harness import catalog, make_config, read_in_process, simulator, truth
+
+from kit.cli import run_cli
+from kit.documents import make_catalog, make_config
+from kit.sim import simulator
+from kit.truth import expected_ids
 
 # (fault label, script on /api/profiles). "ok" first so the faults hit page 2 of a running stream.
 RECOVERABLE: list[tuple[str, list[Any]]] = [
@@ -30,12 +34,12 @@ def test_recoverable_fault_mid_stream_loses_nothing(tmp_path: Path, label: str, 
         sim.controls.script("/api/profiles", script)
         # request_timeout=1 turns a hang or a trickled body into a timeout that is retried.
         config = make_config(sim, max_retries=4, request_timeout=1, num_workers=2)
-        result = read_in_process(tmp_path, config=config, catalog=catalog(streams))
+        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(streams))
         stats = sim.controls.stats()
         assert result.code == 0, result.errors()
         for stream in streams:
             records = result.records(stream)
-            assert {r["id"] for r in records} == truth(sim, stream), (label, stream)
+            assert {r["id"] for r in records} == expected_ids(sim.store, stream), (label, stream)
             assert result.statuses(stream)[-1] == "COMPLETE"
         assert sim.controls.faults.describe() == [], "every scripted fault was served"
         retries = [line for line in result.logs() if "retrying" in line]
@@ -52,11 +56,11 @@ def test_random_5xx_on_every_endpoint_loses_nothing(tmp_path: Path) -> None:
         config = make_config(sim, max_retries=10, num_workers=4)
         streams = ["profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
                    "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows"]  # fmt: skip
-        result = read_in_process(tmp_path, config=config, catalog=catalog(streams))
+        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(streams))
         stats = sim.controls.stats()
         assert result.code == 0, result.errors()
         for stream in streams:
-            assert result.ids(stream) == truth(sim, stream), stream
+            assert result.ids(stream) == expected_ids(sim.store, stream), stream
         assert stats["faults_total"] > 0
         print(f"RELIABILITY random 5xx: requests={stats['requests_total']} faults={stats['faults_total']}")
 
@@ -65,8 +69,12 @@ def test_5xx_that_never_stops_fails_that_stream_as_transient_others_finish(tmp_p
     with simulator() as sim:
         sim.controls.script("/api/templates", [503] * 50)
         config = make_config(sim, max_retries=2)
-        result = read_in_process(
-            tmp_path, config=config, catalog=catalog(["email_templates", "metrics", "flows"])
+        result = run_cli(
+            tmp_path,
+            "read",
+            in_process=True,
+            config=config,
+            catalog=make_catalog(["email_templates", "metrics", "flows"]),
         )
         assert result.code == 1
         error = result.stream_error("email_templates")
@@ -74,7 +82,7 @@ def test_5xx_that_never_stops_fails_that_stream_as_transient_others_finish(tmp_p
         assert "/api/templates" in error["message"] and "retry" in error["message"].lower()
         assert result.statuses("email_templates")[-1] == "INCOMPLETE"
         for stream in ("metrics", "flows"):
-            assert result.ids(stream) == truth(sim, stream)
+            assert result.ids(stream) == expected_ids(sim.store, stream)
             assert result.statuses(stream)[-1] == "COMPLETE" and result.states(stream)
         final = result.errors()[-1]
         assert "email_templates" in final["message"] and final["failure_type"] == "transient_error"
@@ -84,12 +92,14 @@ def test_garbage_bodies_that_never_stop_fail_with_a_system_error_naming_the_url(
     with simulator() as sim:
         sim.controls.script("/api/metrics", ["invalid_json"] * 10)
         config = make_config(sim, max_retries=2)
-        result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "flows"]))
+        result = run_cli(
+            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics", "flows"])
+        )
         assert result.code == 1
         error = result.stream_error("metrics")
         assert error is not None and error["failure_type"] == "system_error"
         assert "/api/metrics" in error["message"] and "Malformed" in error["message"]
-        assert result.ids("flows") == truth(sim, "flows")
+        assert result.ids("flows") == expected_ids(sim.store, "flows")
 
 
 def closed_port() -> int:
@@ -104,7 +114,9 @@ def test_unreachable_host_is_one_config_error_at_once(tmp_path: Path) -> None:
     """A refused connection on the first request to the configured host is a wrong base_url: one
     config_error for the run, said at once (no retries, no per-stream failures)."""
     config = make_config(None, base_url=f"http://127.0.0.1:{closed_port()}", max_retries=2)
-    result = read_in_process(tmp_path, config=config, catalog=catalog(["metrics", "flows"]))
+    result = run_cli(
+        tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics", "flows"])
+    )
     assert result.code == 1
     assert [error.get("stream_descriptor") for error in result.errors()] == [None]
     error = result.errors()[0]
@@ -121,19 +133,32 @@ def test_faults_on_a_detail_endpoint_fail_only_the_detailed_stream(tmp_path: Pat
     with simulator() as sim:
         sim.controls.script("/api/lists/", [503] * 30)
         config = make_config(sim, max_retries=1)
-        result = read_in_process(tmp_path, config=config, catalog=catalog(["lists", "lists_detailed"]))
+        result = run_cli(
+            tmp_path,
+            "read",
+            in_process=True,
+            config=config,
+            catalog=make_catalog(["lists", "lists_detailed"]),
+        )
         assert result.code == 1
         error = result.stream_error("lists_detailed")
         assert error is not None and error["failure_type"] == "transient_error", error
         assert result.statuses("lists_detailed")[-1] == "INCOMPLETE"
-        assert result.ids("lists") == truth(sim, "lists") and result.statuses("lists")[-1] == "COMPLETE"
+        assert (
+            result.ids("lists") == expected_ids(sim.store, "lists")
+            and result.statuses("lists")[-1] == "COMPLETE"
+        )
 
         sim.controls.clear_faults()
         sim.controls.reset_rate_limits()
         sim.controls.script("/api/lists/", [503, "reset", "reset", 500])
-        again = read_in_process(
-            tmp_path, config=make_config(sim), catalog=catalog(["lists", "lists_detailed"])
+        again = run_cli(
+            tmp_path,
+            "read",
+            in_process=True,
+            config=make_config(sim),
+            catalog=make_catalog(["lists", "lists_detailed"]),
         )
         assert again.code == 0, again.errors()
         for stream in ("lists", "lists_detailed"):
-            assert again.ids(stream) == truth(sim, stream), stream
+            assert again.ids(stream) == expected_ids(sim.store, stream), stream

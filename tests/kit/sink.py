@@ -1,4 +1,5 @@
-"""A Sink that keeps everything in memory, in call order, for assertions."""
+"""A Sink (klaviyo_source.engine.contract) that keeps every call in memory, in order, for
+assertions on an in-process `engine.read`."""
 
 from __future__ import annotations
 

@@ -11,50 +11,30 @@ from typing import Any
 
 import jsonschema
 import pytest
-from cli_harness import (
-    FULL_KEY,
-    NO_EVENTS_KEY,
-    NO_METRICS_KEY,
-    CliResult,
-    configured_catalog,
-    make_config,
-    run_cli,
-)
 
 from kit.truth import record_key
+from kit.cli import Output, run_cli
+from kit.documents import ALL_STREAMS, make_catalog, make_config
+from kit.keys import FULL_KEY, NO_EVENTS_KEY, NO_METRICS_KEY
 from klaviyo_source.config import CONNECTION_SPECIFICATION
 from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
 from klaviyo_source.times import parse_time
 
-ALL_STREAMS = [row.name for row in STREAMS]
 VALIDATORS = {row.name: jsonschema.Draft7Validator(load_schema(row.name)) for row in STREAMS}
 
 
-def records_by_stream(result: CliResult) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for message in result.of_type("RECORD"):
-        found[message.record.stream].append(message.record.data)
-    return found
-
-
-def final_states(result: CliResult) -> dict[str, Any]:
-    return {
-        m.state.stream.stream_descriptor.name: m.state.stream.stream_state for m in result.of_type("STATE")
-    }
-
-
-def statuses(result: CliResult) -> dict[str, list[str]]:
+def statuses(result: Output) -> dict[str, list[str]]:
     seen: dict[str, list[str]] = defaultdict(list)
-    for message in result.of_type("TRACE"):
+    for message in result.models_of("TRACE"):
         if message.trace.stream_status is not None:
             status = message.trace.stream_status
             seen[status.stream_descriptor.name].append(status.status.value)
     return seen
 
 
-def assert_records_valid(result: CliResult) -> None:
-    for stream, records in records_by_stream(result).items():
+def assert_records_valid(result: Output) -> None:
+    for stream, records in result.records_by_stream().items():
         row = STREAMS_BY_NAME[stream]
         for record in records:
             errors = [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATORS[stream].iter_errors(record)]
@@ -63,10 +43,10 @@ def assert_records_valid(result: CliResult) -> None:
             assert record[row.cursor_field] is not None
 
 
-def assert_record_counts_match_states(result: CliResult) -> None:
+def assert_record_counts_match_states(result: Output) -> None:
     """sourceStats.recordCount = records of that stream since its previous STATE."""
     pending: dict[str, int] = defaultdict(int)
-    for message in result.messages:
+    for message in result.models:
         if message.record is not None:
             pending[message.record.stream] += 1
         elif message.state is not None:
@@ -76,8 +56,8 @@ def assert_record_counts_match_states(result: CliResult) -> None:
 
 def test_spec(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "spec")
-    assert result.code == 0 and len(result.messages) == 1
-    spec = result.messages[0].spec
+    assert result.code == 0 and len(result.models) == 1
+    spec = result.models[0].spec
     assert spec.connectionSpecification == CONNECTION_SPECIFICATION
     assert spec.connectionSpecification["properties"]["api_key"]["airbyte_secret"] is True
     jsonschema.Draft7Validator.check_schema(spec.connectionSpecification)
@@ -85,20 +65,20 @@ def test_spec(tmp_path: Path) -> None:
 
 def test_check_succeeds(sim: Any, tmp_path: Path) -> None:
     result = run_cli(tmp_path, "check", config=make_config(sim))
-    assert result.code == 0 and len(result.messages) == 1
-    assert result.messages[0].connectionStatus.status.value == "SUCCEEDED"
+    assert result.code == 0 and len(result.models) == 1
+    assert result.models[0].connectionStatus.status.value == "SUCCEEDED"
 
 
 def test_check_with_key_from_environment(sim: Any, tmp_path: Path) -> None:
     config = make_config(sim)
     del config["api_key"]
     result = run_cli(tmp_path, "check", config=config, env={"KLAVIYO_API_KEY": FULL_KEY})
-    assert result.messages[0].connectionStatus.status.value == "SUCCEEDED"
+    assert result.models[0].connectionStatus.status.value == "SUCCEEDED"
 
 
-def failed_check(result: CliResult) -> str:
-    assert result.code == 0 and len(result.messages) == 1
-    status = result.messages[0].connectionStatus
+def failed_check(result: Output) -> str:
+    assert result.code == 0 and len(result.models) == 1
+    status = result.models[0].connectionStatus
     assert status.status.value == "FAILED"
     message: str = status.message
     return message
@@ -114,8 +94,8 @@ def test_check_bad_key_is_401(sim: Any, tmp_path: Path) -> None:
 def test_check_missing_scope_names_the_stream_and_scope(sim: Any, tmp_path: Path) -> None:
     """A key that lacks one stream's scope still connects: SUCCEEDED, naming what will fail."""
     result = run_cli(tmp_path, "check", config=make_config(sim, api_key=NO_METRICS_KEY))
-    assert result.code == 0 and len(result.messages) == 1
-    status = result.messages[0].connectionStatus
+    assert result.code == 0 and len(result.models) == 1
+    status = result.models[0].connectionStatus
     assert status.status.value == "SUCCEEDED"
     assert f"cannot read 1 of {len(STREAMS)} streams: metrics (need metrics:read)" in status.message
 
@@ -136,8 +116,8 @@ def test_check_unreachable_host(tmp_path: Path) -> None:
 
 def test_discover(sim: Any, tmp_path: Path) -> None:
     result = run_cli(tmp_path, "discover", config=make_config(sim))
-    assert result.code == 0 and len(result.messages) == 1
-    streams = result.messages[0].catalog.streams
+    assert result.code == 0 and len(result.models) == 1
+    streams = result.models[0].catalog.streams
     assert [s.name for s in streams] == ALL_STREAMS and len(set(ALL_STREAMS)) == len(ALL_STREAMS)
     for stream in streams:
         jsonschema.Draft7Validator.check_schema(stream.json_schema)
@@ -169,28 +149,28 @@ def has_path(record: dict[str, Any], path: tuple[str, ...]) -> bool:
 
 @pytest.mark.parametrize("mode", ["full_refresh", "incremental"])
 def test_read_every_stream(sim: Any, tmp_path: Path, mode: str) -> None:
-    result = run_cli(tmp_path, "read", config=make_config(sim), catalog=configured_catalog(ALL_STREAMS, mode))
+    result = run_cli(tmp_path, "read", config=make_config(sim), catalog=make_catalog(ALL_STREAMS, mode))
     assert result.code == 0, result.stderr.decode()[-2000:]
-    found = records_by_stream(result)
+    found = result.records_by_stream()
     assert sorted(found) == sorted(ALL_STREAMS), f"streams without records: {set(ALL_STREAMS) - set(found)}"
     assert_records_valid(result)
     assert_record_counts_match_states(result)
     for stream, seen in statuses(result).items():
         assert seen[0] == "STARTED" and seen[-1] == "COMPLETE", (stream, seen)
     assert sorted(statuses(result)) == sorted(ALL_STREAMS)
-    assert not [m for m in result.of_type("TRACE") if m.trace.error is not None]
+    assert not [m for m in result.models_of("TRACE") if m.trace.error is not None]
     for stream, path in STREAM_EXTRAS.items():
         assert all(has_path(record, path) for record in found[stream]), (stream, path)
     assert any("campaign_messages" in record for record in found["campaigns_detailed"])
 
 
 def test_second_incremental_read_resumes_from_state(sim: Any, tmp_path: Path) -> None:
-    catalog = configured_catalog(ALL_STREAMS, "incremental")
+    catalog = make_catalog(ALL_STREAMS, "incremental")
     first = run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog)
     assert first.code == 0
-    states = final_states(first)
+    states = first.final_states()
     assert sorted(states) == sorted(ALL_STREAMS)
-    first_counts = {k: len(v) for k, v in records_by_stream(first).items()}
+    first_counts = {k: len(v) for k, v in first.records_by_stream().items()}
 
     changes = {"events": 20, "profiles_updated": 5, "profiles_created": 3, "profiles_suppressed": 1}
     changes |= {"campaigns_updated": 2, "flows_updated": 2, "lists_updated": 2, "metrics_updated": 1}
@@ -204,7 +184,7 @@ def test_second_incremental_read_resumes_from_state(sim: Any, tmp_path: Path) ->
     second = run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog, state=state_doc)
     assert second.code == 0, second.stderr.decode()[-2000:]
     assert_records_valid(second)
-    found = records_by_stream(second)
+    found = second.records_by_stream()
     ids = {stream: {record_key(stream, r) for r in records} for stream, records in found.items()}
     assert set(changed["events"]) <= ids["events"] and set(changed["events"]) <= ids["events_detailed"]
     assert set(changed["profiles_updated"] + changed["profiles_created"]) <= ids["profiles"]
@@ -221,34 +201,34 @@ def test_second_incremental_read_resumes_from_state(sim: Any, tmp_path: Path) ->
         cursor = STREAMS_BY_NAME[stream].cursor_field
         saved = parse_time(states[stream][cursor])
         assert all(parse_time(r[cursor]) >= saved for r in found.get(stream, []))
-    new_states = final_states(second)
+    new_states = second.final_states()
     assert parse_time(new_states["events"]["datetime"]) >= parse_time(states["events"]["datetime"])
 
 
 def test_missing_scope_fails_one_stream_and_the_run(sim: Any, tmp_path: Path) -> None:
-    catalog = configured_catalog(["events", "metrics", "flows"], "incremental")
+    catalog = make_catalog(["events", "metrics", "flows"], "incremental")
     result = run_cli(tmp_path, "read", config=make_config(sim, api_key=NO_EVENTS_KEY), catalog=catalog)
     assert result.code == 1
     seen = statuses(result)
     assert seen["events"][-1] == "INCOMPLETE"
     assert seen["metrics"][-1] == "COMPLETE" and seen["flows"][-1] == "COMPLETE"
-    found = records_by_stream(result)
+    found = result.records_by_stream()
     assert "events" not in found and found["metrics"] and found["flows"]
-    errors = [m.trace.error for m in result.of_type("TRACE") if m.trace.error is not None]
+    errors = [m.trace.error for m in result.models_of("TRACE") if m.trace.error is not None]
     stream_error = next(e for e in errors if e.stream_descriptor is not None)
     assert stream_error.stream_descriptor.name == "events"
     assert stream_error.failure_type.value == "config_error"
-    final = result.messages[-1].trace.error
+    final = result.models[-1].trace.error
     assert final.message.startswith(
         "During the sync, the following streams did not sync successfully: events: "
     )
     assert final.failure_type.value == "config_error"
 
 
-def config_error(result: CliResult, *needles: str) -> None:
+def config_error(result: Output, *needles: str) -> None:
     assert result.code == 1
-    assert len(result.messages) == 1, result.stdout.decode()
-    error = result.messages[0].trace.error
+    assert len(result.models) == 1, result.stdout.decode()
+    error = result.models[0].trace.error
     assert error.failure_type.value == "config_error"
     for needle in needles:
         assert needle in error.message
@@ -259,24 +239,24 @@ def test_bad_config(tmp_path: Path) -> None:
     config_error(run_cli(tmp_path, "discover", config="{oops"), "--config", "not valid JSON")
     config_error(run_cli(tmp_path, "discover", config={"api_key": FULL_KEY, "start_date": 5}), "'start_date'")
     config_error(
-        run_cli(tmp_path, "read", config={}, catalog=configured_catalog(["metrics"], "incremental")),
+        run_cli(tmp_path, "read", config={}, catalog=make_catalog(["metrics"], "incremental")),
         "'api_key'",
     )
 
 
 def test_bad_catalog(sim: Any, tmp_path: Path) -> None:
     config = make_config(sim)
-    unknown = configured_catalog(["charges"], "incremental")
+    unknown = make_catalog(["charges"], "incremental")
     config_error(run_cli(tmp_path, "read", config=config, catalog=unknown), "unknown stream 'charges'")
     config_error(
-        run_cli(tmp_path, "read", config=config, catalog=configured_catalog(["metrics"], "cdc")), "sync_mode"
+        run_cli(tmp_path, "read", config=config, catalog=make_catalog(["metrics"], "cdc")), "sync_mode"
     )
     config_error(run_cli(tmp_path, "read", config=config, catalog={"stream": []}), "'streams' list")
 
 
 def test_bad_state(sim: Any, tmp_path: Path) -> None:
     config = make_config(sim)
-    catalog = configured_catalog(["metrics"], "incremental")
+    catalog = make_catalog(["metrics"], "incremental")
     config_error(
         run_cli(tmp_path, "read", config=config, catalog=catalog, state="[{"), "--state", "not valid JSON"
     )
@@ -302,42 +282,40 @@ def test_rate_limited_stream_reports_running_with_reason(sim: Any, tmp_path: Pat
     sim.controls.script("/api/metrics", [{"status": 429, "retry_after": 1}])
     try:
         result = run_cli(
-            tmp_path, "read", config=make_config(sim), catalog=configured_catalog(["metrics"], "incremental")
+            tmp_path, "read", config=make_config(sim), catalog=make_catalog(["metrics"], "incremental")
         )
     finally:
         sim.controls.clear_faults()
     assert result.code == 0
     reasons = [
         [reason.type.value for reason in m.trace.stream_status.reasons or []]
-        for m in result.of_type("TRACE")
+        for m in result.models_of("TRACE")
         if m.trace.stream_status is not None
     ]
     assert ["RATE_LIMITED"] in reasons
     assert statuses(result)["metrics"][-1] == "COMPLETE"
-    assert records_by_stream(result)["metrics"]
+    assert result.records_by_stream()["metrics"]
 
 
 def test_server_errors_fail_the_stream_as_transient(sim: Any, tmp_path: Path) -> None:
     sim.controls.script("/api/flows", [{"status": 503}] * 4)
     try:
-        catalog = configured_catalog(["flows", "metrics"], "full_refresh")
+        catalog = make_catalog(["flows", "metrics"], "full_refresh")
         result = run_cli(tmp_path, "read", config=make_config(sim, max_retries=0), catalog=catalog)
     finally:
         sim.controls.clear_faults()
     assert result.code == 1
     seen = statuses(result)
     assert seen["flows"][-1] == "INCOMPLETE" and seen["metrics"][-1] == "COMPLETE"
-    final = result.messages[-1].trace.error
+    final = result.models[-1].trace.error
     assert final.failure_type.value == "transient_error"
     assert "flows: " in final.message
 
 
 def test_full_refresh_twice_gives_the_same_records(sim: Any, tmp_path: Path) -> None:
-    catalog = configured_catalog(
-        ["metrics", "lists", "campaigns", "flows", "email_templates"], "full_refresh"
-    )
-    first = records_by_stream(run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog))
-    second = records_by_stream(run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog))
+    catalog = make_catalog(["metrics", "lists", "campaigns", "flows", "email_templates"], "full_refresh")
+    first = run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog).records_by_stream()
+    second = run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog).records_by_stream()
     assert {k: sorted(r["id"] for r in v) for k, v in first.items()} == {
         k: sorted(r["id"] for r in v) for k, v in second.items()
     }
@@ -360,13 +338,13 @@ def test_future_state_reads_nothing(sim: Any, tmp_path: Path) -> None:
         tmp_path,
         "read",
         config=make_config(sim),
-        catalog=configured_catalog(streams, "incremental"),
+        catalog=make_catalog(streams, "incremental"),
         state=state,
     )
     assert result.code == 0
-    assert records_by_stream(result) == {}
-    assert sorted(final_states(result)) == sorted(streams)
-    for name, value in final_states(result).items():  # a state is never lowered
+    assert result.records_by_stream() == {}
+    assert sorted(result.final_states()) == sorted(streams)
+    for name, value in result.final_states().items():  # a state is never lowered
         assert parse_time(value[STREAMS_BY_NAME[name].cursor_field]) == parse_time(future)
 
 
@@ -397,31 +375,31 @@ def test_state_saved_by_airbyte_is_accepted(sim: Any, tmp_path: Path) -> None:
         {"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": value}}
         for name, value in AIRBYTE_SAVED_STATE.items()
     ]
-    catalog = configured_catalog(list(AIRBYTE_SAVED_STATE), "incremental")
+    catalog = make_catalog(list(AIRBYTE_SAVED_STATE), "incremental")
     result = run_cli(tmp_path, "read", config=make_config(sim), catalog=catalog, state=state)
     assert result.code == 0, result.stdout.decode()[-2000:]
     assert_records_valid(result)
     since = parse_time("2026-01-01T00:00:00+00:00")
-    for stream, records in records_by_stream(result).items():
+    for stream, records in result.records_by_stream().items():
         cursor = STREAMS_BY_NAME[stream].cursor_field
         if stream == "campaigns":  # Airbyte's migration: the old state covered email campaigns only
             records = [r for r in records if r["attributes"]["channel"] == "email"]
             assert records
         assert all(parse_time(record[cursor]) >= since for record in records), stream
-    assert sorted(final_states(result)) == sorted(AIRBYTE_SAVED_STATE)
+    assert sorted(result.final_states()) == sorted(AIRBYTE_SAVED_STATE)
 
 
 def test_events_alone_fast_path_emits_the_same_records(sim: Any, tmp_path: Path) -> None:
     """Read alone, events take the engine's pre-serialized fast path; the records must be exactly
     those of the ordinary path (events read together with events_detailed), and valid."""
     alone = run_cli(
-        tmp_path, "read", config=make_config(sim), catalog=configured_catalog(["events"], "full_refresh")
+        tmp_path, "read", config=make_config(sim), catalog=make_catalog(["events"], "full_refresh")
     )
-    paired_catalog = configured_catalog(["events", "events_detailed"], "full_refresh")
+    paired_catalog = make_catalog(["events", "events_detailed"], "full_refresh")
     paired = run_cli(tmp_path, "read", config=make_config(sim), catalog=paired_catalog)
     assert alone.code == 0 and paired.code == 0, alone.stderr.decode()[-2000:]
     assert_records_valid(alone)
-    fast = sorted(records_by_stream(alone)["events"], key=lambda r: r["id"])
-    ordinary = sorted(records_by_stream(paired)["events"], key=lambda r: r["id"])
+    fast = sorted(alone.records_by_stream()["events"], key=lambda r: r["id"])
+    ordinary = sorted(paired.records_by_stream()["events"], key=lambda r: r["id"])
     assert len(fast) == sim.store.event_count
     assert fast == ordinary

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_harness import FULL_KEY, make_config
 
-from klaviyo_simulator.server import SimulatorOptions, start_in_thread
+from kit.documents import make_config
+from kit.keys import FULL_KEY
+from kit.sim import simulator
 from klaviyo_source.streams.table import STREAMS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,8 +97,7 @@ def pyairbyte_read(python: Path, config: dict[str, Any], workdir: Path) -> dict[
 def test_pyairbyte_reads_every_stream_into_duckdb(tmp_path: Path) -> None:
     python = pyairbyte_python()
     sizes = {"events": 300, "profiles": 60, "campaigns": 12, "flows": 6, "lists": 4, "templates": 5}
-    options = SimulatorOptions(seed=11, sizes=sizes, keys={FULL_KEY: None})
-    with start_in_thread(options) as sim:
+    with simulator(sizes=sizes, keys={FULL_KEY: None}) as sim:
         config = make_config(sim)
         first = pyairbyte_read(python, config, tmp_path)
         counts = first["counts"]

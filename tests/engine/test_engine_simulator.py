@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from kit.sink import CollectingSink
-
 from kit.truth import expected_ids
 from klaviyo_simulator.controls import ControlOptions
 from klaviyo_simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, run_simulator

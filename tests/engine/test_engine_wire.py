@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 from engine_fake_api import FakeApi, start
-from kit.sink import CollectingSink
 
+from kit.sink import CollectingSink
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStatus

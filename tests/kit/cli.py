@@ -18,18 +18,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 from airbyte_protocol_dataclasses.models import airbyte_protocol as protocol
 
-from klaviyo_source.airbyte.entrypoint import main as airbyte_main
-
 from kit.documents import write_documents
 from kit.keys import find_secrets
 from kit.protocol_check import parse_output
 from kit.truth import record_key
+from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 
 Message = dict[str, Any]
 CLI_TIMEOUT = 240
@@ -44,7 +44,7 @@ class Output:
     stdout: bytes
     stderr: bytes = b""  # empty for in-process runs (pytest captures it)
 
-    @property
+    @cached_property
     def models(self) -> list[protocol.AirbyteMessage]:
         """The messages as strictly validated Airbyte protocol models."""
         return parse_output(self.stdout)
@@ -166,5 +166,5 @@ def run_cli(
         code, stdout, stderr = done.returncode, done.stdout, done.stderr
     check_output(stdout, stderr, config_key(documents))
     output = Output(code, parse_lines(stdout), stdout, stderr)
-    output.models  # every line must be a valid Airbyte message
+    _ = output.models  # every line must be a valid Airbyte message (raises ProtocolViolation)
     return output

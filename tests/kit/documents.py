@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kit.keys import NO_SERVER_KEY
 from klaviyo_simulator.server import Simulator
 from klaviyo_source.streams.table import STREAMS
-
-from kit.keys import NO_SERVER_KEY
 
 ALL_STREAMS = [row.name for row in STREAMS]
 

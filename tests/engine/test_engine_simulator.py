@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from kit.sim import run_against_simulator
 from kit.sink import CollectingSink
 from kit.truth import expected_ids
-from klaviyo_simulator.controls import ControlOptions
-from klaviyo_simulator.server import DEFAULT_KEY, Simulator, SimulatorOptions, run_simulator
+from klaviyo_simulator.server import DEFAULT_KEY, Simulator
 from klaviyo_source.config import Config
 from klaviyo_source.endpoints import rate_for
 from klaviyo_source.engine import read
@@ -46,13 +46,9 @@ def sim_config(sim: Simulator, **overrides: Any) -> Config:
     return Config(**values)
 
 
-def with_sim(body: Callable[[Simulator], Awaitable[None]], **options: Any) -> None:
-    async def go() -> None:
-        options.setdefault("sizes", SIZES)
-        async with run_simulator(SimulatorOptions(**options)) as sim:
-            await body(sim)
-
-    asyncio.run(go())
+def with_sim(body: Callable[[Simulator], Awaitable[None]], **arguments: Any) -> None:
+    """`await body(sim)` against the kit's simulator with this file's data (seed 42, SIZES)."""
+    run_against_simulator(body, **{"seed": 42, "sizes": SIZES, **arguments})
 
 
 async def sync(
@@ -238,7 +234,7 @@ def test_predictive_503_falls_back_to_smaller_pages_then_fails_with_advice() -> 
         _, outcomes = await sync(sim, ["profiles"], max_retries=1, disable_fetching_predictive_analytics=True)
         assert outcomes[0].status is StreamStatus.COMPLETE
 
-    with_sim(body, controls=ControlOptions(predictive_503_max_page=50))
+    with_sim(body, predictive_503_max_page=50)
 
 
 def test_shared_limiters_keep_every_bucket_inside_its_tier() -> None:
@@ -254,7 +250,7 @@ def test_shared_limiters_keep_every_bucket_inside_its_tier() -> None:
             assert window["max_per_second"] <= burst, (bucket, window)
             assert window["max_per_minute"] <= steady, (bucket, window)
 
-    with_sim(body, controls=ControlOptions(rate_limits=True), sizes={**SIZES, "campaigns": 40, "lists": 3})
+    with_sim(body, rate_limits=True, sizes={**SIZES, "campaigns": 40, "lists": 3})
 
 
 def test_global_exclusions_alone_or_riding_on_profiles() -> None:

@@ -9,7 +9,8 @@ pytest fixture of either scope from the same arguments. Control options (`rate_l
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -30,14 +31,16 @@ def options(
     keys: dict[str, list[str] | None] | None = None,
     now: int | None = None,
     port: int = 0,
+    fault_seed: int = 0,
     **controls: Any,
 ) -> SimulatorOptions:
-    """SimulatorOptions with the kit's defaults (seed 11, `SIZES`); `controls` -> ControlOptions."""
+    """SimulatorOptions with the kit's defaults (seed 11, `SIZES`). `seed` seeds the data,
+    `fault_seed` the controls' RNG (jitter, random faults); `controls` -> ControlOptions."""
     return SimulatorOptions(
         seed=seed,
         scale=scale,
         sizes=SIZES if sizes is None else sizes,
-        controls=ControlOptions(**controls),
+        controls=ControlOptions(seed=fault_seed, **controls),
         now=now,
         port=port,
         **({} if keys is None else {"keys": keys}),
@@ -67,3 +70,13 @@ def sim_fixture(*, scope: str = "module", **arguments: Any) -> Callable[..., Any
             yield running
 
     return sim  # type: ignore[no-any-return]
+
+
+def run_against_simulator(body: Callable[[Simulator], Awaitable[None]], **arguments: Any) -> None:
+    """Run `await body(sim)` in a fresh event loop, against `simulator_in_loop(**arguments)`."""
+
+    async def go() -> None:
+        async with simulator_in_loop(**arguments) as sim:
+            await body(sim)
+
+    asyncio.run(go())

@@ -1,21 +1,6 @@
 """Shared fixture: one small simulator per module, served on 127.0.0.1 from its own thread."""
 
-from __future__ import annotations
+from kit.sim import sim_fixture
 
-from collections.abc import Iterator
-
-import pytest
-
-from klaviyo_simulator import Simulator, SimulatorOptions, start_in_thread
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    options = SimulatorOptions(
-        seed=7,
-        scale="small",
-        sizes={"events": 3000, "profiles": 600},
-        keys={"pk_full": None, "pk_events_only": ["events:read"]},
-    )
-    with start_in_thread(options) as running:
-        yield running
+KEYS: dict[str, list[str] | None] = {"pk_full": None, "pk_events_only": ["events:read"]}
+sim = sim_fixture(seed=7, sizes={"events": 3000, "profiles": 600}, keys=KEYS)

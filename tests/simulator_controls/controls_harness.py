@@ -1,7 +1,12 @@
 """A tiny aiohttp app that uses `Controls` exactly as the contract in controls.py says.
 
 It stands in for the real simulator core so the controls can be tested on their own, over a
-real socket on 127.0.0.1. Routes (buckets as in Klaviyo's 2026-07-15 spec):
+real socket on 127.0.0.1. It stays (the simulator cannot replace it) because these tests check
+`Controls` as a unit against its contract with any app: they need a route whose record count the
+request chooses (`count`, for the per-record latency and the records stats), fixed tiers
+independent of the simulator's routing and spec, and a fresh `Controls` per test built from
+chosen options and a fake clock. The controls inside the real simulator are tested in
+`test_controls_end_to_end.py`. Routes (buckets as in Klaviyo's 2026-07-15 spec):
 
     GET /api/events               get_events, XL 350/s 3500/m, `count` records (default 3)
     GET /api/profiles             get_profiles, L 75/s 750/m; predictive_analytics -> M 10/s 150/m

@@ -11,7 +11,8 @@ import orjson
 import pytest
 from controls_harness import FakeClock, fetch
 
-from klaviyo_simulator import Simulator, SimulatorOptions, start_in_thread
+from kit.sim import sim_fixture
+from klaviyo_simulator import Simulator
 from klaviyo_source.revision import REVISION
 
 PREDICTIVE = "additional-fields[profile]=predictive_analytics"
@@ -20,11 +21,7 @@ RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 Scenario = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
 
 
-@pytest.fixture(scope="module")
-def running() -> Iterator[Simulator]:
-    options = SimulatorOptions(seed=11, scale="small", sizes={"events": 500, "profiles": 200})
-    with start_in_thread(options) as sim:
-        yield sim
+running = sim_fixture(sizes={"events": 500, "profiles": 200})
 
 
 @pytest.fixture

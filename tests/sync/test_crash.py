@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from kit.ground_truth import duplicates, expected, loaded
-from klaviyo_simulator import SimulatorOptions, start_in_thread
-from klaviyo_simulator.controls import ControlOptions
+from kit.sim import simulator
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 SIZES = {"events": 3000, "profiles": 400, "lists": 2, "templates": 5, "campaigns": 10, "flows": 4}
@@ -45,11 +44,9 @@ def run_and_kill(command: list[str], delay: float) -> int | None:
 
 def crash_then_complete(seed: int, url: str, tmp_path: Path) -> None:
     rng = random.Random(seed)
-    controls = ControlOptions(latency_ms=rng.choice([5.0, 15.0]), seed=seed)
-    options = SimulatorOptions(
-        seed=seed, scale="small", sizes=SIZES, controls=controls, now=int(time.time()) - 60
-    )
-    with start_in_thread(options) as sim:
+    latency = rng.choice([5.0, 15.0])
+    now = int(time.time()) - 60
+    with simulator(seed=seed, sizes=SIZES, latency_ms=latency, fault_seed=seed, now=now) as sim:
         config = tmp_path / "config.json"
         config.write_text(
             json.dumps({"api_key": sim.api_key, "base_url": sim.base_url, "backoff_base": 0.01})

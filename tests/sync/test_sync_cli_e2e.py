@@ -7,11 +7,12 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from kit.ground_truth import duplicates, expected, loaded, stored_states
-from klaviyo_simulator import SimulatorOptions, start_in_thread
-from klaviyo_simulator.controls import ControlOptions
+from kit.sim import simulator as kit_simulator
+from klaviyo_simulator import Simulator
 from klaviyo_source.sync.command import main
 
 SIZES = {"events": 1500, "profiles": 200, "lists": 2, "templates": 4, "campaigns": 8, "flows": 3}
@@ -20,15 +21,9 @@ LIMITED = "pk_secret_limited_0123456789"
 STREAMS = ["events", "metrics", "profiles", "campaigns"]
 
 
-def simulator(**controls: float) -> SimulatorOptions:
-    return SimulatorOptions(
-        seed=5,
-        scale="small",
-        sizes=SIZES,
-        keys={KEY: None, LIMITED: ["events:read", "metrics:read"]},
-        controls=ControlOptions(**controls),  # type: ignore[arg-type]
-        now=int(time.time()) - 60,
-    )
+def simulator(**controls: float) -> AbstractContextManager[Simulator]:
+    keys: dict[str, list[str] | None] = {KEY: None, LIMITED: ["events:read", "metrics:read"]}
+    return kit_simulator(seed=5, sizes=SIZES, keys=keys, now=int(time.time()) - 60, **controls)
 
 
 def config(tmp_path: Path, base_url: str, key: str = KEY) -> str:
@@ -38,7 +33,7 @@ def config(tmp_path: Path, base_url: str, key: str = KEY) -> str:
 
 
 def test_append_then_overwrite(destination_url: str, tmp_path: Path) -> None:
-    with start_in_thread(simulator()) as sim:
+    with simulator() as sim:
         base = ["sync", "--config", config(tmp_path, sim.base_url), "--destination", destination_url]
         base += ["--streams", ",".join(STREAMS), "--progress", "none"]
         assert main([*base, "--write", "append"]) == 0
@@ -57,7 +52,7 @@ def test_append_then_overwrite(destination_url: str, tmp_path: Path) -> None:
 def test_a_concurrent_sync_is_refused_with_a_clear_message(destination_url: str, tmp_path: Path) -> None:
     # The first sync's one request takes 8 s: the second process (a cold Python start, seconds on a
     # loaded machine) tries the lock while the first holds it.
-    with start_in_thread(simulator(latency_ms=8000.0)) as sim:
+    with simulator(latency_ms=8000.0) as sim:
         command = [sys.executable, "-m", "klaviyo_source", "sync", "--config", config(tmp_path, sim.base_url)]
         command += ["--destination", destination_url, "--progress", "none", "--streams", "metrics"]
         first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -78,7 +73,7 @@ def test_a_concurrent_sync_is_refused_with_a_clear_message(destination_url: str,
 def test_failing_streams_exit_1_while_the_others_load(
     destination_url: str, tmp_path: Path, capfd: object
 ) -> None:
-    with start_in_thread(simulator()) as sim:
+    with simulator() as sim:
         args = ["sync", "--config", config(tmp_path, sim.base_url, LIMITED), "--destination", destination_url,
                 "--streams", ",".join(STREAMS), "--progress", "plain"]  # fmt: skip
         assert main(args) == 1
@@ -91,7 +86,7 @@ def test_failing_streams_exit_1_while_the_others_load(
 
 
 def test_api_key_from_environment_is_never_printed(tmp_path: Path) -> None:
-    with start_in_thread(simulator()) as sim:
+    with simulator() as sim:
         path = tmp_path / "config.json"
         path.write_text(json.dumps({"base_url": sim.base_url}))
         url = f"duckdb:///{tmp_path / 'env.duckdb'}"

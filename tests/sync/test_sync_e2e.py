@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from kit.ground_truth import duplicates, expected, loaded
-from klaviyo_simulator import SimulatorOptions, start_in_thread
+from kit.sim import simulator
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 from klaviyo_source.sync.command import parse_args, run_sync
 
@@ -23,8 +23,7 @@ def write_config(path: Path, base_url: str, api_key: str) -> str:
 
 
 def test_sync_equals_ground_truth_then_incremental(destination_url: str, tmp_path: Path) -> None:
-    options = SimulatorOptions(seed=11, scale="small", sizes=SIZES, now=int(time.time()) - 60)
-    with start_in_thread(options) as sim:
+    with simulator(sizes=SIZES, now=int(time.time()) - 60) as sim:
         config = write_config(tmp_path / "config.json", sim.base_url, sim.api_key)
         args = ["--config", config, "--destination", destination_url, "--progress", "none"]
 

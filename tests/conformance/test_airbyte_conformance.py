@@ -269,10 +269,10 @@ def test_bad_state(sim: Any, tmp_path: Path) -> None:
     # A stream whose saved state is unreadable fails alone, with a config_error naming it.
     failed = run_cli(tmp_path, "read", config=config, catalog=catalog, state=bad_cursor)
     assert failed.code == 1 and b"Traceback" not in failed.stderr
-    errors = [m.trace.error for m in failed.messages if m.type.value == "TRACE" and m.trace.error]
+    errors = [m.trace.error for m in failed.models if m.type.value == "TRACE" and m.trace.error]
     assert errors and all(e.failure_type.value == "config_error" for e in errors)
     assert errors[0].stream_descriptor.name == "metrics" and "'soon'" in errors[0].message
-    assert not [m for m in failed.messages if m.type.value == "RECORD"]
+    assert not [m for m in failed.models if m.type.value == "RECORD"]
     config_error(
         run_cli(tmp_path, "read", config=config, catalog=catalog, state=[{"type": "NOPE"}]), "Invalid state"
     )

@@ -1,24 +1,18 @@
-"""Filter building, record shaping and the watermark, without a network."""
+"""Filter building, partitions and the watermark, without a network."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from klaviyo_source.config import Config
 from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.contract import StreamOutcome
 from klaviyo_source.engine.params import listing_params, variant_of
 from klaviyo_source.engine.partitions import FLOOR, ListingPlan, Member, Track, member_starts, plan_windows
-from klaviyo_source.streams import records as shape
-from klaviyo_source.streams.table import LISTINGS, NO_PARTITION, STREAMS, STREAMS_BY_NAME
+from klaviyo_source.streams.table import LISTINGS, NO_PARTITION, STREAMS_BY_NAME
 
 LO = datetime(2024, 8, 1, tzinfo=UTC)
 HI = datetime(2024, 10, 15, 12, tzinfo=UTC)
-SPEC = json.loads(
-    (Path(__file__).parents[2] / "src/klaviyo_source/openapi/klaviyo-2026-07-15.json").read_text()
-)
 
 
 def _plan(*names: str) -> ListingPlan:
@@ -40,27 +34,6 @@ def _params(
 ) -> dict[str, str]:
     variant = variant_of(plan, Config(api_key="pk_test", **config))  # type: ignore[arg-type]
     return listing_params(plan, key, LO, HI, page_size=page_size, variant=variant)
-
-
-def test_airbyte_2x_streams_keep_their_order_and_keys() -> None:
-    airbyte_2x = [
-        "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
-        "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows",
-    ]  # fmt: skip
-    assert [r.name for r in STREAMS][: len(airbyte_2x)] == airbyte_2x
-    assert all(STREAMS_BY_NAME[name].primary_key == ("id",) for name in airbyte_2x)
-
-
-def test_page_sizes_are_each_endpoints_maximum() -> None:
-    for group in LISTINGS.values():
-        params = SPEC["paths"][group.path]["get"]["parameters"]
-        size = next((p for p in params if p.get("name") == "page[size]"), None)
-        if size is None:
-            assert group.page_size is None
-        else:
-            assert group.page_size == size["schema"]["maximum"], group.name
-        sorts = next(p for p in params if p.get("name") == "sort")["schema"]["enum"] if group.sort else []
-        assert group.sort is None or group.sort in sorts
 
 
 def test_events_params() -> None:
@@ -170,55 +143,6 @@ def test_a_start_date_after_the_sync_start_records_no_state() -> None:
     saved = datetime(2024, 9, 1, tzinfo=UTC)
     plan.members[0].saved = {NO_PARTITION: saved}
     assert plan.members[0].state(plan, HI) == {"datetime": "2024-09-01T00:00:00+00:00"}
-
-
-def test_merge_included_like_airbyte_2_14() -> None:
-    record = {
-        "type": "event",
-        "id": "e1",
-        "relationships": {
-            "metric": {"data": {"type": "metric", "id": "m1"}},
-            "attributions": {"data": [{"type": "attribution", "id": "a1"}]},
-            "profile": {"data": {"type": "profile", "id": "p-not-included"}},
-        },
-    }
-    index = shape.include_index(
-        {
-            "included": [
-                {"type": "metric", "id": "m1", "attributes": {"name": "Placed Order"}},
-                {"type": "attribution", "id": "a1", "relationships": {"campaign": {"data": {"id": "c1"}}}},
-            ]
-        }
-    )
-    merged = shape.merge_included(record, index)
-    assert merged["relationships"]["metric"]["data"] == {"type": "metric", "id": "m1", "name": "Placed Order"}
-    assert (
-        merged["relationships"]["attributions"]["data"][0]["relationships"]["campaign"]["data"]["id"] == "c1"
-    )
-    assert merged["relationships"]["profile"]["data"] == {"type": "profile", "id": "p-not-included"}
-    assert record["relationships"]["metric"]["data"] == {"type": "metric", "id": "m1"}  # untouched
-
-
-def test_global_exclusion_copies_suppression_without_touching_the_profile() -> None:
-    suppression = [{"reason": "HARD_BOUNCE", "timestamp": "2024-01-01T00:00:00+00:00"}]
-    profile = {
-        "id": "p",
-        "attributes": {"subscriptions": {"email": {"marketing": {"suppression": suppression}}}},
-    }
-    out = shape.global_exclusion(profile)
-    assert out is not None
-    assert out["attributes"]["subscriptions"]["email"]["marketing"]["suppressions"] == suppression
-    assert "suppressions" not in profile["attributes"]["subscriptions"]["email"]["marketing"]
-    assert shape.global_exclusion({"id": "q", "attributes": {}}) is None
-    empty = {"id": "r", "attributes": {"subscriptions": {"email": {"marketing": {"suppression": []}}}}}
-    assert shape.global_exclusion(empty) is None
-
-
-def test_profile_region_number_becomes_a_string() -> None:
-    record = {"attributes": {"location": {"region": 10, "city": "Oslo"}}}
-    shape.normalize_profile(record)
-    assert record["attributes"]["location"] == {"region": "10", "city": "Oslo"}
-    shape.normalize_profile({"attributes": {"location": None}})
 
 
 def test_rate_limit_waits_count_as_wall_clock_time() -> None:

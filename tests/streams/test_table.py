@@ -1,0 +1,33 @@
+"""The stream table: discover order, keys, and each listing's page size and sort from the spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from klaviyo_source.streams.table import LISTINGS, STREAMS, STREAMS_BY_NAME
+
+SPEC = json.loads(
+    (Path(__file__).parents[2] / "src/klaviyo_source/openapi/klaviyo-2026-07-15.json").read_text()
+)
+
+
+def test_airbyte_2x_streams_keep_their_order_and_keys() -> None:
+    airbyte_2x = [
+        "profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
+        "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows",
+    ]  # fmt: skip
+    assert [r.name for r in STREAMS][: len(airbyte_2x)] == airbyte_2x
+    assert all(STREAMS_BY_NAME[name].primary_key == ("id",) for name in airbyte_2x)
+
+
+def test_page_sizes_are_each_endpoints_maximum() -> None:
+    for group in LISTINGS.values():
+        params = SPEC["paths"][group.path]["get"]["parameters"]
+        size = next((p for p in params if p.get("name") == "page[size]"), None)
+        if size is None:
+            assert group.page_size is None
+        else:
+            assert group.page_size == size["schema"]["maximum"], group.name
+        sorts = next(p for p in params if p.get("name") == "sort")["schema"]["enum"] if group.sort else []
+        assert group.sort is None or group.sort in sorts

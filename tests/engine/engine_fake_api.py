@@ -1,7 +1,9 @@
-"""A tiny JSON:API server on 127.0.0.1 for engine tests that need exact control of the wire
-(pagination loops, malformed bodies, scripted status sequences). Everything else is tested
-against the real simulator. Records are dicts; a listing path filters on `op(field,value)` terms,
-sorts on `sort` and pages with an offset cursor.
+"""A tiny JSON:API server on 127.0.0.1 for engine tests that need what the simulator cannot
+serve (its fault controls script statuses, resets, hangs and broken bodies, not these): records a
+test builds by hand (edge cases such as a record without its cursor), a `links.next` that loops or
+points to another host (`hook`), a valid JSON body without `data` (`script`), and the request
+headers as sent. Everything else is tested against the real simulator. Records are dicts; a
+listing path filters on `op(field,value)` terms, sorts on `sort` and pages with an offset cursor.
 """
 
 from __future__ import annotations

@@ -392,3 +392,64 @@ def test_predictive_503_mid_window_restarts_without_duplicates_or_gaps() -> None
         assert any("page size 50" in m for kind, _, (level, m) in (c for c in sink.calls if c[0] == "log"))
 
     with_sim(body)
+
+
+# Status sequences and bad bodies, scripted with the simulator's fault controls.
+
+
+def test_403_with_klaviyos_detail_fails_only_that_stream() -> None:
+    async def body(sim: Simulator) -> None:
+        denied = {"status": 403, "detail": "You do not have permission to perform this action."}
+        sim.controls.script("/api/flows", [denied] * 4)
+        sink, (flows, metrics) = await sync(sim, ["flows", "metrics"])
+        assert flows.status is StreamStatus.INCOMPLETE and isinstance(flows.error, AccessError)
+        assert "flows:read" in str(flows.error) and "You do not have permission" in str(flows.error)
+        assert sim.api_key not in str(flows.error)
+        assert metrics.status is StreamStatus.COMPLETE
+        assert {r["id"] for r in sink.records_of("metrics")} == truth(sim, "metrics")
+        assert sink.statuses_of("flows")[-1][0] is StreamStatus.INCOMPLETE
+
+    with_sim(body)
+
+
+def test_two_429s_with_retry_after_0_then_success() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/metrics", [{"status": 429, "retry_after": 0}] * 2)
+        sink, (metrics,) = await sync(sim, ["metrics"])
+        assert metrics.status is StreamStatus.COMPLETE
+        assert {r["id"] for r in sink.records_of("metrics")} == truth(sim, "metrics")
+        assert metrics.stats.throttled == 2
+        assert (StreamStatus.RUNNING, "RATE_LIMITED") in sink.statuses_of("metrics")
+
+    with_sim(body)
+
+
+def test_429_beyond_max_rate_limit_wait_is_transient() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/metrics", [{"status": 429, "retry_after": 30}])
+        _, (metrics,) = await sync(sim, ["metrics"], max_rate_limit_wait=1.0)
+        assert isinstance(metrics.error, TransientError) and metrics.error.failure_type == "transient_error"
+
+    with_sim(body)
+
+
+def test_5xx_then_success_and_5xx_forever() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/metrics", [503, 500])
+        sim.controls.script("/api/templates", [500] * 50)
+        _, (metrics, templates, flows) = await sync(sim, ["metrics", "email_templates", "flows"])
+        assert metrics.status is StreamStatus.COMPLETE and metrics.stats.retries == 2
+        assert templates.status is StreamStatus.INCOMPLETE and isinstance(templates.error, TransientError)
+        assert flows.status is StreamStatus.COMPLETE
+
+    with_sim(body)
+
+
+def test_a_body_that_is_not_json_is_retried() -> None:
+    async def body(sim: Simulator) -> None:
+        sim.controls.script("/api/metrics", ["invalid_json"])
+        sink, (metrics,) = await sync(sim, ["metrics"])
+        assert metrics.status is StreamStatus.COMPLETE
+        assert {r["id"] for r in sink.records_of("metrics")} == truth(sim, "metrics")
+
+    with_sim(body)

@@ -1,5 +1,8 @@
-"""The engine against a tiny scripted JSON:API server on 127.0.0.1 (wire-level edge cases the
-simulator does not script: pagination loops, malformed bodies, exact status sequences)."""
+"""The engine against a tiny JSON:API server on 127.0.0.1 (engine_fake_api.py), for what the
+simulator cannot serve: a hand-made data set with edge-case records (suppressions, a record
+without its cursor), a `links.next` that loops or points to another host, a JSON body without
+`data`, and the request headers as sent. Status sequences and broken bodies the simulator's fault
+controls can script are tested against the simulator (test_engine_simulator.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from kit.sink import CollectingSink
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStatus
-from klaviyo_source.errors import AccessError, ConfigError, MalformedResponseError, TransientError
+from klaviyo_source.errors import AccessError, ConfigError, MalformedResponseError
 from klaviyo_source.http.client import KlaviyoClient
 from klaviyo_source.http.ratelimit import Limits, RateLimiters
 
@@ -221,59 +224,7 @@ def test_parallel_windows_give_the_same_set_as_one_worker() -> None:
         assert sorted(r["id"] for r in one.records_of(name)) == sorted(r["id"] for r in many.records_of(name))
 
 
-def test_403_fails_only_that_stream() -> None:
-    api = dataset()
-    detail = orjson.dumps(
-        {
-            "errors": [
-                {"detail": "You do not have permission to perform this action.", "code": "permission_denied"}
-            ]
-        }
-    )
-    api.script["/api/flows"] = [(403, detail, {})] * 4
-    sink, outcomes = _read(api, ["flows", "metrics"])
-    flows, metrics = outcomes
-    assert flows.status is StreamStatus.INCOMPLETE and isinstance(flows.error, AccessError)
-    assert "flows:read" in str(flows.error) and "You do not have permission" in str(flows.error)
-    assert "pk_secret_key_123" not in str(flows.error)
-    assert metrics.status is StreamStatus.COMPLETE and len(sink.records_of("metrics")) == 15
-    assert sink.statuses_of("flows")[-1][0] is StreamStatus.INCOMPLETE
-
-
-def test_429_with_retry_after_then_success() -> None:
-    api = dataset()
-    api.script["/api/metrics"] = [(429, b'{"errors":[{"detail":"throttled"}]}', {"Retry-After": "0"})] * 2
-    sink, outcomes = _read(api, ["metrics"])
-    assert outcomes[0].status is StreamStatus.COMPLETE and len(sink.records_of("metrics")) == 15
-    assert outcomes[0].stats.throttled == 2
-    assert (StreamStatus.RUNNING, "RATE_LIMITED") in sink.statuses_of("metrics")
-
-
-def test_429_beyond_max_rate_limit_wait_is_transient() -> None:
-    api = dataset()
-    api.script["/api/metrics"] = [(429, b"{}", {"Retry-After": "30"})]
-    _, outcomes = _read(api, ["metrics"], max_rate_limit_wait=1.0)
-    assert (
-        isinstance(outcomes[0].error, TransientError) and outcomes[0].error.failure_type == "transient_error"
-    )
-
-
-def test_5xx_then_success_and_5xx_forever() -> None:
-    api = dataset()
-    api.script["/api/metrics"] = [(503, b"", {}), (500, b"", {})]
-    api.script["/api/templates"] = [(500, b"", {})] * 50
-    _, outcomes = _read(api, ["metrics", "email_templates", "flows"])
-    metrics, templates, flows = outcomes
-    assert metrics.status is StreamStatus.COMPLETE and metrics.stats.retries == 2
-    assert templates.status is StreamStatus.INCOMPLETE and isinstance(templates.error, TransientError)
-    assert flows.status is StreamStatus.COMPLETE
-
-
-def test_malformed_body_is_retried_then_named() -> None:
-    api = dataset()
-    api.script["/api/metrics"] = [(200, b"{not json", {})]
-    _, outcomes = _read(api, ["metrics"])
-    assert outcomes[0].status is StreamStatus.COMPLETE
+def test_a_body_without_data_is_retried_then_named() -> None:
     api = dataset()
     api.script["/api/metrics"] = [(200, b'{"nodata": 1}', {})] * 10
     _, outcomes = _read(api, ["metrics"])

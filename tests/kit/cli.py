@@ -168,3 +168,8 @@ def run_cli(
     output = Output(code, parse_lines(stdout), stdout, stderr)
     _ = output.models  # every line must be a valid Airbyte message (raises ProtocolViolation)
     return output
+
+
+def read_in_process(folder: Path, **documents: Any) -> Output:
+    """`run_cli(folder, "read", in_process=True, **documents)`, the reliability suite's usual run."""
+    return run_cli(folder, "read", in_process=True, **documents)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from kit.cli import run_cli
+from kit.cli import read_in_process
 from kit.documents import make_catalog, make_config, state_document
 from kit.sim import sim_fixture
 from kit.truth import expected_ids
@@ -230,13 +230,11 @@ def test_any_state_is_used_or_refused_before_any_request(
 
 def test_unknown_stream_and_unsupported_sync_mode_are_named(sim: Simulator, tmp_path: Path) -> None:
     config = make_config(sim)
-    unknown = run_cli(
-        tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics", "charges"])
-    )
+    unknown = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics", "charges"]))
     assert unknown.code == 1
     assert "unknown stream 'charges'" in assert_one_config_error(unknown.messages)
     bad_mode = make_catalog(["metrics"], mode="incremental_deduped_history")
-    refused = run_cli(tmp_path, "read", in_process=True, config=config, catalog=bad_mode)
+    refused = read_in_process(tmp_path, config=config, catalog=bad_mode)
     assert refused.code == 1
     text = assert_one_config_error(refused.messages)
     assert "sync_mode" in text and "incremental_deduped_history" in text
@@ -258,10 +256,8 @@ def test_corrupt_state_fails_only_its_stream_before_any_request_of_it(
     sim.controls.reset_stats()
     config = make_config(sim)
     state = state_document({"events": stream_state})
-    result = run_cli(
+    result = read_in_process(
         tmp_path,
-        "read",
-        in_process=True,
         config=config,
         catalog=make_catalog(["events", "metrics"]),
         state=state,
@@ -289,10 +285,8 @@ def test_corrupt_state_fails_only_its_stream_before_any_request_of_it(
 )
 def test_unreadable_state_file_is_one_config_error(sim: Simulator, tmp_path: Path, state: str) -> None:
     sim.controls.reset_stats()
-    result = run_cli(
+    result = read_in_process(
         tmp_path,
-        "read",
-        in_process=True,
         config=make_config(sim),
         catalog=make_catalog(["metrics"]),
         state=state,
@@ -309,10 +303,8 @@ def test_state_from_another_connector_falls_back_to_a_full_read(sim: Simulator, 
         "flows": {"updated_at": "2024-01-01T00:00:00Z"},
         "charges": {"created": 1},
     }
-    result = run_cli(
+    result = read_in_process(
         tmp_path,
-        "read",
-        in_process=True,
         config=make_config(sim),
         catalog=make_catalog(["events", "flows"]),
         state=state_document(foreign),

@@ -20,7 +20,7 @@ import pytest
 
 import klaviyo_source.engine.run as engine_run
 import klaviyo_source.http.client as http_client
-from kit.cli import cli_argv, cli_env, run_cli
+from kit.cli import cli_argv, cli_env, read_in_process
 from kit.documents import make_catalog, make_config
 from kit.sim import simulator
 from kit.truth import expected_ids
@@ -85,7 +85,7 @@ def test_every_long_wait_emits_heartbeats(
     with simulator() as sim:
         sim.controls.script("/api/metrics", script)
         config = make_config(sim, **overrides)
-        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics"]))
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics"]))
         assert result.code == 0, result.errors()
         assert result.ids("metrics") == expected_ids(sim.store, "metrics")
     beats = heartbeats(result.logs())
@@ -100,7 +100,7 @@ def test_a_hung_request_still_lets_the_source_talk(tmp_path: Path, monkeypatch: 
     with simulator() as sim:
         sim.controls.script("/api/metrics", [{"kind": "hang", "seconds": 30}])
         config = make_config(sim, request_timeout=2)
-        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics"]))
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics"]))
         assert result.code == 0, result.errors()
         assert result.ids("metrics") == expected_ids(sim.store, "metrics")
     idle = [line for line in result.logs() if line.startswith("Still reading")]

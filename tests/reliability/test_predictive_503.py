@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kit.cli import run_cli
+from kit.cli import read_in_process
 from kit.documents import make_catalog, make_config
 from kit.sim import simulator
 from kit.truth import expected_ids
@@ -36,10 +36,8 @@ def test_predictive_503_is_retried_with_smaller_pages_and_loses_nothing(
 ) -> None:
     with simulator(sizes={"profiles": 600, "events": 10}, **controls) as sim:
         config = make_config(sim, num_workers=6, max_retries=2)
-        result = run_cli(
+        result = read_in_process(
             tmp_path,
-            "read",
-            in_process=True,
             config=config,
             catalog=make_catalog([*PROFILE_STREAMS, "metrics"]),
         )
@@ -62,9 +60,7 @@ def test_predictive_503_is_retried_with_smaller_pages_and_loses_nothing(
 def test_persistent_predictive_503_fails_profiles_with_advice(tmp_path: Path) -> None:
     with simulator(sizes={"profiles": 300, "events": 10}, predictive_503_max_page=10) as sim:
         config = make_config(sim, max_retries=1)
-        result = run_cli(
-            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["profiles", "metrics"])
-        )
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["profiles", "metrics"]))
         assert result.code == 1
         error = result.stream_error("profiles")
         assert error is not None and error["failure_type"] == "transient_error"
@@ -80,9 +76,7 @@ def test_persistent_predictive_503_fails_profiles_with_advice(tmp_path: Path) ->
 def test_with_predictive_analytics_disabled_the_503s_stop(tmp_path: Path) -> None:
     with simulator(sizes={"profiles": 300, "events": 10}, predictive_503_max_page=10) as sim:
         config = make_config(sim, disable_fetching_predictive_analytics=True)
-        result = run_cli(
-            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(PROFILE_STREAMS)
-        )
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(PROFILE_STREAMS))
         assert result.code == 0, result.errors()
         for stream in PROFILE_STREAMS:
             assert result.ids(stream) == expected_ids(sim.store, stream), stream

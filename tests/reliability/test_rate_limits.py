@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kit.cli import run_cli
+from kit.cli import read_in_process
 from kit.documents import ALL_STREAMS, make_catalog, make_config
 from kit.sim import simulator
 from kit.truth import expected_ids
@@ -33,10 +33,8 @@ def test_429_storm_on_a_third_of_all_requests_loses_nothing(tmp_path: Path) -> N
     # "/api" prefixes every endpoint: every third request of the run's first 45 is throttled.
     with simulator() as sim:
         sim.controls.script("/api", ["ok", "ok", throttle(1)] * 15)
-        result = run_cli(
+        result = read_in_process(
             tmp_path,
-            "read",
-            in_process=True,
             config=make_config(sim, num_workers=6),
             catalog=make_catalog(ALL_STREAMS),
         )
@@ -55,9 +53,7 @@ def test_retry_after_within_the_limit_is_waited_out(tmp_path: Path, retry_after:
     with simulator() as sim:
         sim.controls.script("/api/profiles", ["ok", throttle(retry_after), throttle(retry_after)])
         config = make_config(sim, max_rate_limit_wait=3 * retry_after)
-        result = run_cli(
-            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["profiles", "metrics"])
-        )
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["profiles", "metrics"]))
         assert result.code == 0, result.errors()
         assert result.ids("profiles") == expected_ids(sim.store, "profiles")
         assert sim.controls.faults.describe() == []
@@ -71,9 +67,7 @@ def test_retry_after_beyond_max_rate_limit_wait_fails_the_stream_as_transient(
     with simulator() as sim:
         sim.controls.script("/api/profiles", ["ok", throttle(retry_after)])
         config = make_config(sim, max_rate_limit_wait=10)
-        result = run_cli(
-            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["profiles", "metrics"])
-        )
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["profiles", "metrics"]))
         assert result.code == 1
         error = result.stream_error("profiles")
         assert error is not None and error["failure_type"] == "transient_error"
@@ -88,9 +82,7 @@ def test_retry_afters_that_add_up_beyond_the_limit_fail_after_the_allowed_wait(t
     with simulator() as sim:
         sim.controls.script("/api/metrics", [throttle(2), throttle(2), throttle(2)])
         config = make_config(sim, max_rate_limit_wait=5)
-        result = run_cli(
-            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics", "flows"])
-        )
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics", "flows"]))
         assert result.code == 1
         error = result.stream_error("metrics")
         assert error is not None and error["failure_type"] == "transient_error"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kit.cli import run_cli
+from kit.cli import read_in_process
 from kit.documents import make_catalog, make_config
 from kit.sim import simulator
 from kit.truth import expected_ids
@@ -34,7 +34,7 @@ def test_recoverable_fault_mid_stream_loses_nothing(tmp_path: Path, label: str, 
         sim.controls.script("/api/profiles", script)
         # request_timeout=1 turns a hang or a trickled body into a timeout that is retried.
         config = make_config(sim, max_retries=4, request_timeout=1, num_workers=2)
-        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(streams))
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(streams))
         stats = sim.controls.stats()
         assert result.code == 0, result.errors()
         for stream in streams:
@@ -56,7 +56,7 @@ def test_random_5xx_on_every_endpoint_loses_nothing(tmp_path: Path) -> None:
         config = make_config(sim, max_retries=10, num_workers=4)
         streams = ["profiles", "global_exclusions", "events", "events_detailed", "email_templates", "metrics",
                    "lists", "lists_detailed", "campaigns", "campaigns_detailed", "flows"]  # fmt: skip
-        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(streams))
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(streams))
         stats = sim.controls.stats()
         assert result.code == 0, result.errors()
         for stream in streams:
@@ -69,10 +69,8 @@ def test_5xx_that_never_stops_fails_that_stream_as_transient_others_finish(tmp_p
     with simulator() as sim:
         sim.controls.script("/api/templates", [503] * 50)
         config = make_config(sim, max_retries=2)
-        result = run_cli(
+        result = read_in_process(
             tmp_path,
-            "read",
-            in_process=True,
             config=config,
             catalog=make_catalog(["email_templates", "metrics", "flows"]),
         )
@@ -92,9 +90,7 @@ def test_garbage_bodies_that_never_stop_fail_with_a_system_error_naming_the_url(
     with simulator() as sim:
         sim.controls.script("/api/metrics", ["invalid_json"] * 10)
         config = make_config(sim, max_retries=2)
-        result = run_cli(
-            tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics", "flows"])
-        )
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics", "flows"]))
         assert result.code == 1
         error = result.stream_error("metrics")
         assert error is not None and error["failure_type"] == "system_error"
@@ -114,9 +110,7 @@ def test_unreachable_host_is_one_config_error_at_once(tmp_path: Path) -> None:
     """A refused connection on the first request to the configured host is a wrong base_url: one
     config_error for the run, said at once (no retries, no per-stream failures)."""
     config = make_config(None, base_url=f"http://127.0.0.1:{closed_port()}", max_retries=2)
-    result = run_cli(
-        tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics", "flows"])
-    )
+    result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics", "flows"]))
     assert result.code == 1
     assert [error.get("stream_descriptor") for error in result.errors()] == [None]
     error = result.errors()[0]
@@ -133,10 +127,8 @@ def test_faults_on_a_detail_endpoint_fail_only_the_detailed_stream(tmp_path: Pat
     with simulator() as sim:
         sim.controls.script("/api/lists/", [503] * 30)
         config = make_config(sim, max_retries=1)
-        result = run_cli(
+        result = read_in_process(
             tmp_path,
-            "read",
-            in_process=True,
             config=config,
             catalog=make_catalog(["lists", "lists_detailed"]),
         )
@@ -152,10 +144,8 @@ def test_faults_on_a_detail_endpoint_fail_only_the_detailed_stream(tmp_path: Pat
         sim.controls.clear_faults()
         sim.controls.reset_rate_limits()
         sim.controls.script("/api/lists/", [503, "reset", "reset", 500])
-        again = run_cli(
+        again = read_in_process(
             tmp_path,
-            "read",
-            in_process=True,
             config=make_config(sim),
             catalog=make_catalog(["lists", "lists_detailed"]),
         )

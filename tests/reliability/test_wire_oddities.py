@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny_api import JSONAPI, jsonapi, serve
 
-from kit.cli import run_cli
+from kit.cli import read_in_process
 from kit.documents import make_catalog, make_config
 
 METRIC = {
@@ -53,7 +53,7 @@ def test_a_links_next_loop_stops_the_stream_with_a_clear_error(tmp_path: Path, l
     requests: list[str] = []
     with serve({"/api/metrics": looping_metrics(links, requests)}) as base_url:
         config = make_config(None, base_url=base_url)
-        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics"]))
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics"]))
     assert result.code == 1
     error = result.stream_error("metrics")
     assert error is not None and "loop" in error["message"].lower(), error
@@ -108,10 +108,8 @@ async def odd_events(request: web.Request) -> web.Response:
 def test_values_of_unexpected_types_pass_through(tmp_path: Path) -> None:
     with serve({"/api/events": odd_events}) as base_url:
         config = make_config(None, base_url=base_url, num_workers=1)
-        result = run_cli(
+        result = read_in_process(
             tmp_path,
-            "read",
-            in_process=True,
             config=config,
             catalog=make_catalog(["events", "events_detailed"]),
         )
@@ -153,7 +151,7 @@ def test_a_record_whose_cursor_is_not_a_datetime_fails_the_stream_clearly(tmp_pa
     stream stops with an error naming the endpoint and the cursor, not a traceback or a hang."""
     with serve({"/api/metrics": metrics_with_a_bad_cursor}) as base_url:
         config = make_config(None, base_url=base_url)
-        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics"]))
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics"]))
     assert result.code == 1
     error = result.stream_error("metrics")
     assert error is not None and error["failure_type"] == "system_error"
@@ -186,7 +184,7 @@ def test_odd_retry_after_headers_are_waited_out_sensibly(tmp_path: Path, retry_a
     requests: list[str] = []
     with serve({"/api/metrics": throttled_once(retry_after, requests)}) as base_url:
         config = make_config(None, base_url=base_url, max_rate_limit_wait=5)
-        result = run_cli(tmp_path, "read", in_process=True, config=config, catalog=make_catalog(["metrics"]))
+        result = read_in_process(tmp_path, config=config, catalog=make_catalog(["metrics"]))
     assert result.code == 0, result.errors()
     assert result.ids("metrics") == {"M1"} and len(requests) == 2
 
@@ -233,10 +231,8 @@ def test_any_attribute_values_pass_through_unchanged(
     ]
     payload.body = json.dumps({"data": served, "links": {"next": None}}, ensure_ascii=False).encode()
     expected = orjson.loads(payload.body)["data"]  # as any JSON parser without bignums reads it
-    result = run_cli(
+    result = read_in_process(
         tmp_path,
-        "read",
-        in_process=True,
         config=make_config(None, base_url=base_url),
         catalog=make_catalog(["metrics"]),
     )

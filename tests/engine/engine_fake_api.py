@@ -55,7 +55,7 @@ class FakeApi:
     script: dict[str, list[tuple[int, bytes, dict[str, str]]]] = field(default_factory=dict)
     hook: Callable[[web.Request], web.Response | None] | None = None
     requests: list[str] = field(default_factory=list)
-    base_url: str = ""
+    base_url: str = ""  # set by the test once `kit.tiny_api.serve` runs it
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(str(request.rel_url))
@@ -94,15 +94,3 @@ class FakeApi:
             next_url = str(request.url.with_query(query))
         body = {"data": page, "links": {"self": str(request.url), "next": next_url}}
         return web.Response(body=orjson.dumps(body), content_type="application/vnd.api+json")
-
-
-async def start(api: FakeApi) -> web.AppRunner:
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", api.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    api.base_url = f"http://127.0.0.1:{port}"
-    return runner

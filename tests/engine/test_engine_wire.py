@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
-from engine_fake_api import FakeApi, start
+from engine_fake_api import FakeApi
 
 from kit.sink import CollectingSink
+from kit.tiny_api import serve
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStatus
@@ -115,14 +116,9 @@ def config(api: FakeApi, **overrides: Any) -> Config:
 
 
 def run(api: FakeApi, body: Callable[[FakeApi], Awaitable[None]]) -> None:
-    async def go() -> None:
-        runner = await start(api)
-        try:
-            await body(api)
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(go())
+    with serve({"/{tail:.*}": api.handle}) as base_url:
+        api.base_url = base_url
+        asyncio.run(body(api))
 
 
 ALL = [

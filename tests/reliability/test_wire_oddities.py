@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny_api import JSONAPI, jsonapi, serve
 
 from kit.cli import read_in_process
 from kit.documents import make_catalog, make_config
+from kit.tiny_api import JSONAPI, jsonapi, serve
 
 METRIC = {
     "type": "metric",

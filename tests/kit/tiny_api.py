@@ -1,6 +1,8 @@
-"""A tiny Klaviyo-shaped server on 127.0.0.1 for wire situations the simulator cannot produce
-(a self-referencing `links.next`, values of unexpected types): routes are `path -> handler`,
-served from a background thread so the code under test can run its own event loop."""
+"""A tiny server on 127.0.0.1 for wire situations the simulator cannot produce (a
+self-referencing `links.next`, values of unexpected types, hand-made data sets: see
+tests/reliability/test_wire_oddities.py and tests/engine/engine_fake_api.py): routes are
+`path -> handler`, served from a background thread so the code under test can run its own event
+loop. Everything the simulator's fault controls can script is tested against the simulator."""
 
 from __future__ import annotations
 

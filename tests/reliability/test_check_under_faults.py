@@ -3,16 +3,14 @@ CONNECTION_STATUS (exit 0) that says what is wrong — it never hangs on a long 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from kit.documents import make_config, write_documents
+from kit.cli import run_cli
+from kit.documents import make_config
 from kit.sim import simulator
-from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 
 CASES: list[tuple[list[Any], dict[str, Any], str, str]] = [
     (["reset", "reset", "ok"], {}, "SUCCEEDED", ""),
@@ -34,12 +32,9 @@ def test_check_answers_once_under_faults(
 ) -> None:
     with simulator() as sim:
         sim.controls.script("/api/metrics", script)
-        out = io.BytesIO()
-        code = airbyte_main(
-            ["check", *write_documents(tmp_path, config=make_config(sim, **overrides))], out=out
-        )
-    messages = [orjson.loads(line) for line in out.getvalue().splitlines()]
-    assert code == 0
+        result = run_cli(tmp_path, "check", in_process=True, config=make_config(sim, **overrides))
+    messages = result.messages
+    assert result.code == 0
     assert [m["type"] for m in messages] == ["CONNECTION_STATUS"]
     verdict = messages[0]["connectionStatus"]
     assert verdict["status"] == status, verdict

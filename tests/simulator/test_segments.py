@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
-
-from klaviyo_simulator import Simulator, SimulatorOptions, start_in_thread
-from klaviyo_simulator.controls import ControlOptions
+from kit.sim import sim_fixture
+from klaviyo_simulator import Simulator
 
 from .client import fetch
 from .test_queries import paged_ids
@@ -16,16 +13,12 @@ from .test_queries import paged_ids
 SEGMENTS = 23  # > two pages at the spec's maximum page[size] of 10
 
 
-@pytest.fixture(scope="module")
-def seg() -> Iterator[Simulator]:
-    options = SimulatorOptions(
-        seed=11,
-        sizes={"events": 200, "profiles": 300, "segments": SEGMENTS},
-        keys={"pk_full": None, "pk_lists": ["lists:read"], "pk_segments": ["segments:read"]},
-        controls=ControlOptions(rate_limits=True),
-    )
-    with start_in_thread(options) as running:
-        yield running
+KEYS: dict[str, list[str] | None] = {
+    "pk_full": None,
+    "pk_lists": ["lists:read"],
+    "pk_segments": ["segments:read"],
+}
+seg = sim_fixture(sizes={"events": 200, "profiles": 300, "segments": SEGMENTS}, keys=KEYS, rate_limits=True)
 
 
 def micros(text: str) -> int:

@@ -12,10 +12,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from kit.truth import record_key
 from kit.cli import Output, run_cli
 from kit.documents import ALL_STREAMS, make_catalog, make_config
 from kit.keys import FULL_KEY, NO_EVENTS_KEY, NO_METRICS_KEY
+from kit.truth import record_key
 from klaviyo_source.config import CONNECTION_SPECIFICATION
 from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME

@@ -4,13 +4,12 @@ and resumes each list where it stopped."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from engine_sink import CollectingSink
-
+from kit.sim import run_against_simulator
+from kit.sink import CollectingSink
 from kit.truth import epoch_us, memberships
-from klaviyo_simulator.server import Simulator, SimulatorOptions, run_simulator
+from klaviyo_simulator.server import Simulator
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamSelection, StreamStatus
@@ -81,11 +80,7 @@ def test_list_memberships_full_then_incremental_per_list() -> None:
         others = {g for g, _ in pairs(resumed)} - {group}
         assert others == {g for g, _ in truth} - {group}  # lists without a cursor read from the start
 
-    async def go() -> None:
-        async with run_simulator(SimulatorOptions(sizes=SIZES)) as sim:
-            await body(sim)
-
-    asyncio.run(go())
+    run_against_simulator(body, seed=42, sizes=SIZES)
 
 
 def _iso(epoch_us_value: int) -> str:

@@ -16,7 +16,8 @@ import orjson
 import pytest
 from http_sim import GRANTED, SCOPED_KEY, SIZES
 
-from klaviyo_simulator.server import Simulator, SimulatorOptions, start_in_thread
+from kit.sim import simulator
+from klaviyo_simulator.server import Simulator
 from klaviyo_simulator.spec import all_scopes
 from klaviyo_source.airbyte.entrypoint import main as airbyte_main
 from klaviyo_source.endpoints import scopes_for
@@ -144,8 +145,7 @@ def test_check_fails_when_no_stream_is_readable_and_succeeds_quietly_with_every_
 ) -> None:
     only_tags = "pk_preflight_only_tags_0123456789abcdef"
     register_secret(only_tags)
-    options = SimulatorOptions(seed=5, sizes=SIZES, keys={only_tags: ["tags:read"], "pk_full": None})
-    with start_in_thread(options) as sim:
+    with simulator(seed=5, sizes=SIZES, keys={only_tags: ["tags:read"], "pk_full": None}) as sim:
         verdict = _check(tmp_path, only_tags, sim.base_url)
         assert verdict["status"] == "FAILED"
         assert verdict["message"].startswith("The API key cannot read any stream: ")

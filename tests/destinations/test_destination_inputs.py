@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,7 +16,8 @@ import duckdb
 import pytest
 
 from kit.dest_records import EVENT_SCHEMA, EVENTS
-from klaviyo_simulator import SimulatorOptions, start_in_thread
+from kit.sim import simulator as kit_simulator
+from klaviyo_simulator import Simulator
 from klaviyo_source.destinations import open_destination
 from klaviyo_source.destinations.base import WriteMode, parse_destination
 from klaviyo_source.errors import ConfigError
@@ -25,8 +27,8 @@ KEY = "pk_destination_inputs_0123456789"
 SIZES = {"events": 300, "profiles": 40, "lists": 2, "templates": 2, "campaigns": 3, "flows": 2}
 
 
-def simulator() -> SimulatorOptions:
-    return SimulatorOptions(seed=11, scale="small", sizes=SIZES, keys={KEY: None}, now=int(time.time()) - 60)
+def simulator() -> AbstractContextManager[Simulator]:
+    return kit_simulator(sizes=SIZES, keys={KEY: None}, now=int(time.time()) - 60)
 
 
 def write_config(folder: Path, base_url: str) -> Path:
@@ -36,7 +38,7 @@ def write_config(folder: Path, base_url: str) -> Path:
 
 
 def test_the_default_destination_opens_and_counts_say_what_happened(tmp_path: Path) -> None:
-    with start_in_thread(simulator()) as sim:
+    with simulator() as sim:
         write_config(tmp_path, sim.base_url)
         done = subprocess.run(  # exactly the README's command, in a fresh folder
             [

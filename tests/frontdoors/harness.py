@@ -7,13 +7,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from kit.sim import simulator as kit_simulator
 from kit.truth import expected_ids
-from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_simulator.server import Simulator
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
 
@@ -33,12 +32,9 @@ CDK = ["airbyte-cdk==7.39.1", "pytest==8.4.2"]
 DAGSTER = ["dagster-dlt==0.29.27", "dlt[duckdb]"]  # + this checkout, editable
 
 
-@contextmanager
-def simulator(seed: int = 7) -> Iterator[Simulator]:
+def simulator(seed: int = 7) -> AbstractContextManager[Simulator]:
     """A small account whose clock is a minute behind, so changes made now sort after it."""
-    options = SimulatorOptions(seed=seed, sizes=SIZES, keys={KEY: None}, now=int(time.time()) - 60)
-    with start_in_thread(options) as sim:
-        yield sim
+    return kit_simulator(seed=seed, sizes=SIZES, keys={KEY: None}, now=int(time.time()) - 60)
 
 
 def config(sim: Simulator) -> dict[str, Any]:

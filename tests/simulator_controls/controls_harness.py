@@ -17,7 +17,7 @@ chosen options and a fake clock. The controls inside the real simulator are test
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -75,30 +75,42 @@ def page(kind: str, count: int) -> bytes:
     return orjson.dumps({"data": [{"type": kind, "id": str(i), "attributes": {}} for i in range(count)]})
 
 
+def controlled(
+    controls: Controls,
+    route_of: Callable[[web.Request], RouteInfo],
+    body_of: Callable[[web.Request], tuple[bytes, int]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler that follows the contract: `before` (maybe an early answer), then `respond`."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        route = route_of(request)
+        early = await controls.before(request, route)
+        if early is not None:
+            return early
+        body, records = body_of(request)
+        return await controls.respond(request, route, body, records=records)
+
+    return handle
+
+
+def counted(kind: str, parameter: str, default: str) -> Callable[[web.Request], tuple[bytes, int]]:
+    """A page of `kind` records, as many as the request's `parameter` says."""
+
+    def body(request: web.Request) -> tuple[bytes, int]:
+        count = int(request.query.get(parameter, default))
+        return page(kind, count), count
+
+    return body
+
+
+def one_list(request: web.Request) -> tuple[bytes, int]:
+    return orjson.dumps({"data": {"type": "list", "id": request.match_info["id"]}}), 1
+
+
 def build_app(controls: Controls) -> web.Application:
-    async def get_events(request: web.Request) -> web.StreamResponse:
-        route = events_route()
-        early = await controls.before(request, route)
-        if early is not None:
-            return early
-        count = int(request.query.get("count", "3"))
-        return await controls.respond(request, route, page("event", count), records=count)
-
-    async def get_profiles(request: web.Request) -> web.StreamResponse:
-        route = profiles_route(request)
-        early = await controls.before(request, route)
-        if early is not None:
-            return early
-        count = int(request.query.get("page[size]", "20"))
-        return await controls.respond(request, route, page("profile", count), records=count)
-
-    async def get_list(request: web.Request) -> web.StreamResponse:
-        route = list_route(request)
-        early = await controls.before(request, route)
-        if early is not None:
-            return early
-        body = orjson.dumps({"data": {"type": "list", "id": request.match_info["id"]}})
-        return await controls.respond(request, route, body, records=1)
+    get_events = controlled(controls, lambda _: events_route(), counted("event", "count", "3"))
+    get_profiles = controlled(controls, profiles_route, counted("profile", "page[size]", "20"))
+    get_list = controlled(controls, list_route, one_list)
 
     async def missing(request: web.Request) -> web.StreamResponse:
         body = orjson.dumps({"errors": [{"id": "x", "status": 404, "code": "not_found"}]})

@@ -29,12 +29,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from klaviyo_simulator.server import Simulator, SimulatorOptions, start_in_thread
+from kit.sim import sim_fixture
+from klaviyo_simulator.server import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -99,11 +99,7 @@ def for_the_simulator(command: str, sim: Simulator, postgres_url: str) -> str:
     return re.sub(r"--port \d+", f"--port {_free_port()}", command)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    sizes = {"events": 500, "profiles": 120, "lists": 2, "campaigns": 6}
-    with start_in_thread(SimulatorOptions(seed=5, scale="small", sizes=sizes)) as running:
-        yield running
+sim = sim_fixture(seed=5, sizes={"events": 500, "profiles": 120, "lists": 2, "campaigns": 6})
 
 
 def run_simulate(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:

@@ -6,6 +6,7 @@ name for its whole run (the server releases it when the session ends, even after
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -110,4 +111,9 @@ class PostgresDestination(SqlDestination):
         )
 
     def close(self) -> None:
-        self.con.close()  # ends the session, which releases the advisory lock
+        # Unlock explicitly: the server frees a session's locks only when its backend process
+        # exits, a moment after the connection closes, so a sync started right after this one
+        # could still find the lock taken. (A killed sync's session still releases it.)
+        with contextlib.suppress(psycopg.Error):
+            self.con.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})", [self.spec.schema])
+        self.con.close()

@@ -47,6 +47,9 @@ SOURCES: dict[str, tuple[str, str]] = {
     "campaigns_detailed": ("GetCampaignResponseCollectionCompoundDocument", "updated_at"),
     "flows": ("GetFlowResponseCollectionCompoundDocument", "updated"),
     "segments": ("GetSegmentListResponseCollectionCompoundDocument", "updated"),
+    "segments_detailed": ("GetSegmentRetrieveResponseCompoundDocument", "updated"),
+    "flow_actions": ("GetFlowActionEncodedResponseCollection", "updated"),
+    "flow_messages": ("GetFlowMessageEncodedResponseCollection", "updated"),
 }
 
 _STRING: Schema = {"type": "string"}
@@ -60,6 +63,15 @@ DERIVED: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
         ("list_id", "profile_id"),
         {"list_id": _STRING, "profile_id": "copy:id", "joined_group_at": "copy:attributes.joined_group_at"},
     ),
+    "segment_memberships": (
+        "GetSegmentMemberResponseCollection",
+        ("segment_id", "profile_id"),
+        {
+            "segment_id": _STRING,
+            "profile_id": "copy:id",
+            "joined_group_at": "copy:attributes.joined_group_at",
+        },
+    ),
 }
 _SUPPRESSION = "copy:attributes.subscriptions.email.marketing.suppression"
 # (stream, dotted path of the new property, schema or "component:<name>" / "copy:<dotted path>")
@@ -68,6 +80,9 @@ EXTRAS: tuple[tuple[str, str, Any], ...] = (
     ("global_exclusions", "attributes.subscriptions.email.marketing.suppressions", _SUPPRESSION),
     ("events_detailed", "relationships.metric.data.name", _STRING),
     ("lists_detailed", "attributes.profile_count", _INTEGER),
+    ("segments_detailed", "attributes.profile_count", _INTEGER),
+    ("flow_actions", "flow_id", _STRING),
+    ("flow_messages", "flow_action_id", _STRING),
     ("campaigns", "attributes.channel", _STRING),
     ("campaigns_detailed", "attributes.channel", _STRING),
     ("campaigns_detailed", "estimated_recipient_count", _INTEGER),

@@ -54,6 +54,27 @@ def _partition_key(row: Stream, partition: Any) -> PartitionKey | None:
     return None
 
 
+def _parent_state(row: Stream, parent: dict[str, Any]) -> SavedState:
+    """How far a fan-out stream read its parent listing: one cursor, or one per partition of a
+    partitioned listing (flows' archived true/false) in the per-partition `states` shape."""
+    listing = LISTINGS[row.listing]
+    parent_field = listing.cursor_path[-1]
+    if parent_field in parent:
+        everywhere = _cursor(row.name, parent[parent_field])
+        return {option.key: everywhere for option in listing.partitions}
+    saved: SavedState = {}
+    states = parent.get("states")
+    for entry in states if isinstance(states, list) else ():
+        cursor = entry.get("cursor") if isinstance(entry, dict) else None
+        partition = entry.get("partition") if isinstance(entry, dict) else None
+        if not isinstance(cursor, dict) or not isinstance(partition, dict) or parent_field not in cursor:
+            raise _bad(row.name, "a 'parent_state' entry lacks its 'partition' or 'cursor' object")
+        for option in listing.partitions:
+            if all(str(partition.get(k)).lower() == v for k, v in option.key):
+                saved[option.key] = _cursor(row.name, cursor[parent_field])
+    return saved
+
+
 def _per_partition(row: Stream, raw: dict[str, Any]) -> SavedState:
     field = row.cursor_field
     states = raw.get("states")
@@ -71,11 +92,7 @@ def _per_partition(row: Stream, raw: dict[str, Any]) -> SavedState:
                 saved[key] = _cursor(row.name, entry["cursor"][field])
         parent = raw.get("parent_state")
         if row.fanout is not None and isinstance(parent, dict):
-            listing = LISTINGS[row.listing]
-            parent_field = listing.cursor_path[-1]
-            if parent_field in parent:
-                everywhere = _cursor(row.name, parent[parent_field])
-                saved.update((option.key, everywhere) for option in listing.partitions)
+            saved.update(_parent_state(row, parent))
         return saved
     # Airbyte <= 2.12: {"updated_at": A, "archived": {"updated_at": B}}; for campaigns it read
     # email campaigns only, so the sms and mobile_push partitions start from start_date.
@@ -144,5 +161,13 @@ def write_state(row: Stream, cursors: dict[PartitionKey, datetime]) -> dict[str,
         out["state"] = {field: format_time(min(cursors.values()))}
     if parents:
         parent_field = LISTINGS[row.listing].cursor_path[-1]
-        out["parent_state"] = {parent_field: format_time(min(parents.values()))}
+        if len(parents) == 1 and NO_PARTITION in parents:
+            out["parent_state"] = {parent_field: format_time(parents[NO_PARTITION])}
+        else:  # a partitioned parent listing: how far each partition was read
+            out["parent_state"] = {
+                "states": [
+                    {"partition": dict(key), "cursor": {parent_field: format_time(value)}}
+                    for key, value in parents.items()
+                ]
+            }
     return out

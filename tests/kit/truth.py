@@ -25,11 +25,14 @@ SMALL_STREAMS: dict[str, tuple[str, str]] = {
     "campaigns": ("campaign", "updated_at"),
     "campaigns_detailed": ("campaign", "updated_at"),
     "segments": ("segment", "updated"),
+    "segments_detailed": ("segment", "updated"),
+    "flow_actions": ("flow-action", "updated"),
+    "flow_messages": ("flow-message", "updated"),
 }
 
 
 # stream -> the group type whose members it lists
-MEMBERSHIP_STREAMS: dict[str, str] = {"list_memberships": "list"}
+MEMBERSHIP_STREAMS: dict[str, str] = {"list_memberships": "list", "segment_memberships": "segment"}
 
 
 def epoch_us(moment: datetime | str | None) -> int | None:

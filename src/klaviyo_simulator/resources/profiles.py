@@ -51,6 +51,7 @@ CITIES = [
     ("Sydney", "New South Wales", "Australia", "2000", "Australia/Sydney", -33.87, 151.21),
 ]
 SUPPRESSION_REASONS = ["HARD_BOUNCE", "INVALID_EMAIL", "SPAM_COMPLAINT", "UNSUBSCRIBE", "USER_SUPPRESSED"]
+MEMBER_CHANGES = {"list_members_added": "list", "segment_members_added": "segment"}
 SUPPRESSION_SORT = "subscriptions.email.marketing.suppression.timestamp"
 # Profile attributes draw from three 64-bit words derived from the profile's random bits:
 # cheap bit slices instead of a hash per attribute (profiles are rendered on every page).
@@ -249,7 +250,7 @@ class Profiles:
 
     types: tuple[str, ...] = ("profile",)
     requires: tuple[str, ...] = ()
-    advance_keys = frozenset({"profiles_created", "profiles_updated", "profiles_suppressed"})
+    advance_keys = frozenset({"profiles_created", "profiles_updated", "profiles_suppressed", *MEMBER_CHANGES})
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -337,6 +338,9 @@ class Profiles:
             rng = random.Random(f"{store.seed}:{group_type}:{group_id}")  # str seeds are stable across runs
             draw, created, now = rng.random, self.cols.created, store.now
             rows = [r for r in range(min(store.sizes.profiles, self.count)) if draw() < share]
+            position = next(i for i, g in enumerate(store.records_view(group_type)) if g.id == group_id)
+            if group_type == "segment" and position < 2:
+                rows = rows[:position]  # the first segment is empty, the second has one member
             # generated profiles only; each joined between its creation and "now" at generation
             cached = sorted(((created[r] + int((now - created[r]) * draw())) << SHIFT) | r for r in rows)
             self._members[key] = cached
@@ -472,8 +476,9 @@ class Profiles:
     # ------------------------------------------------------------ time moves
 
     def advance(self, change: Change) -> dict[str, Any]:
-        """New profiles; updated ones (version bump, re-stamped); suppressed ones (a suppression + update)."""
-        result: dict[str, Any] = {}
+        """New profiles; updated ones (version bump, re-stamped); suppressed ones (a suppression + update);
+        new members of lists and segments (joined now)."""
+        result: dict[str, Any] = self._add_members(change)
         n_created = change.count("profiles_created")
         if n_created:
             result["profiles_created"] = [self._append(change.now, change.salt, k) for k in range(n_created)]
@@ -502,6 +507,32 @@ class Profiles:
         if n_suppressed:
             result["profiles_suppressed"] = touched[n_updated:]
         self._sorted_cache.pop(SUPPRESSION_SORT, None)
+        return result
+
+    def _add_members(self, change: Change) -> dict[str, Any]:
+        """`<group>_members_added`: that many profiles join groups (cycling over the groups) now;
+        returns "group id/profile id" pairs."""
+        result: dict[str, Any] = {}
+        for name, group_type in MEMBER_CHANGES.items():
+            groups = self.store.records_view(group_type)
+            n = change.count(name)
+            if not n or not groups or not self.count:
+                continue
+            added = []
+            for k in range(n):
+                group = groups[(mix(change.salt, 13, k) + k) % len(groups)]
+                keys = self.members(group_type, group.id)
+                present = {key & ROW_MASK for key in keys}
+                row = mix(change.salt, 14, k) % self.count
+                for _ in range(self.count):
+                    if row not in present:
+                        break
+                    row = (row + 1) % self.count
+                else:
+                    continue  # every profile is a member already
+                bisect.insort(keys, (change.now << SHIFT) | row)
+                added.append(f"{group.id}/{self.id(row)}")
+            result[name] = added
         return result
 
     def _append(self, now: int, salt: int, k: int) -> str:

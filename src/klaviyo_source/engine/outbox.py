@@ -69,9 +69,11 @@ class Outbox:
     def __init__(self, capacity: int) -> None:
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self._gates = {True: asyncio.Semaphore(capacity), False: asyncio.Semaphore(capacity)}
-        # Fan-out children have their own budget: their parent's page holds a reservation while
-        # they are read, so sharing one would deadlock.
-        self._children = asyncio.Semaphore(capacity)
+        # Fan-out children have their own budget per stream: their parent's page holds a
+        # reservation while they are read (sharing it would deadlock), and children waiting on a
+        # slow rate tier (flow messages) must not hold the budget of another stream's children.
+        self._capacity = capacity
+        self._children: dict[str, asyncio.Semaphore] = {}
 
     async def reserve(self, large: bool) -> None:
         await self._gates[large].acquire()
@@ -80,11 +82,17 @@ class Outbox:
         """Give back a reservation (the page was consumed, or never came)."""
         self._gates[large].release()
 
-    async def reserve_child(self) -> None:
-        await self._children.acquire()
+    def _child_gate(self, stream: str) -> asyncio.Semaphore:
+        gate = self._children.get(stream)
+        if gate is None:
+            gate = self._children[stream] = asyncio.Semaphore(self._capacity)
+        return gate
 
-    def release_child(self) -> None:
-        self._children.release()
+    async def reserve_child(self, stream: str) -> None:
+        await self._child_gate(stream).acquire()
+
+    def release_child(self, stream: str) -> None:
+        self._child_gate(stream).release()
 
     def full(self) -> bool:
         """No room for another large page right now."""

@@ -213,8 +213,8 @@ class _Run:
                 await self.emit_state(plan, member, force=False)
 
     async def on_child(self, item: ChildItem) -> None:
-        self.outbox.release_child()
         member = item.member
+        self.outbox.release_child(member.name)
         if not member.alive:
             return
         if mark_running(member):

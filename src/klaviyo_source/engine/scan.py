@@ -301,6 +301,9 @@ class Scanner:
             stream = member.row
             if stream.shape is not None:
                 selected = stream.shape(selected, page)
+                if stream.rows_own_cursor:
+                    own = stream.cursor_field
+                    selected = [r for r in selected if parse_cursor(r[own]) >= member_start]
             try:
                 if stream.fanout is not None:
                     await self._fanout(plan, member, stream.fanout, selected)
@@ -330,7 +333,7 @@ class Scanner:
             params: dict[str, str] | None = fanout_params(fanout, lo, self.hi_final)
             seen: set[str] = set()
             while url is not None and member.alive:
-                await self.outbox.reserve_child()
+                await self.outbox.reserve_child(member.name)
                 handed = False
                 try:
                     doc = await self.client.get_json(url, params, observer=observer)
@@ -349,7 +352,7 @@ class Scanner:
                     handed = True
                 finally:
                     if not handed:
-                        self.outbox.release_child()
+                        self.outbox.release_child(member.name)
                 url, params = next_url, None
 
         await asyncio.gather(*(one(parent) for parent in parents))

@@ -127,10 +127,10 @@ def global_exclusions(records: list[Record], page: Page) -> list[Record]:
     return [g for r in records if (g := global_exclusion(r)) is not None]
 
 
-def list_with_profile_count(record: Record, detail: Record | None, page: Page) -> Record | None:
-    """lists_detailed: the list as GET /api/lists/{id}?additional-fields[list]=profile_count
-    returned it (the engine adds the top-level cursor copy); None when the list was deleted
-    between the listing and the detail fetch (404)."""
+def group_with_profile_count(record: Record, detail: Record | None, page: Page) -> Record | None:
+    """lists_detailed, segments_detailed: the group as GET /api/{lists|segments}/{id} with
+    `additional-fields[...]=profile_count` returned it (the engine adds the top-level cursor
+    copy); None when the group was deleted between the listing and the detail fetch (404)."""
     if detail is None or not isinstance(detail.get("data"), dict):
         return None
     detailed: Record = detail["data"]
@@ -159,6 +159,36 @@ def membership(parent_key: str) -> Callable[[Record, Record], Record]:
             "profile_id": member["id"],
             "joined_group_at": member["attributes"]["joined_group_at"],
         }
+
+    return row
+
+
+def included_children(
+    relationship: str, *, cursor: str, parent_key: str
+) -> Callable[[list[Record], Page], list[Record]]:
+    """The included resources a page's records point to through `relationship` (a flow's
+    `flow-actions`), each with its top-level cursor copy and its parent's id as `parent_key`."""
+
+    def rows(records: list[Record], page: Page) -> list[Record]:
+        index = page.included
+        out: list[Record] = []
+        for record in records:
+            rel = (record.get("relationships") or {}).get(relationship)
+            refs = rel.get("data") if isinstance(rel, dict) else None
+            for ref in refs if isinstance(refs, list) else ():
+                item = index.get((str(ref.get("type")), str(ref.get("id")))) if isinstance(ref, dict) else None
+                if item is not None:
+                    out.append({**item, cursor: item["attributes"][cursor], parent_key: record["id"]})
+        return out
+
+    return rows
+
+
+def child_resource(parent_key: str, *, cursor: str) -> Callable[[Record, Record], Record]:
+    """A fan-out child listed as is, with its top-level cursor copy and its parent's id."""
+
+    def row(parent: Record, child: Record) -> Record:
+        return {**child, cursor: child["attributes"][cursor], parent_key: parent["id"]}
 
     return row
 

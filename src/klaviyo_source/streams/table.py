@@ -141,6 +141,10 @@ class Stream:
     # A listing that can serve this stream too when it is read anyway and starts early enough
     # (global_exclusions rides on the profiles scan instead of its own suppression scan).
     rides_on: str = ""
+    # The shaper's rows carry their own cursor, not their parent's (a flow action's `updated` on
+    # the flows listing): rows below the stream's start (unchanged since its state) are dropped,
+    # before they go out or become fan-out parents.
+    rows_own_cursor: bool = False
     partitioned_state: bool = False  # state is one cursor per partition
     # Airbyte <= 2.12 kept `{"<cursor>": A, "archived": {"<cursor>": B}}`: the partition keys those
     # two cursors belonged to, besides `archived` (campaigns: it read email campaigns only).
@@ -260,6 +264,9 @@ LISTINGS: dict[str, Listing] = {
             partitions=tuple(
                 Partition(key=(("archived", a),), predicates=(f"equals(archived,{a})",)) for a in _ARCHIVED
             ),
+            # flow_actions and flow_messages' parents come from the included actions: no request
+            # per flow. Always sent, so a flow record's shape never depends on its siblings.
+            params=(("include", "flow-actions"),),
         ),
         Listing(
             # segments allow only greater-than on updated (as lists): no upper bound.
@@ -308,7 +315,7 @@ STREAMS: tuple[Stream, ...] = (
         detail=Detail(
             path="/api/lists/{id}",
             params=(("additional-fields[list]", "profile_count"),),
-            combine=shape.list_with_profile_count,
+            combine=shape.group_with_profile_count,
         ),
         legacy_states_pick="max",
     ),
@@ -346,6 +353,64 @@ STREAMS: tuple[Stream, ...] = (
             window=WindowFilter(field="joined_group_at", lower="greater-or-equal", upper="less-than"),
             params=(("fields[profile]", "joined_group_at"),),  # ids and join times only
             row=shape.membership("list_id"),
+        ),
+        partitioned_state=True,
+    ),
+    Stream(
+        name="segment_memberships",
+        listing="segments",
+        cursor_field="joined_group_at",
+        primary_key=("segment_id", "profile_id"),
+        fanout=Fanout(
+            path="/api/segments/{id}/profiles",
+            parent_key="segment_id",
+            cursor_path=("attributes", "joined_group_at"),
+            page_size=100,
+            sort="joined_group_at",
+            window=WindowFilter(field="joined_group_at", lower="greater-or-equal", upper="less-than"),
+            params=(("fields[profile]", "joined_group_at"),),
+            row=shape.membership("segment_id"),
+        ),
+        partitioned_state=True,
+    ),
+    Stream(
+        name="segments_detailed",
+        listing="segments",
+        cursor_field="updated",
+        detail=Detail(
+            path="/api/segments/{id}",
+            params=(("additional-fields[segment]", "profile_count"),),
+            combine=shape.group_with_profile_count,
+        ),
+    ),
+    Stream(
+        # The actions of the flows changed since the state, from the flows listing's
+        # include=flow-actions (a changed action moves its flow's `updated`); state per archived
+        # partition as flows'.
+        name="flow_actions",
+        listing="flows",
+        cursor_field="updated",
+        shape=shape.included_children("flow-actions", cursor="updated", parent_key="flow_id"),
+        rows_own_cursor=True,
+        partitioned_state=True,
+    ),
+    Stream(
+        # One child listing per flow action changed since `parent_state` (a changed message moves
+        # its action's `updated`), each from that action's own cursor.
+        name="flow_messages",
+        listing="flows",
+        cursor_field="updated",
+        shape=shape.included_children("flow-actions", cursor="updated", parent_key="flow_id"),
+        rows_own_cursor=True,
+        fanout=Fanout(
+            path="/api/flow-actions/{id}/flow-messages",
+            parent_key="flow_action_id",
+            cursor_path=("attributes", "updated"),
+            page_size=50,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-or-equal", upper="less-than"),
+            every_parent=False,
+            row=shape.child_resource("flow_action_id", cursor="updated"),
         ),
         partitioned_state=True,
     ),

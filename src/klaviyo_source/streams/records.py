@@ -176,7 +176,9 @@ def included_children(
             rel = (record.get("relationships") or {}).get(relationship)
             refs = rel.get("data") if isinstance(rel, dict) else None
             for ref in refs if isinstance(refs, list) else ():
-                item = index.get((str(ref.get("type")), str(ref.get("id")))) if isinstance(ref, dict) else None
+                item = (
+                    index.get((str(ref.get("type")), str(ref.get("id")))) if isinstance(ref, dict) else None
+                )
                 if item is not None:
                     out.append({**item, cursor: item["attributes"][cursor], parent_key: record["id"]})
         return out

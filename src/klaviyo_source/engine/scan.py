@@ -355,6 +355,8 @@ class Scanner:
                         self.outbox.release_child(member.name)
                 url, params = next_url, None
 
+        if fanout.has_children is not None:
+            parents = [parent for parent in parents if fanout.has_children(parent)]
         await asyncio.gather(*(one(parent) for parent in parents))
 
     async def _details(self, member: Member, records: list[Record], page: Page) -> list[Record]:

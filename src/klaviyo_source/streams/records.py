@@ -186,6 +186,17 @@ def included_children(
     return rows
 
 
+def has_any(path: tuple[str, ...], keys: tuple[str, ...]) -> Callable[[Record], bool]:
+    """True for a record whose object at `path` has one of `keys` (a flow action whose
+    definition data holds a `message` or an experiment's `main_action`)."""
+
+    def test(record: Record) -> bool:
+        value = cursor_value(record, path)
+        return isinstance(value, dict) and any(key in value for key in keys)
+
+    return test
+
+
 def child_resource(parent_key: str, *, cursor: str) -> Callable[[Record, Record], Record]:
     """A fan-out child listed as is, with its top-level cursor copy and its parent's id."""
 

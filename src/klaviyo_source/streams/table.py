@@ -117,6 +117,9 @@ class Fanout:
     # True: every parent each sync (a new member does not move its list's cursor). False: only
     # parents changed since the stream's `parent_state`.
     every_parent: bool = True
+    # Which parents can have children at all (None: every parent): a flow action holds messages
+    # only when its typed definition has one (the spec's send-* and experiment actions).
+    has_children: Callable[[Record], bool] | None = None
     # (parent record, child resource) -> the stream's record (with its top-level cursor copy)
     row: Callable[[Record, Record], Record]
 
@@ -410,6 +413,7 @@ STREAMS: tuple[Stream, ...] = (
             sort="updated",
             window=WindowFilter(field="updated", lower="greater-or-equal", upper="less-than"),
             every_parent=False,
+            has_children=shape.has_any(("attributes", "definition", "data"), ("message", "main_action")),
             row=shape.child_resource("flow_action_id", cursor="updated"),
         ),
         partitioned_state=True,

@@ -63,6 +63,8 @@ def _incremental(stream: Stream, listing: Listing) -> str:
         return "client-side (no server filter: the listing is read whole)"
     if listing.windows_from_floor:
         return f"server filter on {listing.window.field}, client keeps {stream.cursor_field} >= state"
+    if stream.rows_own_cursor:
+        return f"server filter on the parent's {listing.window.field} from the state, client keeps rows' own {stream.cursor_field} >= state"
     return f"server filter on {listing.window.field} from the state"
 
 
@@ -76,6 +78,8 @@ def _cost(stream: Stream, listing: Listing) -> str:
         cost += " + 1 per changed record"
     if stream.fanout is not None:
         parents = "parent" if stream.fanout.every_parent else "changed parent"
+        if stream.fanout.has_children is not None:
+            parents += " that can have children"
         cost = f"{cost} + pages(new children, {stream.fanout.page_size}) per {parents}"
     return cost
 

@@ -64,8 +64,8 @@ def _incremental(stream: Stream, listing: Listing) -> str:
     if listing.windows_from_floor:
         return f"server filter on {listing.window.field}, client keeps {stream.cursor_field} >= state"
     if stream.rows_own_cursor:
-        field = listing.window.field
-        return f"server filter on the parent's {field} from the state, client keeps rows' own {field} >= state"
+        own = stream.cursor_field
+        return f"server filter on the parent's {listing.window.field} from the state, rows' own {own} >= state"
     return f"server filter on {listing.window.field} from the state"
 
 

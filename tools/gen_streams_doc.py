@@ -65,7 +65,7 @@ def _incremental(stream: Stream, listing: Listing) -> str:
         return f"server filter on {listing.window.field}, client keeps {stream.cursor_field} >= state"
     if stream.rows_own_cursor:
         own = stream.cursor_field
-        return f"server filter on the parent's {listing.window.field} from the state, rows' own {own} >= state"
+        return f"server filter on the parent's {listing.window.field} from the state, own {own} >= state"
     return f"server filter on {listing.window.field} from the state"
 
 

@@ -7,16 +7,16 @@ resumption, request counts and schema validity; one simulator for the module."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
-import pytest
-from engine_sink import CollectingSink
 
+from kit.sim import sim_fixture
+from kit.sink import CollectingSink
 from kit.truth import expected, memberships, record_key
-from klaviyo_simulator.server import Simulator, SimulatorOptions, run_simulator
+from klaviyo_simulator.server import Simulator
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamSelection, StreamStatus
@@ -27,29 +27,7 @@ CHILDREN = ["segment_memberships", "segments_detailed", "flow_actions", "flow_me
 SIZES = {"events": 100, "profiles": 300, "lists": 3, "segments": 6, "flows": 4, "campaigns": 3}
 
 
-class Loop:
-    """One event loop and one simulator for every test of the module (sockets stay real)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._cm = run_simulator(SimulatorOptions(sizes=SIZES))
-        self.sim: Simulator = self.loop.run_until_complete(self._cm.__aenter__())
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self._cm.__aexit__(None, None, None))
-        self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[Loop]:
-    loop = Loop()
-    try:
-        yield loop
-    finally:
-        loop.close()
+sim = sim_fixture(sizes=SIZES)  # one simulator (served from a thread) for the module's tests
 
 
 def config(sim: Simulator, **overrides: Any) -> Config:
@@ -60,12 +38,14 @@ def config(sim: Simulator, **overrides: Any) -> Config:
 
 
 def sync(
-    env: Loop, names: list[str], states: dict[str, Any] | None = None, incremental: bool = True
+    sim: Simulator, names: list[str], states: dict[str, Any] | None = None, incremental: bool = True
 ) -> CollectingSink:
     sink = CollectingSink()
     selections = [StreamSelection(n, incremental=incremental) for n in names]
     fast = RateLimiters(override=Limits(1000, 100_000))  # pacing is tested against the simulator elsewhere
-    outcomes = env.run(read(config(env.sim, num_workers=4), selections, states or {}, sink, limiters=fast))
+    outcomes = asyncio.run(
+        read(config(sim, num_workers=4), selections, states or {}, sink, limiters=fast).outcomes()
+    )
     assert [o.status for o in outcomes] == [StreamStatus.COMPLETE] * len(names), [o.error for o in outcomes]
     return sink
 
@@ -78,23 +58,23 @@ def iso(epoch_us: int) -> str:
     return datetime.fromtimestamp(epoch_us / 1_000_000, UTC).isoformat()
 
 
-def requests(env: Loop) -> dict[str, int]:
-    return dict(env.sim.controls.stats()["requests"])
+def requests(sim: Simulator) -> dict[str, int]:
+    return dict(sim.controls.stats()["requests"])
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
-def test_full_read_equals_the_ground_truth_and_costs_the_minimum(env: Loop) -> None:
-    store = env.sim.store
+def test_full_read_equals_the_ground_truth_and_costs_the_minimum(sim: Simulator) -> None:
+    store = sim.store
     truth = expected(store)
     groups = memberships(store, "segment")
     sizes = [sum(1 for g, _ in groups if g == s.id) for s in store.records("segment")]
     assert 0 in sizes and 1 in sizes and max(sizes) > 1  # empty, single-member and large segments
-    before = requests(env)
+    before = requests(sim)
     for incremental in (False,):
-        sink = sync(env, CHILDREN, incremental=incremental)
+        sink = sync(sim, CHILDREN, incremental=incremental)
         for stream in CHILDREN:
             got = keys(sink, stream)
             assert len(got) == len(set(got)), stream
@@ -103,7 +83,7 @@ def test_full_read_equals_the_ground_truth_and_costs_the_minimum(env: Loop) -> N
             for record in sink.records_of(stream):
                 jsonschema.validate(record, schema)
                 assert record[STREAM_CURSOR[stream]] is not None
-    spent = delta(before, requests(env))
+    spent = delta(before, requests(sim))
     segments, actions, flows = store.records("segment"), store.records("flow-action"), store.records("flow")
     # every segment once per read; one profile_count per segment; no request per flow
     assert spent["get_profiles_for_segment"] == len(segments)
@@ -133,21 +113,20 @@ STREAM_CURSOR = {
 }
 
 
-def test_incremental_after_advance_finds_new_and_changed_only(env: Loop) -> None:
-    sim = env.sim
-    first = sync(env, CHILDREN)
+def test_incremental_after_advance_finds_new_and_changed_only(sim: Simulator) -> None:
+    first = sync(sim, CHILDREN)
     states = {n: first.states_of(n)[-1] for n in CHILDREN}
     assert "parent_state" in states["flow_messages"]  # only changed actions are listed again
     assert "parent_state" not in states["segment_memberships"]  # every segment, every sync
-    env.run(asyncio.sleep(1.1))
+    time.sleep(1.1)
     changes = sim.advance(
         segment_members_added=5, segments_updated=2, flow_actions_updated=3, flow_messages_updated=3,
         flow_actions_created=2, boundary=True,
     )  # fmt: skip
-    env.run(asyncio.sleep(1.1))
-    before = requests(env)
-    second = sync(env, CHILDREN, states)
-    spent = delta(before, requests(env))
+    time.sleep(1.1)
+    before = requests(sim)
+    second = sync(sim, CHILDREN, states)
+    spent = delta(before, requests(sim))
     truth = expected(sim.store)
     got = {n: keys(second, n) for n in CHILDREN}
     for stream in CHILDREN:
@@ -201,14 +180,14 @@ def test_incremental_after_advance_finds_new_and_changed_only(env: Loop) -> None
     assert spent["get_profiles_for_segment"] == len(sim.store.records("segment"))
 
 
-def test_resume_from_a_per_parent_state(env: Loop) -> None:
-    store = env.sim.store
+def test_resume_from_a_per_parent_state(sim: Simulator) -> None:
+    store = sim.store
     groups = memberships(store, "segment")
     segment = max({g for g, _ in groups}, key=lambda g: sum(1 for x, _ in groups if x == g))
     joined = sorted(v for (g, _), v in groups.items() if g == segment)
     middle = joined[len(joined) // 2]
     cut = {"states": [{"partition": {"segment_id": segment}, "cursor": {"joined_group_at": iso(middle)}}]}
-    sink = sync(env, ["segment_memberships"], {"segment_memberships": cut})
+    sink = sync(sim, ["segment_memberships"], {"segment_memberships": cut})
     pairs = [(r["segment_id"], r["profile_id"]) for r in sink.records_of("segment_memberships")]
     assert {p for g, p in pairs if g == segment} == {
         p for (g, p), v in groups.items() if g == segment and v >= middle
@@ -224,6 +203,6 @@ def test_resume_from_a_per_parent_state(env: Loop) -> None:
         "states": [{"partition": {"flow_action_id": action.id}, "cursor": {"updated": later}}],
         "parent_state": {"updated": "2012-01-01T00:00:00+00:00"},
     }
-    sink = sync(env, ["flow_messages"], {"flow_messages": state})
+    sink = sync(sim, ["flow_messages"], {"flow_messages": state})
     got = {r["id"] for r in sink.records_of("flow_messages")}
     assert got == set(messages) - set(action.related_ids("flow-messages"))

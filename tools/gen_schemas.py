@@ -50,13 +50,17 @@ SOURCES: dict[str, tuple[str, str]] = {
     "segments_detailed": ("GetSegmentRetrieveResponseCompoundDocument", "updated"),
     "flow_actions": ("GetFlowActionEncodedResponseCollection", "updated"),
     "flow_messages": ("GetFlowMessageEncodedResponseCollection", "updated"),
+    # the included campaign-message resources of GET /api/campaigns?include=campaign-messages
+    "campaign_messages": ("GetCampaignMessageResponseCollectionCompoundDocument", "updated_at"),
 }
 
 _STRING: Schema = {"type": "string"}
 _INTEGER: Schema = {"type": "integer"}
 
+_LIST_SUPPRESSIONS = "attributes.subscriptions.email.marketing.list_suppressions"
 # Streams whose rows the connector builds from a resource: stream -> (component of the resource's
-# document, primary key, {column: schema or "copy:<dotted path in the resource>"}).
+# document, primary key, {column: schema or "copy:<dotted path in the resource>"}); `name[]` in a
+# path steps into an array's items.
 DERIVED: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "list_memberships": (
         "GetListMemberResponseCollection",
@@ -70,6 +74,62 @@ DERIVED: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
             "segment_id": _STRING,
             "profile_id": "copy:id",
             "joined_group_at": "copy:attributes.joined_group_at",
+        },
+    ),
+    "campaign_audiences": (
+        "GetCampaignResponseCollectionCompoundDocument",
+        ("campaign_id", "audience_id", "inclusion"),
+        {
+            "campaign_id": "copy:id",
+            "audience_id": "copy:attributes.audiences.included[]",
+            "inclusion": {"type": "string", "description": "included or excluded"},
+            "updated_at": "copy:attributes.updated_at",
+        },
+    ),
+    **{
+        f"{parent}_tags": (
+            component,
+            (f"{parent}_id", "tag_id"),
+            {f"{parent}_id": "copy:id", "tag_id": _STRING, cursor: f"copy:attributes.{cursor}"},
+        )
+        for parent, component, cursor in (
+            ("campaign", "GetCampaignResponseCollectionCompoundDocument", "updated_at"),
+            ("flow", "GetFlowResponseCollectionCompoundDocument", "updated"),
+            ("list", "GetListListResponseCollectionCompoundDocument", "updated"),
+            ("segment", "GetSegmentListResponseCollectionCompoundDocument", "updated"),
+        )
+    },
+    "profile_subscriptions": (
+        "GetProfileResponsePluralConversationsCollectionCompoundDocument",
+        ("profile_id", "channel", "kind"),
+        {
+            "profile_id": "copy:id",
+            "channel": {"type": "string", "description": "email, sms, mobile_push or whatsapp"},
+            "kind": {"type": "string", "description": "marketing, transactional, open_tracking, ..."},
+            "updated": "copy:attributes.updated",
+            "can_receive": {"type": "boolean", "description": "can_receive[_<channel>_<kind>]"},
+            # every field of every kind (each kind has a subset): the union of the spec's objects
+            **{
+                name: f"copy:attributes.subscriptions.{path}.{name}"
+                for path, names in (
+                    ("email.marketing", ("consent", "consent_timestamp", "last_updated", "method")),
+                    ("email.marketing", ("method_detail", "custom_method_detail", "double_optin")),
+                    ("email.marketing", ("suppression", "list_suppressions")),
+                    ("whatsapp.marketing", ("created_timestamp", "metadata", "valid_until", "phone_number")),
+                )
+                for name in names
+            },
+        },
+    ),
+    "list_exclusions": (
+        "GetProfileResponsePluralConversationsCollectionCompoundDocument",
+        ("profile_id", "list_id"),
+        {
+            "profile_id": "copy:id",
+            "list_id": f"copy:{_LIST_SUPPRESSIONS}[].list_id",
+            "reason": f"copy:{_LIST_SUPPRESSIONS}[].reason",
+            "timestamp": f"copy:{_LIST_SUPPRESSIONS}[].timestamp",
+            "updated": "copy:attributes.updated",
         },
     ),
 }
@@ -86,6 +146,7 @@ EXTRAS: tuple[tuple[str, str, Any], ...] = (
     ("campaigns", "attributes.channel", _STRING),
     ("campaigns_detailed", "attributes.channel", _STRING),
     ("campaigns_detailed", "estimated_recipient_count", _INTEGER),
+    ("campaign_messages", "campaign_id", _STRING),
     (
         "campaigns_detailed",
         "campaign_messages",
@@ -250,6 +311,16 @@ def _lookup(schema: Schema, dotted: str) -> Schema:
     return found
 
 
+def _lookup_path(schema: Schema, dotted: str) -> Schema:
+    """The schema at a dotted path, `name[]` stepping into an array's items."""
+    node = schema
+    for key in dotted.split("."):
+        node = node["properties"][key.removesuffix("[]")]
+        if key.endswith("[]"):
+            node = node["items"]
+    return node
+
+
 def _resource(resolver: Resolver, component: str) -> Schema:
     data = resolver.components[component]["properties"]["data"]
     data = resolver._inline(data, ())
@@ -305,10 +376,7 @@ def build_derived(resolver: Resolver, stream: str) -> Schema:
     props: dict[str, Schema] = {}
     for name, spec in columns.items():
         if isinstance(spec, str) and spec.startswith("copy:"):
-            dotted = spec.removeprefix("copy:")
-            props[name] = copy.deepcopy(
-                resource["properties"][dotted] if "." not in dotted else _lookup(resource, dotted)
-            )
+            props[name] = copy.deepcopy(_lookup_path(resource, spec.removeprefix("copy:")))
         else:
             props[name] = dict(spec)
     schema: Schema = {

@@ -34,6 +34,14 @@ SMALL_STREAMS: dict[str, tuple[str, str]] = {
 # stream -> the group type whose members it lists
 MEMBERSHIP_STREAMS: dict[str, str] = {"list_memberships": "list", "segment_memberships": "segment"}
 
+# tag-link stream -> (parent resource type, parent's cursor attribute)
+TAG_STREAMS: dict[str, tuple[str, str]] = {
+    "campaign_tags": ("campaign", "updated_at"),
+    "flow_tags": ("flow", "updated"),
+    "list_tags": ("list", "updated"),
+    "segment_tags": ("segment", "updated"),
+}
+
 
 def epoch_us(moment: datetime | str | None) -> int | None:
     if moment is None:
@@ -64,6 +72,42 @@ def expected(store: Store) -> dict[str, dict[str, int | None]]:
         truth[stream] = {row.id: epoch_us(row.attributes[cursor]) for row in store.records(resource)}
     for stream, group_type in MEMBERSHIP_STREAMS.items():
         truth[stream] = {f"{g}/{p}": joined for (g, p), joined in memberships(store, group_type).items()}
+    truth.update(derived(store))
+    return truth
+
+
+def derived(store: Store) -> dict[str, dict[str, int | None]]:
+    """The derived streams' rows (key -> cursor), from the parents' records in the store."""
+    campaigns = store.records("campaign")
+    truth: dict[str, dict[str, int | None]] = {
+        "campaign_messages": {
+            mid: epoch_us(store.get("campaign-message", mid).attributes["updated_at"])  # type: ignore[union-attr]
+            for c in campaigns
+            for mid in c.related_ids("campaign-messages")
+        },
+        "campaign_audiences": {
+            f"{c.id}/{audience}/{inclusion}": epoch_us(c.attributes["updated_at"])
+            for c in campaigns
+            for inclusion in ("included", "excluded")
+            for audience in c.attributes["audiences"][inclusion]
+        },
+    }
+    for stream, (resource, cursor) in TAG_STREAMS.items():
+        truth[stream] = {
+            f"{row.id}/{tag}": epoch_us(row.attributes[cursor])
+            for row in store.records(resource)
+            for tag in row.related_ids("tags")
+        }
+    subscriptions: dict[str, int | None] = {}
+    exclusions: dict[str, int | None] = {}
+    profiles = store.profiles
+    for row in range(store.profile_count):
+        pid, updated = store.profile_id(row), profiles.cols.updated[row] * 1_000_000
+        for channel, kinds in profiles.subscriptions(row).items():
+            subscriptions.update((f"{pid}/{channel}/{kind}", updated) for kind in kinds)
+        exclusions.update((f"{pid}/{s['list_id']}", updated) for s in profiles.list_suppressions(row))
+    truth["profile_subscriptions"] = subscriptions
+    truth["list_exclusions"] = exclusions
     return truth
 
 
@@ -82,6 +126,8 @@ def expected_ids(store: Store, stream: str) -> set[str]:
         return {store.profile_id(row) for row in store.profiles.cols.suppression}
     if stream in MEMBERSHIP_STREAMS:
         return {f"{g}/{p}" for g, p in memberships(store, MEMBERSHIP_STREAMS[stream])}
+    if stream not in SMALL_STREAMS:
+        return set(derived(store)[stream])
     resource, _ = SMALL_STREAMS[stream]
     return {row.id for row in store.records(resource)}
 

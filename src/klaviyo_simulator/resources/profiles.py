@@ -23,6 +23,7 @@ from klaviyo_simulator.model import Change, Page, World
 from klaviyo_simulator.paging import keyset_page, tuple_key
 from klaviyo_simulator.query import Listing, Query, iso_seconds, matches, seconds_window
 from klaviyo_simulator.render import Renderer
+from klaviyo_simulator.resources.base import iso_us
 from klaviyo_simulator.seeded import CROCKFORD, MASK64, TWO_YEARS, frac, mix
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ CITIES = [
 SUPPRESSION_REASONS = ["HARD_BOUNCE", "INVALID_EMAIL", "SPAM_COMPLAINT", "UNSUBSCRIBE", "USER_SUPPRESSED"]
 MEMBER_CHANGES = {"list_members_added": "list", "segment_members_added": "segment"}
 SUPPRESSION_SORT = "subscriptions.email.marketing.suppression.timestamp"
+LIST_SUPPRESSION_REASONS = ["UNSUBSCRIBE", "USER_SUPPRESSED"]
+LIST_SUPPRESSION_SHARE = 0.06  # profiles unsubscribed from one or two lists (not all email)
 # Profile attributes draw from three 64-bit words derived from the profile's random bits:
 # cheap bit slices instead of a hash per attribute (profiles are rendered on every page).
 K1, K2 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F
@@ -263,6 +266,7 @@ class Profiles:
         self._sorted_cache: dict[str, list[Any]] = {}
         self._members: dict[tuple[str, str], list[int]] = {}
         self.created_at_generation: list[int] = []  # creation seconds, sorted (events draw from it)
+        self._list_ids: list[str] | None = None  # the generated lists (list suppressions draw from them)
 
     # ------------------------------------------------------------ generation and ids
 
@@ -317,12 +321,40 @@ class Profiles:
                 return None
             return supp[0] if field.endswith(".reason") else supp[1] * 1_000_000
         if field.startswith("subscriptions.email.marketing.list_suppressions."):
-            return []  # the generator creates no list-level suppressions
+            entries = self.list_suppressions(row)
+            if not entries:
+                return None
+            if field.endswith(".reason"):
+                return [entry["reason"] for entry in entries]
+            return [iso_us(entry["timestamp"]) for entry in entries]
         if field == "push_token":
             return cols.push_token(row)
         if field == "profile_id":
             return self.id(row)
         return None  # `_kx` (tracking token) never matches a generated profile
+
+    def list_suppressions(self, row: int) -> list[dict[str, Any]]:
+        """`subscriptions.email.marketing.list_suppressions`: a few profiles unsubscribed from one
+        or two of the generated lists, between their creation and their last update (hashed from
+        the profile's bits: no draw from the seeded stream, so the rest of the data is unchanged)."""
+        h = self.cols.rand[row]
+        if frac(h, 57) >= LIST_SUPPRESSION_SHARE:
+            return []
+        if self._list_ids is None:
+            self._list_ids = [r.id for r in self.store.records_view("list")[: self.store.sizes.lists]]
+        list_ids = self._list_ids
+        if not list_ids:
+            return []
+        created, updated = self.cols.created[row], self.cols.updated[row]
+        picked = sorted({list_ids[mix(h, 58, k) % len(list_ids)] for k in range(1 + mix(h, 59) % 2)})
+        return [
+            {
+                "list_id": list_id,
+                "reason": LIST_SUPPRESSION_REASONS[mix(h, 60, k) % len(LIST_SUPPRESSION_REASONS)],
+                "timestamp": iso_seconds(created + int((updated - created) * frac(h, 61, k))),
+            }
+            for k, list_id in enumerate(picked)
+        ]
 
     # ------------------------------------------------------------ members of lists and segments
 
@@ -423,6 +455,12 @@ class Profiles:
             return [self.resource(key & ROW_MASK, view, additional, joined=key >> SHIFT) for key in page.keys]
         return [self.resource(row, view, additional) for row in page.rows]
 
+    def subscriptions(self, row: int) -> dict[str, Any]:
+        """A profile's `subscriptions` additional field as rendered (list suppressions included)."""
+        subscriptions = self.cols.subscriptions(row)
+        subscriptions["email"]["marketing"]["list_suppressions"] = self.list_suppressions(row)
+        return subscriptions
+
     def find(self, rtype: str, rid: str) -> int | None:
         return self.row_of(rid)
 
@@ -442,7 +480,7 @@ class Profiles:
         if joined is not None:
             attributes["joined_group_at"] = iso_seconds(joined)
         if "subscriptions" in additional:
-            attributes["subscriptions"] = cols.subscriptions(row)
+            attributes["subscriptions"] = self.subscriptions(row)
         if "predictive_analytics" in additional:
             attributes["predictive_analytics"] = cols.predictive_analytics(row, self.store.now)
         pid = self.id(row)

@@ -186,6 +186,34 @@ def included_children(
     return rows
 
 
+# Derived streams: rows the connector builds from the records of a listing that is read anyway
+# (no request of their own). Each row carries its parent's id and the top-level cursor copy.
+Shaper = Callable[[list[Record], Page], list[Record]]
+
+
+def _related_ids(record: Record, name: str) -> list[str]:
+    """The ids of a to-many relationship's `data` (present when the listing asked to include it)."""
+    rel = (record.get("relationships") or {}).get(name)
+    refs = rel.get("data") if isinstance(rel, dict) else None
+    if not isinstance(refs, list):
+        return []
+    return [str(ref["id"]) for ref in refs if isinstance(ref, dict) and ref.get("id") is not None]
+
+
+def tag_links(parent_key: str, cursor: str) -> Shaper:
+    """campaign_tags, flow_tags, list_tags, segment_tags: one row per (parent, tag) from the
+    parent's `relationships.tags.data` (the listing includes tags), with the parent's cursor."""
+
+    def rows(records: list[Record], page: Page) -> list[Record]:
+        return [
+            {parent_key: record["id"], "tag_id": tag_id, cursor: record[cursor]}
+            for record in records
+            for tag_id in dict.fromkeys(_related_ids(record, "tags"))
+        ]
+
+    return rows
+
+
 def has_any(path: tuple[str, ...], keys: tuple[str, ...]) -> Callable[[Record], bool]:
     """True for a record whose object at `path` has one of `keys` (a flow action whose
     definition data holds a `message` or an experiment's `main_action`)."""
@@ -204,6 +232,99 @@ def child_resource(parent_key: str, *, cursor: str) -> Callable[[Record, Record]
         return {**child, cursor: child["attributes"][cursor], parent_key: parent["id"]}
 
     return row
+
+
+def campaign_message_rows(records: list[Record], page: Page) -> list[Record]:
+    """campaign_messages: every campaign's messages from the page's `included`
+    (include=campaign-messages), with `campaign_id` and the top-level `updated_at` (the
+    message's own; the campaign's when the message has none)."""
+    index = page.included
+    out = []
+    for record in records:
+        for message in campaign_messages(record, index):
+            updated = (message.get("attributes") or {}).get("updated_at") or record["updated_at"]
+            out.append({**message, "campaign_id": record["id"], "updated_at": updated})
+    return out
+
+
+def campaign_audience_rows(records: list[Record], page: Page) -> list[Record]:
+    """campaign_audiences: one row per (campaign, audience, inclusion) from the campaign's
+    `attributes.audiences.included` / `.excluded` (list or segment ids)."""
+    out = []
+    for record in records:
+        audiences = record["attributes"].get("audiences") or {}
+        for inclusion in ("included", "excluded"):
+            for audience_id in dict.fromkeys(audiences.get(inclusion) or ()):
+                out.append(
+                    {
+                        "campaign_id": record["id"],
+                        "audience_id": str(audience_id),
+                        "inclusion": inclusion,
+                        "updated_at": record["updated_at"],
+                    }
+                )
+    return out
+
+
+def _subscriptions(record: Record) -> dict[str, Any]:
+    subscriptions = record["attributes"].get("subscriptions")
+    return subscriptions if isinstance(subscriptions, dict) else {}
+
+
+def profile_subscription_rows(records: list[Record], page: Page) -> list[Record]:
+    """profile_subscriptions: one row per (profile, channel, kind) of the profile's
+    `subscriptions` as Klaviyo nests them (email: marketing, open_tracking; sms: marketing,
+    transactional; mobile_push: marketing; whatsapp: marketing, transactional, conversational),
+    with the kind's fields as columns; `can_receive_<channel>_<kind>` becomes `can_receive`."""
+    out = []
+    for record in records:
+        for channel, kinds in _subscriptions(record).items():
+            if not isinstance(kinds, dict):
+                continue
+            for kind, fields in kinds.items():
+                if not isinstance(fields, dict):
+                    continue
+                row: Record = {"profile_id": record["id"], "channel": channel, "kind": kind}
+                row["updated"] = record["updated"]
+                can_receive = fields.get("can_receive")
+                for name, value in fields.items():
+                    if name.startswith("can_receive_"):
+                        can_receive = value
+                    elif name != "can_receive":
+                        row[name] = value
+                row["can_receive"] = can_receive
+                out.append(row)
+    return out
+
+
+def list_exclusion_rows(records: list[Record], page: Page) -> list[Record]:
+    """list_exclusions: one row per (profile, list) of the profile's
+    `subscriptions.email.marketing.list_suppressions` (the latest when a list repeats)."""
+    out = []
+    for record in records:
+        try:
+            suppressions = _subscriptions(record)["email"]["marketing"].get("list_suppressions")
+        except (KeyError, TypeError, AttributeError):
+            continue
+        latest: dict[str, Record] = {}
+        for item in suppressions or ():
+            if not isinstance(item, dict) or item.get("list_id") is None:
+                continue
+            list_id = str(item["list_id"])
+            previous = latest.get(list_id)
+            if previous is None or str(item.get("timestamp") or "") > str(previous.get("timestamp") or ""):
+                latest[list_id] = item
+        for list_id, item in latest.items():
+            out.append(
+                {
+                    "profile_id": record["id"],
+                    "list_id": list_id,
+                    "reason": item.get("reason"),
+                    "timestamp": item.get("timestamp"),
+                    "updated": record["updated"],
+                }
+            )
+    return out
 
 
 def campaign_messages(record: Record, index: IncludedIndex) -> list[Record]:

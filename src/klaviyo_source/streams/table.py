@@ -238,6 +238,7 @@ LISTINGS: dict[str, Listing] = {
             page_size=10,
             sort="updated",
             window=WindowFilter(field="updated", lower="greater-than", upper=None),
+            params=(("include", "tags"),),  # list_tags
         ),
         Listing(
             name="campaigns",
@@ -255,7 +256,9 @@ LISTINGS: dict[str, Listing] = {
                 for c in _CHANNELS
                 for a in _ARCHIVED
             ),
-            params=(("include", "campaign-messages"),),
+            # Tags feed campaign_tags, messages campaign_messages and campaigns_detailed: the same
+            # includes whichever members are selected (a record's shape never depends on a sibling).
+            params=(("include", "campaign-messages,tags"),),
         ),
         Listing(
             name="flows",
@@ -267,9 +270,10 @@ LISTINGS: dict[str, Listing] = {
             partitions=tuple(
                 Partition(key=(("archived", a),), predicates=(f"equals(archived,{a})",)) for a in _ARCHIVED
             ),
-            # flow_actions and flow_messages' parents come from the included actions: no request
-            # per flow. Always sent, so a flow record's shape never depends on its siblings.
-            params=(("include", "flow-actions"),),
+            # flow_actions and flow_messages' parents come from the included actions (no request
+            # per flow), flow_tags from the included tags. Always sent, so a flow record's shape
+            # never depends on its siblings.
+            params=(("include", "flow-actions,tags"),),
         ),
         Listing(
             # segments allow only greater-than on updated (as lists): no upper bound.
@@ -279,6 +283,7 @@ LISTINGS: dict[str, Listing] = {
             page_size=10,
             sort="updated",
             window=WindowFilter(field="updated", lower="greater-than", upper=None),
+            params=(("include", "tags"),),  # segment_tags
         ),
     )
 }
@@ -417,6 +422,70 @@ STREAMS: tuple[Stream, ...] = (
             row=shape.child_resource("flow_action_id", cursor="updated"),
         ),
         partitioned_state=True,
+    ),
+    # Derived streams: rows built from the pages of a listing read anyway (no request of their
+    # own); their cursor and state are their parent's.
+    Stream(
+        name="campaign_messages",
+        listing="campaigns",
+        cursor_field="updated_at",
+        shape=shape.campaign_message_rows,
+        partitioned_state=True,
+    ),
+    Stream(
+        name="campaign_audiences",
+        listing="campaigns",
+        cursor_field="updated_at",
+        primary_key=("campaign_id", "audience_id", "inclusion"),
+        shape=shape.campaign_audience_rows,
+        partitioned_state=True,
+    ),
+    Stream(
+        name="campaign_tags",
+        listing="campaigns",
+        cursor_field="updated_at",
+        primary_key=("campaign_id", "tag_id"),
+        shape=shape.tag_links("campaign_id", "updated_at"),
+        partitioned_state=True,
+    ),
+    Stream(
+        name="flow_tags",
+        listing="flows",
+        cursor_field="updated",
+        primary_key=("flow_id", "tag_id"),
+        shape=shape.tag_links("flow_id", "updated"),
+        partitioned_state=True,
+    ),
+    Stream(
+        name="list_tags",
+        listing="lists",
+        cursor_field="updated",
+        primary_key=("list_id", "tag_id"),
+        shape=shape.tag_links("list_id", "updated"),
+    ),
+    Stream(
+        name="segment_tags",
+        listing="segments",
+        cursor_field="updated",
+        primary_key=("segment_id", "tag_id"),
+        shape=shape.tag_links("segment_id", "updated"),
+    ),
+    # Every profile has subscriptions and no filter selects list suppressions by profile update:
+    # alone, these read the profiles listing (without predictive analytics); with profiles they
+    # ride its pages (one fetch feeds profiles, profile_subscriptions and list_exclusions).
+    Stream(
+        name="profile_subscriptions",
+        listing="profiles",
+        cursor_field="updated",
+        primary_key=("profile_id", "channel", "kind"),
+        shape=shape.profile_subscription_rows,
+    ),
+    Stream(
+        name="list_exclusions",
+        listing="profiles",
+        cursor_field="updated",
+        primary_key=("profile_id", "list_id"),
+        shape=shape.list_exclusion_rows,
     ),
 )
 

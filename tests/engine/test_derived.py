@@ -37,12 +37,19 @@ NO_KEY = "pk_no_campaigns"
 
 
 def config(sim: Simulator, **overrides: Any) -> Config:
-    values: dict[str, Any] = dict(api_key=sim.api_key, base_url=sim.base_url, backoff_base=0.01, max_retries=2)
+    values: dict[str, Any] = dict(
+        api_key=sim.api_key, base_url=sim.base_url, backoff_base=0.01, max_retries=2
+    )
     return Config(**(values | overrides))
 
 
 async def sync(
-    sim: Simulator, names: list[str], states: dict[str, Any] | None = None, *, incremental: bool = True, **kw: Any
+    sim: Simulator,
+    names: list[str],
+    states: dict[str, Any] | None = None,
+    *,
+    incremental: bool = True,
+    **kw: Any,
 ) -> CollectingSink:
     sink = CollectingSink()
     selections = [StreamSelection(n, incremental=incremental) for n in names]

@@ -79,7 +79,7 @@ def test_campaign_and_flow_partitions() -> None:
         "and(equals(archived,true),equals(messages.channel,'mobile_push'),"
         "greater-or-equal(updated_at,2024-08-01T00:00:00Z),less-than(updated_at,2024-10-15T12:00:00Z))"
     )
-    assert params["include"] == "campaign-messages"
+    assert params["include"] == "campaign-messages,tags"  # campaign_messages, campaign_tags
     flows = _params(_plan("flows"), (("archived", "false"),), 50)
     assert flows["filter"].startswith("and(equals(archived,false),greater-or-equal(updated,")
 

@@ -31,3 +31,7 @@ def test_page_sizes_are_each_endpoints_maximum() -> None:
             assert group.page_size == size["schema"]["maximum"], group.name
         sorts = next(p for p in params if p.get("name") == "sort")["schema"]["enum"] if group.sort else []
         assert group.sort is None or group.sort in sorts
+        includes = dict(group.params).get("include")
+        if includes is not None:  # every include the spec allows on that listing
+            allowed = next(p for p in params if p.get("name") == "include")["schema"]["items"]["enum"]
+            assert set(includes.split(",")) <= set(allowed), group.name

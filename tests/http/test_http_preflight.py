@@ -133,7 +133,9 @@ def test_check_names_the_streams_a_scoped_key_cannot_read(
     assert f"cannot read {len(unreadable)} of {len(STREAMS)} streams" in message, message
     assert "events, events_detailed (need events:read)" in message
     assert "lists, lists_detailed" in message and "(need lists:read)" in message
-    assert "campaigns, campaigns_detailed (need campaigns:read)" in message
+    assert (
+        "campaigns, campaigns_detailed, campaign_messages" in message and "(need campaigns:read)" in message
+    )
     for readable in ("profiles", "global_exclusions", "email_templates", "metrics", "flows"):
         assert f"{readable}," not in message and f"{readable} (" not in message
     # one pre-flight plus one request per distinct scope the streams need
@@ -149,7 +151,8 @@ def test_check_fails_when_no_stream_is_readable_and_succeeds_quietly_with_every_
         verdict = _check(tmp_path, only_tags, sim.base_url)
         assert verdict["status"] == "FAILED"
         assert verdict["message"].startswith("The API key cannot read any stream: ")
-        assert "profiles, global_exclusions (need profiles:read)" in verdict["message"]
+        assert "profiles, global_exclusions, profile_subscriptions" in verdict["message"]
+        assert "list_exclusions (need profiles:read)" in verdict["message"]
         assert _check(tmp_path, "pk_full", sim.base_url) == {"status": "SUCCEEDED"}
 
 

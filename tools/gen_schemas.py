@@ -33,8 +33,9 @@ OUT_DIR = ROOT / "src" / "klaviyo_source" / "streams" / "schemas"
 
 Schema = dict[str, Any]
 
-# stream -> (component of the response document, cursor field). The resource is `data` (or its items).
-SOURCES: dict[str, tuple[str, str]] = {
+# stream -> (component of the response document, cursor field or None for streams without a
+# cursor). The resource is `data` (or its items).
+SOURCES: dict[str, tuple[str, str | None]] = {
     "profiles": ("GetProfileResponsePluralConversationsCollectionCompoundDocument", "updated"),
     "global_exclusions": ("GetProfileResponsePluralConversationsCollectionCompoundDocument", "updated"),
     "events": ("GetEventResponseCollectionCompoundDocument", "datetime"),
@@ -52,7 +53,25 @@ SOURCES: dict[str, tuple[str, str]] = {
     "flow_messages": ("GetFlowMessageEncodedResponseCollection", "updated"),
     # the included campaign-message resources of GET /api/campaigns?include=campaign-messages
     "campaign_messages": ("GetCampaignMessageResponseCollectionCompoundDocument", "updated_at"),
+    "tags": ("GetTagResponseCollectionCompoundDocument", None),
+    "tag_groups": ("GetTagGroupResponseCollection", None),
+    "coupons": ("GetCouponResponseCollection", None),
+    "coupon_codes": ("GetCouponCodeResponseCollectionCompoundDocument", None),
+    "forms": ("GetFormResponseCollection", "updated_at"),
+    "form_versions": ("GetFormVersionResponseCollection", "updated_at"),
+    "images": ("GetImageResponseCollection", "updated_at"),
+    "push_tokens": ("GetPushTokenResponseCollectionCompoundDocument", None),
+    "catalog_items": ("GetCatalogItemResponseCollectionCompoundDocument", "updated"),
+    "catalog_variants": ("GetCatalogVariantResponseCollection", "updated"),
+    "catalog_categories": ("GetCatalogCategoryResponseCollection", "updated"),
+    "accounts": ("GetAccountResponseCollection", None),
 }
+
+# The description of a stream without a cursor (Airbyte shows the schema's description).
+NO_CURSOR = (
+    "No cursor: Klaviyo offers no date to sync this resource on. Full refresh reads every record; "
+    "incremental re-reads every record too (its state stays {}), deduplicated by id downstream."
+)
 
 _STRING: Schema = {"type": "string"}
 _INTEGER: Schema = {"type": "integer"}
@@ -152,6 +171,8 @@ EXTRAS: tuple[tuple[str, str, Any], ...] = (
         "campaign_messages",
         "items-of:GetCampaignMessageResponseCollectionCompoundDocument",
     ),
+    ("coupon_codes", "coupon_id", _STRING),  # the coupon whose listing returned the code
+    ("form_versions", "form_id", _STRING),
 )
 
 # (stream, dotted path, types) where real data is known to differ from the spec.
@@ -334,10 +355,11 @@ def build_stream(resolver: Resolver, stream: str) -> Schema:
     resource = _resource(resolver, component)
     props: dict[str, Schema] = resource["properties"]
     attributes = props["attributes"]["properties"]
-    cursor_schema = copy.deepcopy(attributes[cursor])
-    cursor_schema["description"] = f"Copy of attributes.{cursor} (the stream's cursor)."
     ordered: dict[str, Schema] = {key: props[key] for key in ("type", "id") if key in props}
-    ordered[cursor] = cursor_schema
+    if cursor is not None:
+        cursor_schema = copy.deepcopy(attributes[cursor])
+        cursor_schema["description"] = f"Copy of attributes.{cursor} (the stream's cursor)."
+        ordered[cursor] = cursor_schema
     ordered.update({key: value for key, value in props.items() if key not in ordered})
     resource["properties"] = ordered
     for extra_stream, dotted, spec in EXTRAS:
@@ -353,6 +375,7 @@ def build_stream(resolver: Resolver, stream: str) -> Schema:
         parent["properties"][last] = value
     schema: Schema = {
         "$schema": "http://json-schema.org/draft-07/schema#",
+        **({"description": NO_CURSOR} if cursor is None else {}),
         "type": "object",
         "required": ["id"],
         "additionalProperties": True,
@@ -365,7 +388,8 @@ def build_stream(resolver: Resolver, stream: str) -> Schema:
     for datetime_stream, dotted in DATETIMES:
         if datetime_stream == stream:
             _lookup(schema, dotted)["format"] = "date-time"
-    schema["properties"][cursor]["format"] = "date-time"  # a cursor is always a datetime
+    if cursor is not None:
+        schema["properties"][cursor]["format"] = "date-time"  # a cursor is always a datetime
     return schema
 
 

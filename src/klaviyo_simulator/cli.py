@@ -21,7 +21,21 @@ from klaviyo_simulator.server import DEFAULT_KEY, SimulatorOptions, run_simulato
 from klaviyo_simulator.spec import all_scopes, load_spec
 
 PROG = "klaviyo-source simulate"
-SIZE_FLAGS = ("events", "profiles", "lists", "segments", "templates", "campaigns", "flows", "tags")
+SIZE_FLAGS = (
+    "events",
+    "profiles",
+    "lists",
+    "segments",
+    "templates",
+    "campaigns",
+    "flows",
+    "tags",
+    "coupons",
+    "forms",
+    "images",
+    "push_tokens",
+    "catalog_items",
+)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -16,6 +16,11 @@ SCALES: dict[str, dict[str, int]] = {
         "campaigns": 60,
         "flows": 15,
         "tags": 10,
+        "coupons": 6,
+        "forms": 8,
+        "images": 40,
+        "push_tokens": 60,
+        "catalog_items": 30,
     },
     "medium": {
         "events": 200_000,
@@ -26,6 +31,11 @@ SCALES: dict[str, dict[str, int]] = {
         "campaigns": 300,
         "flows": 40,
         "tags": 20,
+        "coupons": 20,
+        "forms": 25,
+        "images": 300,
+        "push_tokens": 2_000,
+        "catalog_items": 250,
     },
     "large": {
         "events": 1_000_000,
@@ -36,6 +46,11 @@ SCALES: dict[str, dict[str, int]] = {
         "campaigns": 1_000,
         "flows": 80,
         "tags": 30,
+        "coupons": 40,
+        "forms": 50,
+        "images": 1_000,
+        "push_tokens": 10_000,
+        "catalog_items": 1_000,
     },
 }
 
@@ -68,6 +83,11 @@ class Sizes:
     campaigns: int
     flows: int
     tags: int
+    coupons: int
+    forms: int
+    images: int
+    push_tokens: int
+    catalog_items: int  # variants: 1-3 per item; categories: a few
 
     @classmethod
     def for_scale(cls, scale: str, overrides: dict[str, int] | None = None) -> Sizes:

@@ -34,6 +34,14 @@ PLURAL = {
     "push-token": "push-tokens",
     "conversation": "conversations",
     "image": "images",
+    "coupon": "coupons",
+    "coupon-code": "coupon-codes",
+    "form": "forms",
+    "form-version": "form-versions",
+    "catalog-item": "catalog-items",
+    "catalog-variant": "catalog-variants",
+    "catalog-category": "catalog-categories",
+    "account": "accounts",
 }
 SINGULAR = {plural: rtype for rtype, plural in PLURAL.items()}
 TO_ONE = frozenset(
@@ -50,6 +58,9 @@ TO_ONE = frozenset(
         "attributed-event",
         "campaign-message",
         "flow-message",
+        "coupon",
+        "form",
+        "item",
     }
 )
 

@@ -44,6 +44,17 @@ SERVED_PATHS: dict[str, str] = {
     "/api/flows/{id}/flow-actions": "flow-action",
     "/api/flow-actions/{id}/flow-messages": "flow-message",
     "/api/tags": "tag",
+    "/api/tag-groups": "tag-group",
+    "/api/coupons": "coupon",
+    "/api/coupon-codes": "coupon-code",
+    "/api/forms": "form",
+    "/api/forms/{id}/form-versions": "form-version",
+    "/api/images": "image",
+    "/api/push-tokens": "push-token",
+    "/api/catalog-items": "catalog-item",
+    "/api/catalog-variants": "catalog-variant",
+    "/api/catalog-categories": "catalog-category",
+    "/api/accounts": "account",
 }
 
 

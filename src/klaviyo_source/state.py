@@ -132,8 +132,9 @@ def _single(row: Stream, raw: dict[str, Any]) -> SavedState:
 
 
 def read_state(row: Stream, raw: Any) -> SavedState:
-    """Parse a stream's saved state (any Airbyte shape); ConfigError naming the stream if unreadable."""
-    if raw is None or raw == {}:
+    """Parse a stream's saved state (any Airbyte shape); ConfigError naming the stream if unreadable.
+    A stream without a cursor keeps no state: whatever was saved, it reads everything."""
+    if raw is None or raw == {} or not row.has_cursor:
         return {}
     if isinstance(raw, str):  # a bare cursor string (seen in hand-edited states)
         return {NO_PARTITION: _cursor(row.name, raw)} if not row.partitioned_state else {}
@@ -143,8 +144,10 @@ def read_state(row: Stream, raw: Any) -> SavedState:
 
 
 def write_state(row: Stream, cursors: dict[PartitionKey, datetime]) -> dict[str, Any]:
-    """Our output state for a stream from its per-partition watermarks."""
+    """Our output state for a stream from its per-partition watermarks ({} without a cursor)."""
     field = row.cursor_field
+    if field is None:
+        return {}
     if not row.partitioned_state:
         value = cursors.get(NO_PARTITION)
         return {field: format_time(value)} if value is not None else {}

@@ -32,12 +32,15 @@ def test_discover_lists_airbyte_2x_streams_first_in_their_order_then_ours() -> N
     assert len({s["name"] for s in streams}) == len(STREAMS)
     for stream, row in zip(streams, STREAMS, strict=True):
         assert stream["supported_sync_modes"] == ["full_refresh", "incremental"]
-        assert stream["source_defined_cursor"] is True
-        assert stream["default_cursor_field"] == [row.cursor_field]
+        if row.cursor_field is None:  # no cursor: both modes, incremental re-reads everything
+            assert stream["source_defined_cursor"] is False and "default_cursor_field" not in stream
+        else:
+            assert stream["source_defined_cursor"] is True
+            assert stream["default_cursor_field"] == [row.cursor_field]
         assert stream["source_defined_primary_key"] == [[key] for key in row.primary_key]
         assert stream["is_resumable"] is True
         props = stream["json_schema"]["properties"]
-        assert set(row.primary_key) <= set(props) and row.cursor_field in props
+        assert set(row.primary_key) <= set(props) and (row.cursor_field is None or row.cursor_field in props)
 
 
 def test_selections_keep_catalog_order_and_modes() -> None:

@@ -15,8 +15,8 @@ from klaviyo_simulator.resources.profiles import ROW_MASK, SHIFT
 from klaviyo_simulator.store import Store
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 
-# stream -> (resource type in the store, cursor attribute) for the small collections.
-SMALL_STREAMS: dict[str, tuple[str, str]] = {
+# stream -> (resource type in the store, cursor attribute or None) for the small collections.
+SMALL_STREAMS: dict[str, tuple[str, str | None]] = {
     "metrics": ("metric", "updated"),
     "lists": ("list", "updated"),
     "lists_detailed": ("list", "updated"),
@@ -28,6 +28,18 @@ SMALL_STREAMS: dict[str, tuple[str, str]] = {
     "segments_detailed": ("segment", "updated"),
     "flow_actions": ("flow-action", "updated"),
     "flow_messages": ("flow-message", "updated"),
+    "tags": ("tag", None),
+    "tag_groups": ("tag-group", None),
+    "coupons": ("coupon", None),
+    "coupon_codes": ("coupon-code", None),
+    "forms": ("form", "updated_at"),
+    "form_versions": ("form-version", "updated_at"),
+    "images": ("image", "updated_at"),
+    "push_tokens": ("push-token", None),
+    "catalog_items": ("catalog-item", "updated"),
+    "catalog_variants": ("catalog-variant", "updated"),
+    "catalog_categories": ("catalog-category", "updated"),
+    "accounts": ("account", None),
 }
 
 
@@ -69,7 +81,9 @@ def expected(store: Store) -> dict[str, dict[str, int | None]]:
         },
     }
     for stream, (resource, cursor) in SMALL_STREAMS.items():
-        truth[stream] = {row.id: epoch_us(row.attributes[cursor]) for row in store.records(resource)}
+        truth[stream] = {
+            row.id: epoch_us(row.attributes[cursor]) if cursor else None for row in store.records(resource)
+        }
     for stream, group_type in MEMBERSHIP_STREAMS.items():
         truth[stream] = {f"{g}/{p}": joined for (g, p), joined in memberships(store, group_type).items()}
     truth.update(derived(store))

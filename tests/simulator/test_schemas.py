@@ -99,6 +99,8 @@ def cases(sim: Simulator) -> list[tuple[str, str, dict[str, str]]]:
         r.id for r in sim.store.records("flow-action") if r.relationships["flow-messages"][1]
     )
     estimation = sim.store.records("campaign-recipient-estimation")[0].id
+    coupon_with_codes = next(iter({r.hidden["coupon.id"] for r in sim.store.records("coupon-code")}))
+    form_with_versions = next(r.id for r in sim.store.records("form") if r.relationships["form-versions"][1])
     out: list[tuple[str, str, dict[str, str]]] = []
     for channel in ("email", "sms", "mobile_push"):
         campaign = first_id(sim, "campaign", **{"messages.channel": channel})
@@ -179,6 +181,21 @@ def cases(sim: Simulator) -> list[tuple[str, str, dict[str, str]]]:
             {},
         ),
         ("/api/tags", "/api/tags", {"include": "tag-group"}),
+        ("/api/tag-groups", "/api/tag-groups", {}),
+        ("/api/coupons", "/api/coupons", {}),
+        (
+            "/api/coupon-codes",
+            "/api/coupon-codes",
+            {"filter": f"equals(coupon.id,['{coupon_with_codes}'])", "include": "coupon"},
+        ),
+        ("/api/forms", "/api/forms", {"sort": "updated_at"}),
+        ("/api/forms/{id}/form-versions", f"/api/forms/{form_with_versions}/form-versions", {}),
+        ("/api/images", "/api/images", {"page[size]": "100"}),
+        ("/api/push-tokens", "/api/push-tokens", {"include": "profile"}),
+        ("/api/catalog-items", "/api/catalog-items", {"include": "variants"}),
+        ("/api/catalog-variants", "/api/catalog-variants", {}),
+        ("/api/catalog-categories", "/api/catalog-categories", {}),
+        ("/api/accounts", "/api/accounts", {}),
     ]
     return out
 

@@ -45,10 +45,19 @@ def test_a_listed_streams_cursor_is_its_listings_cursor_attribute() -> None:
     their own, from their child listing)."""
     for stream in STREAMS:
         if stream.fanout is not None:
-            assert stream.cursor_field == stream.fanout.cursor_path[-1]
+            path = stream.fanout.cursor_path
+            assert stream.cursor_field == (path[-1] if path else None), stream.name
             continue
         for listing in {stream.listing, stream.rides_on} - {""}:
-            assert LISTINGS[listing].cursor_path[-1] == stream.cursor_field, (stream.name, listing)
+            path = LISTINGS[listing].cursor_path
+            assert (path[-1] if path else None) == stream.cursor_field, (stream.name, listing)
+
+
+def test_a_listing_without_a_cursor_has_no_window_and_no_sort() -> None:
+    """Nothing to filter or sort on: every read lists every record (state stays {})."""
+    for listing in LISTINGS.values():
+        if not listing.has_cursor:
+            assert listing.window is None and listing.sort is None and not listing.splittable, listing.name
 
 
 def test_every_row_points_at_real_listings_and_partitions() -> None:

@@ -7,18 +7,38 @@ small collections below (`RowKind`s). Adding a resource kind = a module here, it
 
 from __future__ import annotations
 
+from klaviyo_simulator.resources.accounts import Accounts
 from klaviyo_simulator.resources.base import Resource, RowKind
 from klaviyo_simulator.resources.campaigns import Campaigns
+from klaviyo_simulator.resources.catalogs import Catalogs
+from klaviyo_simulator.resources.coupons import Coupons
 from klaviyo_simulator.resources.events import Events
 from klaviyo_simulator.resources.flows import Flows
+from klaviyo_simulator.resources.forms import Forms
+from klaviyo_simulator.resources.images import Images
 from klaviyo_simulator.resources.lists import Lists
 from klaviyo_simulator.resources.metrics import Metrics
 from klaviyo_simulator.resources.profiles import Profiles
+from klaviyo_simulator.resources.push_tokens import PushTokens
 from klaviyo_simulator.resources.segments import Segments
 from klaviyo_simulator.resources.tags import Tags
 from klaviyo_simulator.resources.templates import Templates
 
 # In `advance` order (each kind applies its share of one change in turn).
-ROW_KINDS: tuple[type[RowKind], ...] = (Campaigns, Flows, Templates, Lists, Segments, Metrics, Tags)
+ROW_KINDS: tuple[type[RowKind], ...] = (
+    Campaigns,
+    Flows,
+    Templates,
+    Lists,
+    Segments,
+    Metrics,
+    Tags,
+    Coupons,
+    Forms,
+    Images,
+    PushTokens,
+    Catalogs,
+    Accounts,
+)
 
 __all__ = ["ROW_KINDS", "Events", "Profiles", "Resource", "RowKind"]

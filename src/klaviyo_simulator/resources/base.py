@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # Datetime attributes of small collections (compared as epoch microseconds in filters).
 DATETIME_FIELDS = frozenset(
-    {"created", "updated", "created_at", "updated_at", "scheduled_at", "joined_group_at"}
+    {"created", "updated", "created_at", "updated_at", "scheduled_at", "joined_group_at", "expires_at"}
 )
 
 

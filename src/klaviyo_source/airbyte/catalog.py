@@ -14,7 +14,7 @@ from typing import Any
 from klaviyo_source.engine.contract import StreamSelection
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.schema import load_schema
-from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
+from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME, Stream
 
 SYNC_MODES = ("full_refresh", "incremental")
 
@@ -26,13 +26,20 @@ def discovered_streams() -> list[dict[str, Any]]:
             "name": row.name,
             "json_schema": load_schema(row.name),
             "supported_sync_modes": list(SYNC_MODES),
-            "source_defined_cursor": True,
-            "default_cursor_field": [row.cursor_field],
+            **_cursor_fields(row),
             "source_defined_primary_key": [[key] for key in row.primary_key],
             "is_resumable": True,
         }
         for row in STREAMS
     ]
+
+
+def _cursor_fields(row: Stream) -> dict[str, Any]:
+    """A stream with a cursor declares it; one without has no source-defined cursor (its
+    incremental mode re-reads every record)."""
+    if row.cursor_field is None:
+        return {"source_defined_cursor": False}
+    return {"source_defined_cursor": True, "default_cursor_field": [row.cursor_field]}
 
 
 def _catalog_error(detail: str) -> ConfigError:
@@ -67,7 +74,12 @@ def parse_configured_catalog(raw: Any) -> tuple[list[StreamSelection], list[str]
                 f"{where} ({name}): sync_mode must be 'full_refresh' or 'incremental', got {mode!r}"
             )
         cursor = entry.get("cursor_field")
-        if cursor not in (None, [], [row.cursor_field]):
+        if row.cursor_field is None and cursor not in (None, []):
+            warnings.append(
+                f"Stream '{name}': cursor_field {cursor!r} ignored; the stream has no cursor and "
+                "incremental reads re-read every record."
+            )
+        elif cursor not in (None, [], [row.cursor_field]):
             warnings.append(
                 f"Stream '{name}': cursor_field {cursor!r} ignored; the source-defined cursor "
                 f"'{row.cursor_field}' is used."

@@ -46,7 +46,7 @@ def query_params(
         if window.upper is not None:
             terms.append(f"{window.upper}({window.field},{filter_time(hi)})")
     if terms:
-        params["filter"] = f"and({','.join(terms)})" if predicates else ",".join(terms)
+        params["filter"] = f"and({','.join(terms)})" if predicates and len(terms) > 1 else ",".join(terms)
     if sort:
         params["sort"] = sort
     if page_size:
@@ -78,11 +78,12 @@ def listing_params(
     )
 
 
-def fanout_params(fanout: Fanout, lo: datetime, hi: datetime) -> dict[str, str]:
+def fanout_params(fanout: Fanout, parent_id: str, lo: datetime, hi: datetime) -> dict[str, str]:
     """The query of one parent's child listing over [lo, hi)."""
+    predicates = (fanout.parent_filter.format(id=parent_id),) if fanout.parent_filter else ()
     return query_params(
         fixed=fanout.params,
-        predicates=(),
+        predicates=predicates,
         window=fanout.window,
         lo=lo,
         hi=hi,

@@ -104,7 +104,10 @@ class Member:
     children: dict[PartitionKey, datetime] = field(default_factory=dict)  # fan-out progress per parent
 
     def child_start(self, key: PartitionKey) -> datetime:
-        """Where a fan-out child listing resumes: its saved cursor (inclusive), else the floor."""
+        """Where a fan-out child listing resumes: its saved cursor (inclusive), else the floor
+        (every child of a child listing without a cursor)."""
+        if self.row.fanout is not None and not self.row.fanout.cursor_path:
+            return FLOOR
         saved = self.saved.get(key)
         return max(saved, self.floor) if saved is not None else self.floor
 
@@ -118,8 +121,11 @@ class Member:
 
     def cursors(self, plan: ListingPlan, hi_final: datetime) -> dict[PartitionKey, datetime]:
         """The watermark per partition: never lowered, never beyond hi_final (unless saved so),
-        and never a start that nothing was read from (a start_date after the sync's start)."""
+        and never a start that nothing was read from (a start_date after the sync's start).
+        None for a stream without a cursor."""
         out: dict[PartitionKey, datetime] = {}
+        if not self.row.has_cursor:
+            return out
         for key, start in self.starts.items():
             track = plan.tracks[key]
             if plan.row.ordered:
@@ -180,7 +186,7 @@ def member_starts(
     """The first cursor a stream needs per partition: saved state (minus the lookback for the
     streams it applies to) but never before start_date (or the 2012 floor)."""
     floor = start_date or FLOOR
-    if row.fanout is not None and row.fanout.every_parent:
+    if not row.has_cursor or (row.fanout is not None and row.fanout.every_parent):
         return {partition.key: FLOOR for partition in listing.partitions}  # every parent, always
     out: dict[PartitionKey, datetime] = {}
     for partition in listing.partitions:

@@ -155,9 +155,10 @@ class Scanner:
                             plan, window, fetched, at, final=next_url is None
                         )
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
+                    needs = f" and attributes.{row.cursor_path[-1]} as a datetime" if row.has_cursor else ""
                     raise MalformedResponseError(
                         f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
-                        f"(every record needs an id and attributes.{row.cursor_path[-1]} as a datetime)."
+                        f"(every record needs an id{needs})."
                     ) from error
                 at.skip_at = None
                 if cut:
@@ -231,7 +232,9 @@ class Scanner:
             member_start = member.starts[window.track.key]
             if end > first and cursor_at(first) < member_start:
                 first = bisect_left(range(len(ids)), member_start, lo=first, hi=end, key=cursor_at)
-            key = cursor_key(member.row.cursor_field)
+            cursor_field = member.row.cursor_field
+            assert cursor_field is not None  # raw-capable listings are ordered on a cursor
+            key = cursor_key(cursor_field)
             raw_batches.append((member, [fragment(records[i], key, cursors[i]) for i in range(first, end)]))
         tail = tail_ids(start, end, cursor_at, id_at)
         item = PageItem(window, [], end - start, last, last, final, raw_batches=raw_batches)
@@ -263,6 +266,8 @@ class Scanner:
             last = cursor_at(end - 1) if end > start else None
             first = cursor_at(start) if end > start else None
             max_cursor = last
+        elif not row.has_cursor:  # every record, every read
+            last, first, max_cursor = None, None, None
         else:
             kept = []
             max_cursor = None
@@ -274,9 +279,10 @@ class Scanner:
                         max_cursor = cursor
             data, last, first = kept, None, None
 
-        leaf = path[-1]  # the top-level cursor copy (Airbyte's envelope) is named as the attribute
-        for rec in data:
-            rec[leaf] = rec["attributes"][leaf]
+        if row.has_cursor:
+            leaf = path[-1]  # the top-level cursor copy (Airbyte's envelope) is named as the attribute
+            for rec in data:
+                rec[leaf] = rec["attributes"][leaf]
         extra = row.partition(key).attributes
         if extra:
             for rec in data:
@@ -296,8 +302,10 @@ class Scanner:
                         data, member_start, key=lambda r: parse_cursor(shape.cursor_value(r, path))
                     )
                     selected = data[at_start:]
-            else:
+            elif row.has_cursor:
                 selected = [r for r in data if parse_cursor(shape.cursor_value(r, path)) >= member_start]
+            else:
+                selected = data
             stream = member.row
             if stream.shape is not None:
                 selected = stream.shape(selected, page)
@@ -330,7 +338,7 @@ class Scanner:
             if lo >= self.hi_final:
                 return
             url: str | None = fanout.path.format(id=parent["id"])
-            params: dict[str, str] | None = fanout_params(fanout, lo, self.hi_final)
+            params: dict[str, str] | None = fanout_params(fanout, str(parent["id"]), lo, self.hi_final)
             seen: set[str] = set()
             while url is not None and member.alive:
                 await self.outbox.reserve_child(member.name)
@@ -341,6 +349,9 @@ class Scanner:
                     records: list[Record] = []
                     last: datetime | None = None
                     for child in doc["data"]:
+                        if not fanout.cursor_path:  # no child cursor: every child, every read
+                            records.append(fanout.row(parent, child))
+                            continue
                         cursor = parse_cursor(shape.cursor_value(child, fanout.cursor_path))
                         if cursor >= self.hi_final:
                             next_url = None  # sorted: the rest is newer than this sync
@@ -375,7 +386,7 @@ class Scanner:
             except NotFoundError:
                 doc = None
             combined = detail.combine(rec, doc, page)
-            if combined is not None and cursor_field not in combined:
+            if combined is not None and cursor_field is not None and cursor_field not in combined:
                 combined[cursor_field] = rec[cursor_field]
             return combined
 

@@ -327,6 +327,19 @@ def list_exclusion_rows(records: list[Record], page: Page) -> list[Record]:
     return out
 
 
+def child_of(parent_key: str, cursor: str | None) -> Callable[[Record, Record], Record]:
+    """A child resource as listed, plus its parent's id under `parent_key` and the top-level
+    copy of its `cursor` attribute (none when the child listing has no cursor)."""
+
+    def row(parent: Record, child: Record) -> Record:
+        out = {**child, parent_key: parent["id"]}
+        if cursor is not None:
+            out[cursor] = child["attributes"][cursor]
+        return out
+
+    return row
+
+
 def campaign_messages(record: Record, index: IncludedIndex) -> list[Record]:
     """The campaign's messages from the listing's `included` (include=campaign-messages)."""
     rel = (record.get("relationships") or {}).get("campaign-messages")

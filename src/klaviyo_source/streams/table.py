@@ -64,7 +64,7 @@ class Listing:
 
     name: str
     path: str
-    cursor_path: tuple[str, ...]  # where the window field lives in a record
+    cursor_path: tuple[str, ...]  # where the window field lives in a record; () = no cursor
     page_size: int | None  # the endpoint's maximum; None when it has no page[size]
     sort: str | None
     window: WindowFilter | None  # None = no date filter (the client filters on the cursor)
@@ -76,6 +76,11 @@ class Listing:
     # on the suppression time, which is <= updated): every window starts at the floor, and
     # members keep records by their own cursor; state advances when the scan is done.
     windows_from_floor: bool = False
+
+    @property
+    def has_cursor(self) -> bool:
+        """Records carry a cursor (else every read lists everything: tags, coupons, accounts)."""
+        return bool(self.cursor_path)
 
     @property
     def ordered(self) -> bool:
@@ -107,13 +112,16 @@ class Fanout:
     """A child listing read once per record of the stream's listing (GET path with the parent's
     id): memberships, a flow's actions. Its state keeps one cursor per parent."""
 
-    path: str  # with {id}
+    path: str  # with {id}, unless `parent_filter` names the parent
     parent_key: str  # names the parent in the stream's state partitions (and in its records)
-    cursor_path: tuple[str, ...]  # where the child's cursor lives in a child resource
+    cursor_path: tuple[str, ...]  # where the child's cursor lives in a child resource; () = none
     page_size: int | None
     sort: str | None
     window: WindowFilter | None
     params: Params = ()
+    # A filter predicate naming the parent, with {id} (GET /api/coupon-codes requires
+    # `equals(coupon.id,['...'])`): for child listings that are not nested under their parent's path.
+    parent_filter: str = ""
     # True: every parent each sync (a new member does not move its list's cursor). False: only
     # parents changed since the stream's `parent_state`.
     every_parent: bool = True
@@ -131,7 +139,9 @@ class Stream:
 
     name: str
     listing: str  # LISTINGS key
-    cursor_field: str
+    # None: no cursor (the endpoint has no updated-like field): full refresh, and incremental
+    # re-reads everything; state stays {} and Airbyte gets no source-defined cursor.
+    cursor_field: str | None
     primary_key: tuple[str, ...] = ("id",)
     # Per page: the listing's records (already cut to the window and to this stream's start) ->
     # this stream's records. None = the records as listed (plus the top-level cursor copy); such
@@ -155,6 +165,10 @@ class Stream:
     # Airbyte's legacy per-partition `states` lists of single-cursor streams: which cursor to take
     # ("min" misses nothing; "max" where every later change has a later cursor).
     legacy_states_pick: Literal["min", "max"] = "min"
+
+    @property
+    def has_cursor(self) -> bool:
+        return self.cursor_field is not None
 
     @property
     def passthrough(self) -> bool:
@@ -284,6 +298,77 @@ LISTINGS: dict[str, Listing] = {
             sort="updated",
             window=WindowFilter(field="updated", lower="greater-than", upper=None),
             params=(("include", "tags"),),  # segment_tags
+        ),
+        # Listings without a cursor: no date field to filter or sort on, every read lists all.
+        Listing(
+            name="tags",
+            path="/api/tags",
+            cursor_path=(),
+            page_size=50,
+            sort=None,
+            window=None,
+        ),
+        Listing(
+            name="tag_groups",
+            path="/api/tag-groups",
+            cursor_path=(),
+            page_size=25,
+            sort=None,
+            window=None,
+        ),
+        Listing(
+            name="coupons",
+            path="/api/coupons",
+            cursor_path=(),
+            page_size=100,
+            sort=None,
+            window=None,
+        ),
+        Listing(
+            name="forms",
+            path="/api/forms",
+            cursor_path=("attributes", "updated_at"),
+            page_size=100,
+            sort="updated_at",
+            window=WindowFilter(field="updated_at", lower="greater-or-equal", upper="less-than"),
+        ),
+        Listing(
+            name="images",
+            path="/api/images",
+            cursor_path=("attributes", "updated_at"),
+            page_size=100,
+            sort="updated_at",
+            window=WindowFilter(field="updated_at", lower="greater-or-equal", upper="less-than"),
+        ),
+        Listing(
+            name="push_tokens",
+            path="/api/push-tokens",
+            cursor_path=(),
+            page_size=100,
+            sort=None,
+            window=None,
+        ),
+        # Catalogs filter and sort on neither `updated` nor anything like it: one scan, the client
+        # filters on `updated` (as metrics).
+        *(
+            Listing(
+                name=f"catalog_{kind}",
+                path=f"/api/catalog-{kind}",
+                cursor_path=("attributes", "updated"),
+                page_size=100,
+                sort=None,
+                window=None,
+            )
+            for kind in ("items", "variants", "categories")
+        ),
+        # One account per key, one page (no page[size], no cursor).
+        Listing(
+            name="accounts",
+            path="/api/accounts",
+            cursor_path=(),
+            page_size=None,
+            sort=None,
+            window=None,
         ),
     )
 }
@@ -487,6 +572,50 @@ STREAMS: tuple[Stream, ...] = (
         primary_key=("profile_id", "list_id"),
         shape=shape.list_exclusion_rows,
     ),
+    Stream(name="tags", listing="tags", cursor_field=None),
+    Stream(name="tag_groups", listing="tag_groups", cursor_field=None),
+    Stream(name="coupons", listing="coupons", cursor_field=None),
+    Stream(
+        # GET /api/coupon-codes requires a filter: one listing per coupon, `equals(coupon.id,[..])`.
+        name="coupon_codes",
+        listing="coupons",
+        cursor_field=None,
+        fanout=Fanout(
+            path="/api/coupon-codes",
+            parent_key="coupon_id",
+            cursor_path=(),
+            page_size=100,
+            sort=None,
+            window=None,
+            parent_filter="equals(coupon.id,['{id}'])",
+            row=shape.child_of("coupon_id", None),
+        ),
+        partitioned_state=True,
+    ),
+    Stream(name="forms", listing="forms", cursor_field="updated_at"),
+    Stream(
+        # Every form each sync (a new version need not move its form's updated_at), each from
+        # its own cursor.
+        name="form_versions",
+        listing="forms",
+        cursor_field="updated_at",
+        fanout=Fanout(
+            path="/api/forms/{id}/form-versions",
+            parent_key="form_id",
+            cursor_path=("attributes", "updated_at"),
+            page_size=100,
+            sort="updated_at",
+            window=WindowFilter(field="updated_at", lower="greater-or-equal", upper="less-than"),
+            row=shape.child_of("form_id", "updated_at"),
+        ),
+        partitioned_state=True,
+    ),
+    Stream(name="images", listing="images", cursor_field="updated_at"),
+    Stream(name="push_tokens", listing="push_tokens", cursor_field=None),
+    Stream(name="catalog_items", listing="catalog_items", cursor_field="updated"),
+    Stream(name="catalog_variants", listing="catalog_variants", cursor_field="updated"),
+    Stream(name="catalog_categories", listing="catalog_categories", cursor_field="updated"),
+    Stream(name="accounts", listing="accounts", cursor_field=None),
 )
 
 STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}

@@ -35,7 +35,8 @@ def loaded(url: str, streams: list[str]) -> dict[str, dict[str, int | None]]:
     schema = parse_destination(url).schema
     out = {}
     for stream in streams:
-        cursor = quote(STREAMS_BY_NAME[stream].cursor_field)
+        field = STREAMS_BY_NAME[stream].cursor_field
+        cursor = quote(field) if field is not None else "NULL"  # no cursor: keys only
         rows = _query(url, f"SELECT {_key_sql(stream)}, {cursor} FROM {quote(schema)}.{quote(stream)}")
         out[stream] = {row[0]: epoch_us(row[1]) for row in rows}
     return out

@@ -114,12 +114,21 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def not_newer(row: Stream, stored: str = "t", batch: str = "b") -> str:
+    """SQL: the stored version may be replaced by the batch's (its cursor is not newer; a stream
+    without a cursor: always, the last read wins)."""
+    if row.cursor_field is None:
+        return "TRUE"
+    c = quote(row.cursor_field)
+    return f"({stored}.{c} IS NULL OR {batch}.{c} IS NULL OR {batch}.{c} >= {stored}.{c})"
+
+
 def newest_versions(batch: Batch, row: Stream) -> tuple[list[Record], list[datetime]]:
     """One record per primary key: the newest cursor, ties broken by arrival (later wins)."""
     best: dict[tuple[Any, ...], tuple[datetime, int]] = {}
     for index, record in enumerate(batch.records):
         key = tuple(record.get(k) for k in row.primary_key)
-        cursor = maybe_time(record.get(row.cursor_field)) or _OLDEST
+        cursor = (maybe_time(record.get(row.cursor_field)) if row.cursor_field else None) or _OLDEST
         held = best.get(key)
         if held is None or cursor >= held[0]:
             best[key] = (cursor, index)
@@ -348,9 +357,8 @@ class SqlDestination(ABC):
         """Replace rows whose stored version is not newer; insert the rest.
         (inserted, changed, unchanged), each counted per key of the batch."""
         target = self.qualified(info.table)
-        cursor = quote(info.row.cursor_field)
         same_key = " AND ".join(f"t.{quote(k)} = b.{quote(k)}" for k in info.row.primary_key)
-        newer = f"(t.{cursor} IS NULL OR b.{cursor} IS NULL OR b.{cursor} >= t.{cursor})"
+        newer = not_newer(info.row)
         same = " AND ".join(f"t.{quote(c.name)} IS NOT DISTINCT FROM b.{quote(c.name)}" for c in columns)
         names = ", ".join(quote(c.name) for c in columns) + f", {quote(EXTRACTED_AT)}, {quote(SYNC_ID)}"
         with self.staged(info, columns, values, extracted) as staged:

@@ -26,6 +26,7 @@ from klaviyo_source.destinations.base import (
     TableInfo,
     WriteMode,
     WriteResult,
+    not_newer,
     quote,
 )
 from klaviyo_source.destinations.lock import FileLock
@@ -243,9 +244,11 @@ class DuckDBDestination(SqlDestination):
         (repeated,) = self.query(f"SELECT count(*) - count(DISTINCT ({keys})) FROM {STAGE}")[0]
         if not repeated:
             return
+        field = info.row.cursor_field  # none: the later record wins
+        by_cursor = f"{quote(field)} DESC NULLS LAST, " if field is not None else ""
         self.execute(
             f"DELETE FROM {STAGE} WHERE _ord IN (SELECT _ord FROM (SELECT _ord, row_number() OVER ("
-            f"PARTITION BY {keys} ORDER BY {quote(info.row.cursor_field)} DESC NULLS LAST, _ord DESC) AS n "
+            f"PARTITION BY {keys} ORDER BY {by_cursor}_ord DESC) AS n "
             f"FROM {STAGE} WHERE ({keys}) IN "
             f"(SELECT {keys} FROM {STAGE} GROUP BY {keys} HAVING count(*) > 1)) "
             f"WHERE n > 1)"
@@ -254,9 +257,8 @@ class DuckDBDestination(SqlDestination):
     def _merge(self, info: TableInfo, rows: int, result: WriteResult) -> None:
         """Dedup: replace stored versions that are not newer, insert new keys; count what happened."""
         target = self.qualified(info.table)
-        cursor = quote(info.row.cursor_field)
         same_key = " AND ".join(f"t.{quote(k)} = b.{quote(k)}" for k in info.row.primary_key)
-        newer = f"(t.{cursor} IS NULL OR b.{cursor} IS NULL OR b.{cursor} >= t.{cursor})"
+        newer = not_newer(info.row)
         self.execute(
             f"CREATE OR REPLACE TEMP TABLE {HITS} AS SELECT t.rowid AS rid, b._ord AS ord, {newer} AS newer "
             f"FROM {target} AS t JOIN {STAGE} AS b ON {same_key}"

@@ -93,7 +93,7 @@ def kind_of(node: Mapping[str, Any] | None) -> Kind:
             return "json"
 
 
-def column_name(path: tuple[str, ...], cursor_field: str) -> str | None:
+def column_name(path: tuple[str, ...], cursor_field: str | None) -> str | None:
     """The column a record path lands in; None when it duplicates another column."""
     if len(path) == 1:
         return path[0]
@@ -103,10 +103,12 @@ def column_name(path: tuple[str, ...], cursor_field: str) -> str | None:
     return f"attributes_{key}" if key in _TOP_LEVEL_NAMES else key
 
 
-def columns_from_schema(schema: Mapping[str, Any], cursor_field: str) -> list[Column]:
-    """Columns for a stream, in schema order: id, cursor, attributes, other top-level keys."""
+def columns_from_schema(schema: Mapping[str, Any], cursor_field: str | None) -> list[Column]:
+    """Columns for a stream, in schema order: id, cursor (if any), attributes, other top-level keys."""
     properties: Mapping[str, Any] = schema.get("properties") or {}
-    columns = [Column("id", "text", ("id",)), Column(cursor_field, "timestamp", (cursor_field,))]
+    columns = [Column("id", "text", ("id",))]
+    if cursor_field is not None:
+        columns.append(Column(cursor_field, "timestamp", (cursor_field,)))
     attributes: Mapping[str, Any] = (properties.get("attributes") or {}).get("properties") or {}
     for key, node in attributes.items():
         name = column_name(("attributes", key), cursor_field)
@@ -119,7 +121,7 @@ def columns_from_schema(schema: Mapping[str, Any], cursor_field: str) -> list[Co
 
 
 def discover_columns(
-    records: Iterable[Mapping[str, Any]], known: set[str], cursor_field: str
+    records: Iterable[Mapping[str, Any]], known: set[str], cursor_field: str | None
 ) -> list[Column]:
     """Keys present in the data that have no column yet; they become JSON columns."""
     records = list(records)

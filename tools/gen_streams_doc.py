@@ -29,7 +29,8 @@ vendored OpenAPI (scopes, rate tiers); a test fails when this page and the code 
 
 - **Sync modes**: every stream supports full refresh and incremental. Incremental streams resume
   from their cursor (inclusive: records at the saved second come again, primary keys absorb
-  them); fan-out streams keep one cursor per parent.
+  them); fan-out streams keep one cursor per parent. Streams without a cursor (—) have nothing
+  to resume from: incremental re-reads every record (state `{}`), deduplicated by primary key.
 - **Requests per sync**: `pages(n, size)` = ceil(n / size), at least 1 per partition; a listing
   shared by several selected streams is requested once for all of them.
 - **Tiers** (burst/s, steady/min): XS 1/15, S 3/60, M 10/150, L 75/750, XL 350/3500.
@@ -56,6 +57,8 @@ def _listing_request(listing: Listing) -> str:
 
 
 def _incremental(stream: Stream, listing: Listing) -> str:
+    if stream.cursor_field is None:
+        return "none: re-reads every record (state {})"
     if stream.fanout is not None:
         parents = "every parent" if stream.fanout.every_parent else "parents changed since state"
         return f"per {stream.fanout.parent_key}, on {stream.fanout.cursor_path[-1]} ({parents})"
@@ -81,7 +84,8 @@ def _cost(stream: Stream, listing: Listing) -> str:
         parents = "parent" if stream.fanout.every_parent else "changed parent"
         if stream.fanout.has_children is not None:
             parents += " that can have children"
-        cost = f"{cost} + pages(new children, {stream.fanout.page_size}) per {parents}"
+        children = "new children" if stream.fanout.cursor_path else "all children"
+        cost = f"{cost} + pages({children}, {stream.fanout.page_size}) per {parents}"
     return cost
 
 
@@ -108,7 +112,7 @@ def row_of(stream: Stream) -> str:
         f"`{stream.name}`",
         "; ".join(requests),
         ", ".join(stream.primary_key),
-        stream.cursor_field,
+        stream.cursor_field or "—",
         "full refresh, incremental",
         _incremental(stream, listing),
         ", ".join(scopes),

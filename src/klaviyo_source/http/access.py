@@ -59,11 +59,10 @@ async def missing_scopes(client: KlaviyoClient, streams: Sequence[str]) -> dict[
     for answer in answers:
         if isinstance(answer, BaseException):
             raise answer
-    missing = {
-        scope
-        for scopes, granted in zip(probes.values(), answers, strict=True)
-        if not granted
-        for scope in scopes
-    }
+    verdicts = list(zip(probes.values(), answers, strict=True))
+    # a 403 on a path needing two scopes (push-tokens: profiles + push-tokens) blames only the
+    # scopes no granted probe vouches for
+    granted_scopes = {scope for scopes, granted in verdicts if granted for scope in scopes}
+    missing = {scope for scopes, granted in verdicts if not granted for scope in scopes} - granted_scopes
     needs = {stream: {s for path in endpoint_paths(stream) for s in scopes_for(path)} for stream in streams}
     return {stream: tuple(sorted(needs[stream] & missing)) for stream in streams if needs[stream] & missing}

@@ -131,7 +131,8 @@ def parser() -> argparse.ArgumentParser:
     for name in SIZE_FLAGS:
         defaults = ", ".join(f"{scale} {sizes[name]:,}" for scale, sizes in SCALES.items())
         p.add_argument(
-            f"--{name}",
+            f"--{name.replace('_', '-')}",
+            dest=name,
             type=count,
             default=None,
             metavar="N",

@@ -17,7 +17,7 @@ from typing import Any
 from klaviyo_source.engine.contract import StreamSelection
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.schema import load_schema
-from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
+from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME, Stream
 
 INCREMENTAL = "INCREMENTAL"
 FULL_TABLE = "FULL_TABLE"
@@ -44,20 +44,26 @@ def stream_schema(name: str, dropped: frozenset[str] = frozenset()) -> dict[str,
     return schema
 
 
+def _cursor(row: Stream) -> list[str]:
+    """The stream's replication key as a list (empty for streams without a cursor)."""
+    return [row.cursor_field] if row.cursor_field is not None else []
+
+
 def discovered_catalog() -> dict[str, Any]:
     """Every stream as a Singer catalog entry."""
     streams = []
     for row in STREAMS:
         schema = stream_schema(row.name)
-        automatic = {*row.primary_key, row.cursor_field}
+        automatic = {*row.primary_key, *_cursor(row)}
+        method = INCREMENTAL if row.cursor_field is not None else FULL_TABLE  # no cursor: read whole
         metadata: list[dict[str, Any]] = [
             {
                 "breadcrumb": [],
                 "metadata": {
                     "table-key-properties": list(row.primary_key),
-                    "valid-replication-keys": [row.cursor_field],
-                    "replication-method": INCREMENTAL,
-                    "replication-key": row.cursor_field,
+                    "valid-replication-keys": _cursor(row),
+                    "replication-method": method,
+                    **({"replication-key": row.cursor_field} if row.cursor_field is not None else {}),
                     "selected-by-default": True,
                     "inclusion": "available",
                 },
@@ -76,8 +82,8 @@ def discovered_catalog() -> dict[str, Any]:
                 "stream": row.name,
                 "schema": schema,
                 "key_properties": list(row.primary_key),
-                "replication_key": row.cursor_field,
-                "replication_method": INCREMENTAL,
+                **({"replication_key": row.cursor_field} if row.cursor_field is not None else {}),
+                "replication_method": method,
                 "metadata": metadata,
             }
         )
@@ -150,7 +156,7 @@ def parse_catalog(raw: Any) -> tuple[list[SingerStream], list[str]]:
             warnings.append(
                 f"Stream '{name}': replication-key {key!r} ignored; the cursor is '{row.cursor_field}'."
             )
-        automatic = {*row.primary_key, row.cursor_field}
+        automatic = {*row.primary_key, *_cursor(row)}
         dropped = frozenset(
             crumb[1]
             for crumb, values in metadata.items()

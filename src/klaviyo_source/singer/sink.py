@@ -57,7 +57,7 @@ class SingerSink:
                 "schema": stream_schema(stream.name, stream.dropped),
                 "key_properties": list(row.primary_key),
             }
-            if stream.incremental:
+            if stream.incremental and row.cursor_field is not None:
                 message["bookmark_properties"] = [row.cursor_field]
             self._write(message)
 

@@ -10,9 +10,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine_sink import CollectingSink
 from jsonschema import Draft7Validator
 
+from kit.sink import CollectingSink
 from kit.truth import epoch_us, expected
 from klaviyo_simulator.server import Simulator, SimulatorOptions, run_simulator
 from klaviyo_simulator.spec import all_scopes

@@ -309,8 +309,8 @@ class Scanner:
             stream = member.row
             if stream.shape is not None:
                 selected = stream.shape(selected, page)
-                if stream.rows_own_cursor:
-                    own = stream.cursor_field
+                own = stream.cursor_field
+                if stream.rows_own_cursor and own is not None:
                     selected = [r for r in selected if parse_cursor(r[own]) >= member_start]
             try:
                 if stream.fanout is not None:

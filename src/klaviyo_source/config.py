@@ -384,14 +384,21 @@ def unknown_key_warnings(raw: Any) -> list[str]:
     """One warning per key that is not a setting, naming the nearest known key."""
     if not isinstance(raw, dict):
         return []
-    warnings = []
-    for key in raw:
-        if key in SETTINGS_BY_NAME:
-            continue
-        nearest = difflib.get_close_matches(str(key), list(SETTINGS_BY_NAME), n=1, cutoff=0.6)
-        hint = f"; did you mean {nearest[0]}?" if nearest else f" (known keys: {', '.join(SETTINGS_BY_NAME)})"
-        warnings.append(f"Config key '{key}' is not a known key and is ignored{hint}")
-    return warnings
+    return [
+        f"Config key '{key}' is not a known key and is ignored{nearest_key_hint(key)}"
+        for key in unknown_keys(raw)
+    ]
+
+
+def unknown_keys(raw: dict[str, Any]) -> list[str]:
+    """The keys of a config document that are not settings, in document order."""
+    return [str(key) for key in raw if key not in SETTINGS_BY_NAME]
+
+
+def nearest_key_hint(key: str) -> str:
+    """'; did you mean X?' for the nearest setting, or the list of known keys."""
+    nearest = difflib.get_close_matches(key, list(SETTINGS_BY_NAME), n=1, cutoff=0.6)
+    return f"; did you mean {nearest[0]}?" if nearest else f" (known keys: {', '.join(SETTINGS_BY_NAME)})"
 
 
 def _text(value: Any) -> str:

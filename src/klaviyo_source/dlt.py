@@ -28,9 +28,9 @@ from dlt.common.data_types import TDataType
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
-from klaviyo_source.config import DEFAULT_BASE_URL, Config, parse_config
+from klaviyo_source.config import DEFAULT_BASE_URL, Config, nearest_key_hint, parse_config, unknown_keys
 from klaviyo_source.engine.contract import Record, StreamSelection, StreamStatus
-from klaviyo_source.errors import KlaviyoSourceError
+from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
 
@@ -180,8 +180,12 @@ def klaviyo(
     backoff_base: float = 1.0,
     streams: Sequence[str] | None = None,
     full_refresh: bool = False,
+    **settings: Any,
 ) -> list[DltResource]:
-    """Klaviyo's streams as dlt resources (all, or those named in `streams`)."""
+    """Klaviyo's streams as dlt resources (all, or those named in `streams`).
+
+    The named arguments can come from dlt's config; `settings` takes any other key of
+    config.json (docs/airbyte.md), validated as every face validates it."""
     raw = {
         "api_key": api_key,
         "start_date": start_date,
@@ -193,11 +197,14 @@ def klaviyo(
         "max_rate_limit_wait": max_rate_limit_wait,
         "max_retries": max_retries,
         "backoff_base": backoff_base,
+        **settings,
     }
+    for key in unknown_keys(raw):  # a keyword argument is code, not a file: a typo fails loudly
+        raise ConfigError(f"klaviyo() got an unknown argument '{key}'{nearest_key_hint(key)}")
     config = parse_config(raw)
     names = [row.name for row in STREAMS] if streams is None else list(streams)
-    unknown = [name for name in names if name not in STREAMS_BY_NAME]
-    if unknown:
+    missing = [name for name in names if name not in STREAMS_BY_NAME]
+    if missing:
         known = ", ".join(row.name for row in STREAMS)
-        raise KlaviyoSourceError(f"Unknown stream(s) {', '.join(unknown)} (this source has: {known}).")
+        raise KlaviyoSourceError(f"Unknown stream(s) {', '.join(missing)} (this source has: {known}).")
     return [stream_resource(config, name, full_refresh=full_refresh) for name in names]

@@ -12,6 +12,7 @@ import pytest
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from frontdoors.harness import KEY, STREAM_NAMES, advance, config, key_sql, simulator, truth
+from klaviyo_source.config import ConfigError
 from klaviyo_source.dlt import STATE_KEY, column_hints, klaviyo
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 
@@ -100,3 +101,10 @@ def test_column_hints_follow_the_schemas() -> None:
     assert sorted(merged.resources) == sorted(STREAM_NAMES)
     assert all(r.write_disposition == "merge" for r in merged.resources.values())
     assert merged.resources["events"].compute_table_schema()["columns"]["id"]["primary_key"] is True
+
+
+def test_a_mistyped_or_invalid_argument_fails_with_the_config_message() -> None:
+    with pytest.raises(ConfigError, match="unknown argument 'num_worker'; did you mean num_workers"):
+        klaviyo(api_key="pk_x_0123456789", num_worker=4)
+    with pytest.raises(ConfigError, match="max_retries"):
+        klaviyo(api_key="pk_x_0123456789", max_retries="many")

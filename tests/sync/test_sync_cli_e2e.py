@@ -111,3 +111,17 @@ def test_api_key_from_environment_is_never_printed(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr
         assert KEY not in run.stdout + run.stderr
         assert "metrics" in run.stdout
+
+
+def test_a_rejected_key_says_so_once_without_a_totals_line(tmp_path: Path, capfd: object) -> None:
+    with simulator() as sim:
+        url = f"duckdb:///{tmp_path / 'rejected.duckdb'}"
+        args = ["sync", "--config", config(tmp_path, sim.base_url, "pk_unknown_key_0123456789"),
+                "--destination", url, "--streams", "metrics,lists", "--progress", "plain"]  # fmt: skip
+        assert main(args) == 1
+        output = capfd.readouterr()  # type: ignore[attr-defined]
+        text = output.out + output.err
+        assert "pk_unknown_key_0123456789" not in text
+        assert "streams done" not in text
+        assert "Traceback" not in text
+        assert "API key" in text

@@ -160,8 +160,8 @@ class SyncProgress:
         if self._progress is not None:
             self._update_bars()
             self._progress.stop()
-        elif self.mode == "plain":
-            self._plain_line()
+        elif self.mode == "plain" and any(counts.status is not None for counts in self.counts.values()):
+            self._plain_line()  # a run that failed before any stream began has no totals to tell
 
     def log(self, level: str, message: str) -> None:
         """A log line from the engine or the sink (debug and info lines only in plain mode)."""

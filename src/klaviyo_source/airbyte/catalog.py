@@ -14,7 +14,7 @@ from typing import Any
 from klaviyo_source.engine.contract import StreamSelection
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.schema import load_schema
-from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME, Stream
+from klaviyo_source.streams.table import STREAMS, Stream, catalog_row
 
 SYNC_MODES = ("full_refresh", "incremental")
 
@@ -61,13 +61,10 @@ def parse_configured_catalog(raw: Any) -> tuple[list[StreamSelection], list[str]
         if not isinstance(stream, dict) or not isinstance(stream.get("name"), str):
             raise _catalog_error(f"{where}.stream.name is missing (expected the stream's name)")
         name = stream["name"]
-        row = STREAMS_BY_NAME.get(name)
-        if row is None:
-            known = ", ".join(r.name for r in STREAMS)
-            raise _catalog_error(f"{where}: unknown stream '{name}' (known streams: {known})")
-        if name in seen:
-            raise _catalog_error(f"{where}: stream '{name}' is listed twice")
-        seen.add(name)
+        try:
+            row = catalog_row(name, seen)
+        except LookupError as error:
+            raise _catalog_error(f"{where}: {error}") from None
         mode = entry.get("sync_mode")
         if mode not in SYNC_MODES:
             raise _catalog_error(

@@ -17,7 +17,7 @@ from typing import Any
 from klaviyo_source.engine.contract import StreamSelection
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.schema import load_schema
-from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME, Stream
+from klaviyo_source.streams.table import STREAMS, Stream, catalog_row
 
 INCREMENTAL = "INCREMENTAL"
 FULL_TABLE = "FULL_TABLE"
@@ -139,13 +139,10 @@ def parse_catalog(raw: Any) -> tuple[list[SingerStream], list[str]]:
         name = entry.get("tap_stream_id", entry.get("stream"))
         if not isinstance(name, str):
             raise _bad(f"{where}.tap_stream_id is missing")
-        row = STREAMS_BY_NAME.get(name)
-        if row is None:
-            known = ", ".join(r.name for r in STREAMS)
-            raise _bad(f"{where}: unknown stream '{name}' (known streams: {known})")
-        if name in seen:
-            raise _bad(f"{where}: stream '{name}' is listed twice")
-        seen.add(name)
+        try:
+            row = catalog_row(name, seen)
+        except LookupError as error:
+            raise _bad(f"{where}: {error}") from None
         metadata = _metadata_by_breadcrumb(entry, where)
         top = metadata.get((), {})
         if not _is_selected(top, entry):

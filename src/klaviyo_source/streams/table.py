@@ -630,3 +630,15 @@ def endpoint_paths(stream: str) -> tuple[str, ...]:
     if row.fanout is not None:
         paths.append(row.fanout.path)
     return tuple(paths)
+
+
+def catalog_row(name: str, seen: set[str]) -> Stream:
+    """The row a catalog entry names, each name once (`seen` collects them); LookupError with
+    the reason otherwise, for the catalog parser to place."""
+    row = STREAMS_BY_NAME.get(name)
+    if row is None:
+        raise LookupError(f"unknown stream '{name}' (known streams: {', '.join(r.name for r in STREAMS)})")
+    if name in seen:
+        raise LookupError(f"stream '{name}' is listed twice")
+    seen.add(name)
+    return row

@@ -32,8 +32,10 @@ from klaviyo_simulator.query import (
 )
 from klaviyo_simulator.render import SINGULAR, Renderer
 from klaviyo_simulator.resources import Resource
+from klaviyo_simulator.resources.reports import Reports, report_paths
 from klaviyo_simulator.spec import EndpointRule, endpoint_rules
 from klaviyo_simulator.store import Store
+from klaviyo_source.endpoints import Endpoint
 
 _REVISION_FORMAT = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(\.pre)?$")
 METRICS_PAGE_SIZE = 200  # GET /api/metrics has no page[size] parameter: fixed 200 per page
@@ -59,6 +61,7 @@ class SimulatorState:
     keys: dict[str, frozenset[str] | None]  # key -> scopes (None = every scope)
     codec: CursorCodec
     routes: list[Route] = field(default_factory=list)
+    reports: Reports | None = None
 
 
 def compile_routes() -> list[Route]:
@@ -85,7 +88,7 @@ def route_info(request: web.Request, rule: EndpointRule) -> RouteInfo:
     return RouteInfo(rule.operation, request.path, rule.operation, rule.burst, rule.steady)
 
 
-def check_auth(state: SimulatorState, request: web.Request, rule: EndpointRule) -> None:
+def check_auth(state: SimulatorState, request: web.Request, rule: Endpoint) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme != "Klaviyo-API-Key" or not key.strip():
@@ -231,6 +234,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
 async def serve_api(request: web.Request) -> web.StreamResponse:
     state = request.app[APP_KEY_STATE]
     path = request.path
+    if path.rstrip("/") in report_paths():
+        return await serve_report(state, request, path.rstrip("/"))
     found = [(m, r) for m, r in ((r.pattern.match(path), r) for r in state.routes) if m is not None]
     if not found:
         missing = ApiError(404, "not_found", f"The path {path} was not found.")
@@ -281,6 +286,45 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
         body["included"] = list(renderer.included.values())
     body["meta"] = _meta(next_cursor is not None)
     return await state.controls.respond(request, info, orjson.dumps(body), records=records)
+
+
+async def serve_report(state: SimulatorState, request: web.Request, path: str) -> web.StreamResponse:
+    """A POST report or aggregate query (resources/reports.py): auth, scopes, revision, the
+    rate tiers and the daily quota, then the body's validation and the numbers."""
+    endpoint = report_paths()[path]
+    if request.method != "POST":
+        err = ApiError(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+        return await _error(state, request, None, err, {"Allow": "POST"})
+    info = RouteInfo(
+        endpoint.operation,
+        request.path,
+        endpoint.operation,
+        endpoint.burst,
+        endpoint.steady,
+        daily=endpoint.daily,
+    )
+    try:
+        check_auth(state, request, endpoint)
+        check_revision(request)
+    except ApiError as err:
+        return await _error(state, request, info, err)
+    early = await state.controls.before(request, info)
+    if early is not None:
+        return early
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        malformed = ApiError(
+            400, "parse_error", "The request body is not valid JSON.", title="Malformed request."
+        )
+        return await _error(state, request, info, malformed)
+    if state.reports is None:
+        state.reports = Reports(state.store)
+    try:
+        document = state.reports.answer(path, body, f"{request.scheme}://{request.host}")
+    except ApiError as err:
+        return await _error(state, request, info, err)
+    return await state.controls.respond(request, info, orjson.dumps(document), records=1)
 
 
 async def _error(

@@ -149,6 +149,25 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate-limits", action="store_true", help="enforce Klaviyo's rate tiers (default: off)")
     p.add_argument(
+        "--daily-quotas",
+        action="store_true",
+        help="enforce the Reporting API's daily quotas (225/d per report endpoint) even without "
+        "--rate-limits (default: off)",
+    )
+    p.add_argument(
+        "--quota-day-seconds",
+        type=float,
+        default=86_400.0,
+        help="length of the daily quota window in seconds, shortened for tests (default: %(default)s)",
+    )
+    p.add_argument(
+        "--daily-quota",
+        type=int,
+        default=0,
+        help="calls per day per report endpoint instead of the spec's 225; 0: the spec's "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--latency-ms",
         type=milliseconds,
         default=0.0,
@@ -185,6 +204,9 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
     keys: dict[str, list[str] | None] = dict(args.key)
     controls = ControlOptions(
         rate_limits=args.rate_limits,
+        daily_quotas=args.daily_quotas,
+        quota_day_seconds=args.quota_day_seconds,
+        daily_quota=args.daily_quota,
         latency_ms=args.latency_ms,
         latency_per_record_ms=args.latency_per_record_ms,
         latency_jitter=args.latency_jitter,

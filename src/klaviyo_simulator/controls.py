@@ -78,6 +78,11 @@ class ControlOptions:
     predictive_latency_factor: float = 1.0  # latency multiplier for predictive_analytics requests
     slow_body_seconds: float = 2.0  # default duration of a "slow_body" fault
     hang_seconds: float = 300.0  # a "hang" gives up after this long even if the client waits
+    # Reporting API daily quotas (225/d per report endpoint): enforced with `rate_limits` or,
+    # alone, with `daily_quotas`; the "day" can be shortened and the quota lowered for tests.
+    daily_quotas: bool = False
+    quota_day_seconds: float = 86_400.0  # length of the daily window (fixed, aligned to the clock)
+    daily_quota: int = 0  # > 0: this many calls per day instead of the spec's (225)
 
 
 @dataclass
@@ -121,15 +126,19 @@ class Controls:
         if taken is not None and taken[1].kind not in faults.BODY_KINDS | {"ok"}:
             return await self._answer_fault(request, route, taken[1])
 
-        windows = windows_for(route.burst, route.steady, route.daily)
+        options = self.options
+        daily = options.daily_quota if route.daily and options.daily_quota else route.daily
+        windows = windows_for(route.burst, route.steady, daily, options.quota_day_seconds or 86_400.0)
         key = f"{request.get(ACCOUNT_KEY, 'default')}:{route.bucket}"
-        if self.options.rate_limits:
-            decision = self.limiter.acquire(key, windows)
+        enforced = windows if options.rate_limits else tuple(w for w in windows if w.daily)
+        if enforced and (options.rate_limits or options.daily_quotas):
+            decision = self.limiter.acquire(key, enforced)
             if not decision.admitted:
                 if taken is not None:
                     self.faults.put_back(*taken)
                 self._stats.throttled(route.bucket)
                 return self._throttled(decision.retry_after)
+            self.limiter.record(key, tuple(w for w in windows if w not in enforced))
         else:
             self.limiter.record(key, windows)
         pending.limiter_key = key

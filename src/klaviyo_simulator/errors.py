@@ -40,6 +40,7 @@ def error_document(
     detail: str | None = None,
     parameter: str | None = None,
     links: dict[str, str] | None = None,
+    pointer: str = "/data/",
 ) -> dict[str, Any]:
     """The `errors` document for one error; texts default to the status's code and title."""
     default_code, default_title = ERROR_TEXTS.get(status, ("error", "An error occurred."))
@@ -51,7 +52,7 @@ def error_document(
                 "code": code or default_code,
                 "title": title or default_title,
                 "detail": detail or title or default_title,
-                "source": {"parameter": parameter} if parameter else {"pointer": "/data/"},
+                "source": {"parameter": parameter} if parameter else {"pointer": pointer},
                 "links": links or {},
                 "meta": {},
             }
@@ -63,9 +64,16 @@ class ApiError(Exception):
     """An error a request handler answers in Klaviyo's shape (status, code, texts, parameter)."""
 
     def __init__(
-        self, status: int, code: str, detail: str, parameter: str | None = None, title: str = ""
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        parameter: str | None = None,
+        title: str = "",
+        pointer: str = "/data/",
     ) -> None:
         super().__init__(detail)
+        self.pointer = pointer
         self.status, self.code, self.detail, self.parameter, self.title = (
             status,
             code,
@@ -81,5 +89,6 @@ class ApiError(Exception):
             title=self.title or None,
             detail=self.detail,
             parameter=self.parameter,
+            pointer=self.pointer,
         )
         return orjson.dumps(document)

@@ -28,6 +28,7 @@ class Window:
 
     seconds: float
     limit: int
+    daily: bool = False  # the daily quota window (its length may be shortened for tests)
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,14 @@ class WindowState:
     reset: int  # whole seconds until this window resets, at least 1
 
 
-def windows_for(burst: int, steady: int, daily: int = 0) -> tuple[Window, ...]:
+def windows_for(
+    burst: int, steady: int, daily: int = 0, day_seconds: float = DAILY_SECONDS
+) -> tuple[Window, ...]:
     """The windows of a bucket; a limit of 0 or less means that window is not enforced."""
     candidates = (
         Window(BURST_SECONDS, burst),
         Window(STEADY_SECONDS, steady),
-        Window(DAILY_SECONDS, daily),
+        Window(day_seconds, daily, daily=True),
     )
     return tuple(window for window in candidates if window.limit > 0)
 
@@ -97,33 +100,34 @@ class FixedWindowLimiter:
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self.clock = clock
-        self._counters: dict[float, FixedWindowCounter] = {}
+        self._counters: dict[tuple[float, bool], FixedWindowCounter] = {}
 
-    def _counter(self, seconds: float) -> FixedWindowCounter:
-        if seconds not in self._counters:
-            self._counters[seconds] = FixedWindowCounter(seconds)
-        return self._counters[seconds]
+    def _counter(self, window: Window) -> FixedWindowCounter:
+        key = (window.seconds, window.daily)  # a shortened "day" never shares the minute's counts
+        if key not in self._counters:
+            self._counters[key] = FixedWindowCounter(window.seconds)
+        return self._counters[key]
 
     def acquire(self, key: str, windows: Sequence[Window]) -> Decision:
         """Admit (and count) one request of `key`, or say how long until it could pass."""
         now = self.clock()
-        blocked = [w for w in windows if self._counter(w.seconds).count(key, now) >= w.limit]
+        blocked = [w for w in windows if self._counter(w).count(key, now) >= w.limit]
         if blocked:
             return Decision(False, max(seconds_until_reset(now, w.seconds) for w in blocked))
         for window in windows:
-            self._counter(window.seconds).add(key, now)
+            self._counter(window).add(key, now)
         return Decision(True, 0)
 
     def record(self, key: str, windows: Sequence[Window]) -> None:
         """Count a request without enforcing the limits (rate limits switched off)."""
         now = self.clock()
         for window in windows:
-            self._counter(window.seconds).add(key, now)
+            self._counter(window).add(key, now)
 
     def state(self, key: str, window: Window) -> WindowState:
         """Limit, remaining requests and seconds to reset of `window` for `key`, now."""
         now = self.clock()
-        used = self._counter(window.seconds).count(key, now)
+        used = self._counter(window).count(key, now)
         return WindowState(
             window.limit, max(0, window.limit - used), seconds_until_reset(now, window.seconds)
         )

@@ -83,6 +83,9 @@ class Endpoint:
     conditional_tiers: tuple[ConditionalTier, ...] = ()
     has_cursor: bool = False
     response_schema: str = ""
+    daily: int = 0  # calls per day (`x-klaviyo-ratelimit` daily: the report queries' 225/d); 0 = none
+    method: str = "GET"
+    request_schema: str = ""  # POST: the request body's schema name
 
     def bucket(self, params: Mapping[str, str]) -> str:
         """The rate bucket of a request with these query parameters (a conditional tier's
@@ -124,11 +127,16 @@ class _Response(msgspec.Struct, frozen=True):
     content: dict[str, _Media] = {}
 
 
+class _Body(msgspec.Struct, frozen=True):
+    content: dict[str, _Media] = {}
+
+
 class _Operation(msgspec.Struct, frozen=True):
     operation: str = msgspec.field(name="operationId")
     description: str = ""
     parameters: list[_Parameter] = []
     responses: dict[str, _Response] = {}
+    body: _Body | None = msgspec.field(name="requestBody", default=None)
     ratelimit: dict[str, str] = msgspec.field(name="x-klaviyo-ratelimit", default={})
     scopes: list[str] = msgspec.field(name="x-klaviyo-scopes", default=[])
     filters: dict[str, Any] = msgspec.field(name="x-klaviyo-filters", default={})
@@ -136,6 +144,7 @@ class _Operation(msgspec.Struct, frozen=True):
 
 class _PathItem(msgspec.Struct, frozen=True):
     get: _Operation | None = None
+    post: _Operation | None = None
 
 
 class _Spec(msgspec.Struct, frozen=True):
@@ -214,14 +223,46 @@ def _endpoint(path: str, op: _Operation) -> Endpoint:
         conditional_tiers=tiers,
         has_cursor="page[cursor]" in params,
         response_schema=_response_schema(op),
+        daily=_rate(op.ratelimit.get("daily", "0/d")),
     )
+
+
+def _post_endpoint(path: str, op: _Operation) -> Endpoint:
+    content = op.body.content if op.body is not None else {}
+    request = next(iter(content.values())).schema.ref.rsplit("/", 1)[-1] if content else ""
+    return Endpoint(
+        operation=op.operation,
+        path=path,
+        scopes=tuple(op.scopes),
+        burst=_rate(op.ratelimit.get("burst", "0/s")),
+        steady=_rate(op.ratelimit.get("steady", "0/m")),
+        daily=_rate(op.ratelimit.get("daily", "0/d")),
+        response_schema=_response_schema(op),
+        method="POST",
+        request_schema=request,
+    )
+
+
+@cache
+def _paths() -> dict[str, _PathItem]:
+    return msgspec.json.decode(_spec_bytes(), type=_Spec).paths
 
 
 @cache
 def endpoints() -> dict[str, Endpoint]:
     """Path template -> facts, for every GET operation of the spec (parsed once per process)."""
-    paths = msgspec.json.decode(_spec_bytes(), type=_Spec).paths
-    return {path: _endpoint(path, item.get) for path, item in paths.items() if item.get is not None}
+    return {path: _endpoint(path, item.get) for path, item in _paths().items() if item.get is not None}
+
+
+@cache
+def query_endpoints() -> dict[str, Endpoint]:
+    """Path -> facts of the POST report and aggregate queries (`query_*` operations: reads that
+    take a JSON body, e.g. POST /api/campaign-values-reports with its 225/d daily limit)."""
+    return {
+        path: _post_endpoint(path, item.post)
+        for path, item in _paths().items()
+        if item.post is not None and item.post.operation.startswith("query_")
+    }
 
 
 Shape = tuple[int, str | None]  # (segment count, the resource segment after /api/)
@@ -246,7 +287,8 @@ def _by_shape() -> dict[Shape, list[Candidate]]:
 
 @cache
 def _by_operation() -> dict[str, Endpoint]:
-    return {endpoint.operation: endpoint for endpoint in endpoints().values()}
+    every = [*endpoints().values(), *query_endpoints().values()]
+    return {endpoint.operation: endpoint for endpoint in every}
 
 
 def endpoint_for(path: str) -> Endpoint | None:
@@ -258,9 +300,13 @@ def endpoint_for(path: str) -> Endpoint | None:
     return None
 
 
-def bucket_for(path: str, params: Mapping[str, str] | None = None) -> str:
-    """The rate bucket of a GET: its operation id, with the conditional tier its parameters select
-    (`/api/lists/X` + `additional-fields[list]=profile_count` -> `get_list:profile_count`)."""
+def bucket_for(path: str, params: Mapping[str, str] | None = None, method: str = "GET") -> str:
+    """The rate bucket of a request: its operation id, with the conditional tier its parameters
+    select (`/api/lists/X` + `additional-fields[list]=profile_count` -> `get_list:profile_count`);
+    a POST query's operation id (`query_campaign_values`)."""
+    if method == "POST":
+        query = query_endpoints().get(path.rstrip("/"))
+        return query.operation if query is not None else UNKNOWN_BUCKET
     endpoint = endpoint_for(path)
     if endpoint is None:
         return UNKNOWN_BUCKET

@@ -26,6 +26,7 @@ from klaviyo_simulator.query import Condition, Listing, Query, iso_seconds, seco
 from klaviyo_simulator.render import Renderer, sparse
 from klaviyo_simulator.resources.metrics import METRIC_CUMULATIVE
 from klaviyo_simulator.resources.profiles import DOMAINS, ROW_MASK, SHIFT, sorted_keys, uniforms
+from klaviyo_simulator.resources.sends import EMAIL_METRICS, Sends, Target
 from klaviyo_simulator.seeded import BASE62, MASK64, TWO_YEARS, frac, mix
 
 if TYPE_CHECKING:
@@ -36,9 +37,6 @@ EVENT_ID_FACTOR = 521_457_124_689_104_637  # odd, not a multiple of 31: row -> i
 EVENT_ID_OFFSET = 0x2F1D
 # 62**3 three-char digits (~12 MB once): an id costs 3 divmods instead of 10 on the serving hot path.
 TRIPLETS = [a + b + c for a in BASE62 for b in BASE62 for c in BASE62]
-EMAIL_METRICS = frozenset(
-    {"Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Unsubscribed"}
-)
 ORDER_METRICS = frozenset({"Placed Order", "Ordered Product", "Checkout Started", "Added to Cart"})
 PRODUCTS = [
     ("Trail Runner Shoe", 129.0),
@@ -93,8 +91,9 @@ def event_uuid(h: int) -> str:
     return f"{x[:8]}-{x[8:12]}-4{x[13:16]}-a{x[17:20]}-{x[20:]}"
 
 
-def event_properties_json(h: int, metric_name: str, campaign_names_json: list[str]) -> str:
-    """Properties typical of the metric as JSON text, all drawn from the event's 64 random bits `h`.
+def event_properties_json(h: int, metric_name: str, sends: Sends | None) -> str:
+    """Properties typical of the metric as JSON text, all drawn from the event's 64 random bits `h`;
+    email, SMS and form events name their message or form version (`resources/sends.py`).
 
     Built by templating (the serving hot path); `event_properties` parses it for the dict path,
     so both paths always agree.
@@ -114,20 +113,17 @@ def event_properties_json(h: int, metric_name: str, campaign_names_json: list[st
         lines = ",".join(f'{{"ProductName":{n},"ItemPrice":{p},"Quantity":1}}' for n, p in items)
         order = f',"OrderId":"#{(h >> 12) % 10**7}"' if metric_name == "Placed Order" else ""
         return f'{head},"$value":{value},"ItemNames":[{names}],"Items":[{lines}],"Currency":"USD"{order}}}'
+    target = sends.message(metric_name, h) if sends is not None else None
+    message = target.properties_json if target else f',"$message":"{(h >> 30) % 10**6:06d}"'
     if metric_name in EMAIL_METRICS:
-        names_json = campaign_names_json or ['"Newsletter"']
         url = ',"URL":"https://shop.example.com/collections/new"' if metric_name == "Clicked Email" else ""
-        campaign = names_json[(h >> 16) % len(names_json)]
         domain = DOMAINS_JSON[(h >> 24) % len(DOMAINS_JSON)]
-        return (
-            f'{head},"Campaign Name":{campaign},"Subject":"Something new for you",'
-            f'"Email Domain":{domain},"$message":"{(h >> 30) % 10**6:06d}"{url},"$value":0}}'
-        )
+        return f'{head}{message},"Subject":"Something new for you","Email Domain":{domain}{url},"$value":0}}'
     if "SMS" in metric_name:
-        return (
-            f'{head},"Message Name":"SMS promo","$message":"{(h >> 30) % 10**6:06d}",'
-            '"Carrier Deliverability Status":"DELIVERED"}'
-        )
+        return f'{head},"Message Name":"SMS promo"{message},"Carrier Deliverability Status":"DELIVERED"}}'
+    form = sends.form(metric_name, h) if sends is not None else None
+    if form is not None:
+        return f"{head}{form.properties_json}}}"
     return f'{head},"page":{PAGES[(h >> 16) % 3]},"$is_session_activity":true,"os":{OSES[(h >> 20) % 4]}}}'
 
 
@@ -142,18 +138,16 @@ class Events:
     """The events kind: columns, pages, rendering, `advance(events=N)`."""
 
     types: tuple[str, ...] = ("event",)
-    requires: tuple[str, ...] = (
-        "profile",
-        "campaign",
-        "metric",
-    )  # event properties name the generated campaigns
+    # event properties name the generated campaigns, flow messages and form versions
+    requires: tuple[str, ...] = ("profile", "campaign", "flow", "form", "metric")
     advance_keys = frozenset({"events"})
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.cols = EventColumns(array("q"), array("B"), array("i"), array("Q"))
         self.keys = array("q")  # sorted (seconds << 32) | row
-        self.campaign_names_json: list[str] = []
+        self.sends: Sends | None = None  # frozen at generation (resources/sends.py)
+        self._campaigns: list[Row] = []  # campaigns attributions pick from, frozen at generation
 
     @property
     def count(self) -> int:
@@ -182,7 +176,8 @@ class Events:
         event_rand = array("Q", [bits(64) for _ in range(n_events)])
         self.cols = EventColumns(times, metric_col, profile_col, event_rand)
         self.keys = array("q", sorted_keys(times))
-        self.campaign_names_json = [_json(r.attributes["name"]) for r in self.store.records_view("campaign")]
+        self.sends = Sends(self.store)
+        self._campaigns = list(self.store.records_view("campaign"))
 
     # ------------------------------------------------------------ serving
 
@@ -226,7 +221,7 @@ class Events:
     def attributes(self, row: int) -> dict[str, Any]:
         ts, h = self.cols.ts[row], self.cols.rand[row]
         metric_name = self.store.records_view("metric")[self.cols.metric[row]].attributes["name"]
-        properties = orjson.loads(event_properties_json(h, metric_name, self.campaign_names_json))
+        properties = orjson.loads(event_properties_json(h, metric_name, self.sends))
         return {
             "timestamp": ts,
             "event_properties": properties,
@@ -290,7 +285,7 @@ class Events:
         cols = self.cols
         ts_col, rand_col, metric_col, profile_col = cols.ts, cols.rand, cols.metric, cols.profile
         metrics = [(m, m.id, m.attributes["name"]) for m in store.records_view("metric")]
-        names_json = self.campaign_names_json
+        sends = self.sends
         include_attributions = "attributions" in view.includes
         include_profile = "profile" in view.includes
         include_metric = "metric" in view.includes
@@ -325,7 +320,7 @@ class Events:
                 view.include(view.row(metric, nested=True))
             out.append(
                 f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{ts},'
-                f'"event_properties":{properties(h, metric_name, names_json)},'
+                f'"event_properties":{properties(h, metric_name, sends)},'
                 f'"datetime":"{iso(ts)}","uuid":"{uuid(h)}"}},"relationships":{{{profile}'
                 f'"metric":{{"data":{{"type":"metric","id":"{metric_id}"}},'
                 f'"links":{{"self":"{link}relationships/metric/","related":"{link}metric/"}}}},'
@@ -334,24 +329,36 @@ class Events:
             )
         return orjson.Fragment("[" + ",".join(out) + "]")
 
-    def _attribution_ids(self, row: int) -> list[str]:
-        """~30 % of Placed Order events are attributed to a campaign."""
+    def conversion(self, row: int) -> Target | None:
+        """The message a Placed Order event is attributed to: ~30 % a campaign's first message,
+        ~20 % a flow message, else none (what its `attributions` say)."""
         name = self.store.records_view("metric")[self.cols.metric[row]].attributes["name"]
-        if (
-            name != "Placed Order"
-            or (self.cols.rand[row] >> 56) % 10 >= 3
-            or not self.store.records_view("campaign")
-        ):
-            return []
-        return [f"{event_id(row)}-1"]
+        if name != "Placed Order":
+            return None
+        digit = (self.cols.rand[row] >> 56) % 10
+        if digit < 3 and self._campaigns:
+            campaign = self._campaigns[mix(self.store.seed, 50, row, 0) % len(self._campaigns)]
+            message_ids = campaign.related_ids("campaign-messages")
+            if not message_ids:
+                return None
+            channel = campaign.hidden.get("messages.channel", "email")
+            return Target("campaign", campaign.id, message_ids[0], channel, campaign.attributes["name"], "")
+        flows = self.sends.flow_messages if self.sends is not None else []
+        if digit < 5 and flows:
+            return flows[mix(self.store.seed, 51, row) % len(flows)]
+        return None
+
+    def _attribution_ids(self, row: int) -> list[str]:
+        return [] if self.conversion(row) is None else [f"{event_id(row)}-1"]
 
     def _attribution(self, aid: str, eid: str, row: int, index: int, view: Renderer) -> dict[str, Any]:
-        campaigns: list[Row] = self.store.records_view("campaign")
-        campaign = campaigns[mix(self.store.seed, 50, row, index) % len(campaigns)]
-        message_ids = campaign.related_ids("campaign-messages")
-        rels: dict[str, tuple[str, Any]] = {"event": ("event", eid), "campaign": ("campaign", campaign.id)}
-        if message_ids:
-            rels["campaign-message"] = ("campaign-message", message_ids[0])
+        target = self.conversion(row)
+        assert target is not None
+        rels: dict[str, tuple[str, Any]] = {
+            "event": ("event", eid),
+            target.kind: (target.kind, target.parent_id),
+            f"{target.kind}-message": (f"{target.kind}-message", target.message_id),
+        }
         return view.resource("attribution", aid, None, rels)
 
     # ------------------------------------------------------------ time moves

@@ -1,4 +1,4 @@
-"""Metrics (`/api/metrics`): the 15 event types of the account with their integrations."""
+"""Metrics (`/api/metrics`): the 17 event types of the account with their integrations."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ METRICS: list[tuple[str, float, tuple[str, str] | None]] = [
     ("Ordered Product", 0.01, ("Shopify", "eCommerce")),
     ("Fulfilled Order", 0.0, ("Shopify", "eCommerce")),
     ("Subscribed to List", 0.0, None),
+    ("Viewed Form", 0.02, ("Klaviyo", "Internal")),
+    ("Submitted Form", 0.006, ("Klaviyo", "Internal")),
 ]
 # Running share of events: an event's metric is `bisect_right(METRIC_CUMULATIVE, u * total)`.
 METRIC_CUMULATIVE = [sum(m[1] for m in METRICS[: i + 1]) for i in range(len(METRICS))]

@@ -64,12 +64,18 @@ def _incremental(stream: Stream, listing: Listing) -> str:
         return f"per {stream.fanout.parent_key}, on {stream.fanout.cursor_path[-1]} ({parents})"
     if listing.window is None:
         return "client-side (no server filter: the listing is read whole)"
-    if listing.windows_from_floor:
-        return f"server filter on {listing.window.field}, client keeps {stream.cursor_field} >= state"
+    extras = []
+    if listing.config_partitions is not None:
+        extras.append(f"per {listing.config_partitions.setting} value if set")
+    if stream.fixed_lookback_seconds:
+        extras.append(f"re-reads {stream.fixed_lookback_seconds} s")
+    if stream.pinned_start:
+        extras.append(f"from {stream.pinned_start[:10]} (start_date ignored)")
+    extra = f" ({'; '.join(extras)})" if extras else ""
     if stream.rows_own_cursor:
         own = stream.cursor_field
         return f"server filter on the parent's {listing.window.field} from the state, own {own} >= state"
-    return f"server filter on {listing.window.field} from the state"
+    return f"server filter on {listing.window.field} from the state{extra}"
 
 
 def _cost(stream: Stream, listing: Listing) -> str:

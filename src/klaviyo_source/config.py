@@ -44,6 +44,7 @@ class Config:
     disable_fetching_predictive_analytics: bool = False
     num_workers: int = 30
     lookback_window: int = 0
+    event_metric_ids: tuple[str, ...] = ()  # metric ids (or names, resolved before a read)
     base_url: str = DEFAULT_BASE_URL
     # Advanced knobs (tests use small values; defaults suit production).
     request_timeout: float = 60.0
@@ -165,6 +166,17 @@ SETTINGS: tuple[Setting, ...] = (
         examples=(0, 7),
     ),
     Setting(
+        name="event_metric_ids",
+        kind="string",
+        title="Event Metric IDs",
+        description="Comma-separated metric ids (e.g. 'UYGkp4,Xb7nQ2') to read events and "
+        'events_detailed for: one partition per metric, filtered with equals(metric_id,"<id>"), '
+        "each with its own cursor in state (as Airbyte's connector 3.x). A metric name (e.g. "
+        "'Placed Order') is accepted too and resolved to the id(s) of the metrics of that name "
+        "via /api/metrics. Empty: all events, one unfiltered read.",
+        examples=("UYGkp4,Xb7nQ2", "Placed Order,Opened Email"),
+    ),
+    Setting(
         name="base_url",
         kind="string",
         title="API base URL",
@@ -212,6 +224,7 @@ SETTINGS: tuple[Setting, ...] = (
         default=1,
     ),
 )
+BLANK_MEANS_UNSET = frozenset({"start_date", "event_metric_ids"})  # "" = not set (Airbyte's UI sends it)
 SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 
 SPEC_PROPERTIES: dict[str, dict[str, Any]] = {
@@ -283,6 +296,14 @@ def _start_date(value: str, now: datetime) -> datetime:
             "2024-01-31."
         )
     return start
+
+
+def _id_list(key: str, value: Any) -> tuple[str, ...]:
+    """A comma-separated list (or a JSON list of strings) as distinct, stripped values in order."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise _invalid(key, "a comma-separated string of metric ids or names, e.g. 'UYGkp4,Xb7nQ2'")
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
 
 
 def _blocked_address(address: str) -> bool:
@@ -366,7 +387,10 @@ def parse_config(
     values: dict[str, Any] = {"api_key": api_key.strip()}
     for setting in SETTINGS[1:]:
         value = raw.get(setting.name)
-        if value is None or (setting.name == "start_date" and value == ""):
+        if value is None or (setting.name in BLANK_MEANS_UNSET and value == ""):
+            continue
+        if setting.name == "event_metric_ids":
+            values["event_metric_ids"] = _id_list(setting.name, value)
             continue
         if setting.name == "start_date":
             if not isinstance(value, str):

@@ -8,8 +8,14 @@ wins) and lists_detailed's per-list partitions (the global `state`, else the max
 changed later has a later `updated`). Everything is read into one form: partition key -> saved
 cursor (`SavedState`); single-cursor streams use the key `NO_PARTITION`.
 
+Airbyte 3.x's config-partitioned streams (events per `event_metric_ids`): per-partition states
+keyed by the row's `ConfigPartitions.key`; the unfiltered read's cursor (a plain cursor, a
+partition of value "", legacy partitions of other keys) covers every value, a value never read
+starts from start_date.
+
 Output: `{"<cursor>": "2024-09-03T10:00:00.123456+00:00"}`, or for per-partition streams
-(campaigns, campaigns_detailed, flows) Airbyte 2.13's shape, readable by either connector.
+(campaigns, campaigns_detailed, flows, events per metric id) Airbyte 2.13's shape, readable by
+either connector.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from datetime import datetime
 from typing import Any
 
 from klaviyo_source.errors import ConfigError
-from klaviyo_source.streams.table import LISTINGS, NO_PARTITION, PartitionKey, Stream
+from klaviyo_source.streams.table import (
+    LISTINGS,
+    NO_PARTITION,
+    ConfigPartitions,
+    Listing,
+    PartitionKey,
+    Stream,
+)
 from klaviyo_source.times import format_time, parse_time
 
 SavedState = dict[PartitionKey, datetime]
@@ -131,15 +144,70 @@ def _single(row: Stream, raw: dict[str, Any]) -> SavedState:
     return {}
 
 
-def read_state(row: Stream, raw: Any) -> SavedState:
+def _by_config_value(
+    row: Stream, raw: dict[str, Any], spec: ConfigPartitions
+) -> tuple[dict[str, datetime], datetime | None]:
+    """A config-partitioned stream's state (Airbyte 3.x `event_metric_ids`): the cursor per value,
+    and the cursor of the unfiltered read, which covers every value (a plain cursor, the
+    partition of value "" or null, legacy partitions of other keys: the row's pick)."""
+    field = row.cursor_field
+    assert field is not None
+    inner = raw.get("state")
+    inner_cursor = _cursor(row.name, inner[field]) if isinstance(inner, dict) and field in inner else None
+    if raw.get("use_global_cursor") and inner_cursor is not None:
+        return {}, inner_cursor  # one cursor for every partition
+    covers: list[datetime] = [_cursor(row.name, raw[field])] if field in raw else []
+    per_value: dict[str, datetime] = {}
+    states = raw.get("states")
+    for entry in states if isinstance(states, list) else ():
+        cursor = entry.get("cursor") if isinstance(entry, dict) else None
+        if not isinstance(cursor, dict):
+            raise _bad(row.name, "a 'states' entry lacks its 'cursor' object")
+        if field not in cursor:
+            continue
+        value = _cursor(row.name, cursor[field])
+        partition = entry.get("partition")
+        named = partition.get(spec.key) if isinstance(partition, dict) else None
+        if isinstance(named, str | int) and str(named):
+            per_value[str(named)] = max(value, per_value.get(str(named), value))
+        else:
+            covers.append(value)
+    if not covers and not per_value and inner_cursor is not None:
+        covers.append(inner_cursor)  # {"state": {...}} alone
+    if not covers:
+        return per_value, None
+    return per_value, max(covers) if row.legacy_states_pick == "max" else min(covers)
+
+
+def _config_partitioned(row: Stream, raw: dict[str, Any], listing: Listing) -> SavedState:
+    """Per partition of the configured listing: its own cursor, or the unfiltered read's (which
+    read every value up to it) when later; a value never read starts from start_date."""
+    spec = LISTINGS[row.listing].config_partitions
+    assert spec is not None
+    per_value, cover = _by_config_value(row, raw, spec)
+    saved: SavedState = {}
+    for partition in listing.partitions:
+        named = dict(partition.key).get(spec.key)
+        own = per_value.get(named) if named is not None else None
+        found = [c for c in (own, cover) if c is not None]
+        if found:
+            saved[partition.key] = max(found)
+    return saved
+
+
+def read_state(row: Stream, raw: Any, listing: Listing | None = None) -> SavedState:
     """Parse a stream's saved state (any Airbyte shape); ConfigError naming the stream if unreadable.
-    A stream without a cursor keeps no state: whatever was saved, it reads everything."""
+    A stream without a cursor keeps no state: whatever was saved, it reads everything. `listing`:
+    the row's listing as the config partitions it (default: the row's own)."""
     if raw is None or raw == {} or not row.has_cursor:
         return {}
+    configured = listing or LISTINGS[row.listing]
     if isinstance(raw, str):  # a bare cursor string (seen in hand-edited states)
-        return {NO_PARTITION: _cursor(row.name, raw)} if not row.partitioned_state else {}
+        raw = {} if row.partitioned_state else {row.cursor_field: raw}
     if not isinstance(raw, dict):
         raise _bad(row.name, "expected a JSON object")
+    if LISTINGS[row.listing].config_partitions is not None:
+        return _config_partitioned(row, raw, configured)
     return _per_partition(row, raw) if row.partitioned_state else _single(row, raw)
 
 
@@ -148,7 +216,7 @@ def write_state(row: Stream, cursors: dict[PartitionKey, datetime]) -> dict[str,
     field = row.cursor_field
     if field is None:
         return {}
-    if not row.partitioned_state:
+    if not row.partitioned_state and not any(cursors):  # any(): a partition key that is not ()
         value = cursors.get(NO_PARTITION)
         return {field: format_time(value)} if value is not None else {}
     parents: dict[PartitionKey, datetime] = {}

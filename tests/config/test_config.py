@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from klaviyo_source.config import parse_config
+from klaviyo_source.config import CONNECTION_SPECIFICATION, parse_config
 from klaviyo_source.errors import ConfigError
 
 
@@ -40,3 +40,17 @@ def test_invalid_value_names_the_key(key: str, value: object) -> None:
 def test_unknown_keys_are_tolerated_and_repr_hides_key() -> None:
     config = parse_config({"api_key": "pk_secret_value", "whatever": 1})
     assert "pk_secret_value" not in repr(config)
+
+
+def test_event_metric_ids_is_a_comma_separated_list() -> None:
+    assert parse_config(
+        {"api_key": "k", "event_metric_ids": " A1b2C3, Placed Order,,A1b2C3"}
+    ).event_metric_ids == (
+        "A1b2C3",
+        "Placed Order",
+    )
+    assert parse_config({"api_key": "k", "event_metric_ids": ""}).event_metric_ids == ()
+    assert parse_config({"api_key": "k", "event_metric_ids": ["X", "Y"]}).event_metric_ids == ("X", "Y")
+    with pytest.raises(ConfigError, match="event_metric_ids"):
+        parse_config({"api_key": "k", "event_metric_ids": 5})
+    assert CONNECTION_SPECIFICATION["properties"]["event_metric_ids"]["type"] == "string"

@@ -26,6 +26,8 @@ def _value(record: Record, name: str) -> Any:
         return record["attributes"].get("channel")
     value: Any = record["attributes"]
     for part in name.split("."):
+        if isinstance(value, list):  # a multi-valued field (a profile's suppression): its first item
+            value = value[0] if value else None
         value = value.get(part) if isinstance(value, dict) else None
     return value
 

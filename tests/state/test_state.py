@@ -8,7 +8,7 @@ import pytest
 
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.state import read_state, write_state
-from klaviyo_source.streams.table import NO_PARTITION, STREAMS_BY_NAME
+from klaviyo_source.streams.table import LISTINGS, NO_PARTITION, STREAMS_BY_NAME, Listing, Stream
 from klaviyo_source.times import filter_time, format_time, parse_time
 
 T = datetime(2024, 9, 3, 10, 0, tzinfo=UTC)
@@ -165,3 +165,46 @@ def test_written_shapes() -> None:
 def test_filter_literals() -> None:
     assert filter_time(T) == "2024-09-03T10:00:00Z"
     assert filter_time(parse_time("2024-09-03T09:59:59.999999+00:00")) == "2024-09-03T09:59:59.999999Z"
+
+
+def _events(*ids: str) -> tuple[Stream, Listing]:
+    row = STREAMS_BY_NAME["events"]
+    return row, LISTINGS[row.listing].configured(ids)
+
+
+def test_airbyte_3x_event_metric_partitions_map_to_ours() -> None:
+    row, listing = _events("A", "B")
+    raw = {
+        "use_global_cursor": False,
+        "states": [
+            {"partition": {"event_metric_id": "A"}, "cursor": {"datetime": "2024-09-03T10:00:00+0000"}},
+            {"partition": {"event_metric_id": "B"}, "cursor": {"datetime": "2024-09-01T00:00:00+00:00"}},
+        ],
+        "state": {"datetime": "2024-09-03T10:00:00+0000"},
+        "lookback_window": 0,
+    }
+    saved = read_state(row, raw, listing)
+    assert saved == {
+        (("event_metric_id", "A"),): T,
+        (("event_metric_id", "B"),): datetime(2024, 9, 1, tzinfo=UTC),
+    }
+    out = write_state(row, saved)
+    assert [s["partition"] for s in out["states"]] == [{"event_metric_id": "A"}, {"event_metric_id": "B"}]
+    assert read_state(row, out, listing) == saved
+    # without ids configured, per-metric partitions never covered the other metrics: from start_date
+    assert read_state(row, raw) == {}
+
+
+def test_an_unfiltered_cursor_covers_every_metric_and_a_new_metric_starts_over() -> None:
+    row, listing = _events("A", "B")
+    assert read_state(row, {"datetime": "2024-09-03T10:00:00+0000"}, listing) == {
+        (("event_metric_id", "A"),): T,
+        (("event_metric_id", "B"),): T,
+    }
+    only_a = {"states": [{"partition": {"event_metric_id": "A"}, "cursor": {"datetime": format_time(T)}}]}
+    assert read_state(row, only_a, listing) == {(("event_metric_id", "A"),): T}
+    empty_value = {"states": [{"partition": {"event_metric_id": ""}, "cursor": {"datetime": format_time(T)}}]}
+    assert read_state(row, empty_value) == {NO_PARTITION: T}
+    assert write_state(row, {NO_PARTITION: T}) == {"datetime": format_time(T)}
+    glob = {"use_global_cursor": True, "states": [], "state": {"datetime": format_time(T)}}
+    assert set(read_state(row, glob, listing).values()) == {T}

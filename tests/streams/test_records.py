@@ -41,6 +41,8 @@ def test_global_exclusion_copies_suppression_without_touching_the_profile() -> N
     out = shape.global_exclusion(profile)
     assert out is not None
     assert out["attributes"]["subscriptions"]["email"]["marketing"]["suppressions"] == suppression
+    assert "suppression" not in out["attributes"]["subscriptions"]["email"]["marketing"]  # 3.x: renamed
+    assert out["updated"] == "2024-01-01T00:00:00+00:00"  # the suppression time is the cursor
     assert "suppressions" not in profile["attributes"]["subscriptions"]["email"]["marketing"]
     assert shape.global_exclusion({"id": "q", "attributes": {}}) is None
     empty = {"id": "r", "attributes": {"subscriptions": {"email": {"marketing": {"suppression": []}}}}}

@@ -49,8 +49,7 @@ def test_a_listed_streams_cursor_is_its_listings_cursor_attribute() -> None:
             assert stream.cursor_field == (path[-1] if path else None), stream.name
             continue
         for listing in {stream.listing, stream.rides_on} - {""}:
-            path = LISTINGS[listing].cursor_path
-            assert (path[-1] if path else None) == stream.cursor_field, (stream.name, listing)
+            assert (LISTINGS[listing].cursor_name or None) == stream.cursor_field, (stream.name, listing)
 
 
 def test_a_listing_without_a_cursor_has_no_window_and_no_sort() -> None:

@@ -185,7 +185,7 @@ def member_starts(
 ) -> dict[PartitionKey, datetime]:
     """The first cursor a stream needs per partition: saved state (minus the lookback for the
     streams it applies to) but never before start_date (or the 2012 floor)."""
-    floor = start_date or FLOOR
+    floor = parse_time(row.pinned_start) if row.pinned_start else start_date or FLOOR
     if not row.has_cursor or (row.fanout is not None and row.fanout.every_parent):
         return {partition.key: FLOOR for partition in listing.partitions}  # every parent, always
     out: dict[PartitionKey, datetime] = {}
@@ -193,6 +193,8 @@ def member_starts(
         cursor = saved.get(partition.key)
         if cursor is not None and row.lookback and lookback_days:
             cursor -= timedelta(days=lookback_days)
+        if cursor is not None and row.fixed_lookback_seconds:
+            cursor -= timedelta(seconds=row.fixed_lookback_seconds)
         out[partition.key] = max(floor, cursor) if cursor is not None else floor
     return out
 
@@ -204,9 +206,8 @@ def plan_windows(plan: ListingPlan, hi_final: datetime) -> list[Window]:
         key = partition.key
         track = Track(plan, key)
         plan.tracks[key] = track
-        needed = min(m.starts[key] for m in plan.members)
-        lo = FLOOR if plan.row.windows_from_floor else needed
-        if needed < hi_final:
+        lo = min(m.starts[key] for m in plan.members)
+        if lo < hi_final:
             windows.append(track.add(lo, hi_final))
     return windows
 

@@ -28,6 +28,7 @@ from klaviyo_source.engine.contract import (
     StreamStats,
     StreamStatus,
 )
+from klaviyo_source.engine.names import named_ids, resolve
 from klaviyo_source.engine.outbox import ChildItem, FailItem, Item, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.partitions import (
     FLOOR,
@@ -43,13 +44,24 @@ from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient, preflight
 from klaviyo_source.http.ratelimit import RateLimiters
 from klaviyo_source.state import read_state
-from klaviyo_source.streams.table import LISTINGS, STREAMS_BY_NAME
+from klaviyo_source.streams.table import LISTINGS, STREAMS_BY_NAME, Listing
 
 STATE_EVERY_RECORDS = 10_000
 STATE_EVERY_SECONDS = 30.0
 IDLE_LOG_SECONDS = 25.0  # the consumer logs a line when nothing happened for this long
 RATE_LIMITED_STATUS_EVERY = 5.0
+BLANK_START_DATE = (
+    "start_date is not set: streams without a saved state read everything since 2012-01-01 (as "
+    "Airbyte's connector 2.x did; its 3.x reads the last year only). Set start_date to read less."
+)
 MAX_WINDOWS_PER_WORKER = 4  # at most one RUNNING/RATE_LIMITED status per stream per 5 s
+
+
+def configured_listing(name: str, config: Config) -> Listing:
+    """A listing as the config partitions it (Airbyte 3.x `event_metric_ids`: one per value)."""
+    listing = LISTINGS[name]
+    spec = listing.config_partitions
+    return listing.configured(getattr(config, spec.setting)) if spec is not None else listing
 
 
 def _plan(
@@ -66,14 +78,15 @@ def _plan(
             raise ConfigError(f"Unknown stream '{selection.name}' in the catalog (this source has: {known}).")
         if row.name in members or row.name in failed:
             continue
+        configured = configured_listing(row.listing, config)
         try:
-            saved = read_state(row, states.get(row.name)) if selection.incremental else {}
+            saved = read_state(row, states.get(row.name), configured) if selection.incremental else {}
         except ConfigError as error:
             failed[row.name] = StreamOutcome(row.name, StreamStatus.INCOMPLETE, error)
             continue
         starts = member_starts(
             row,
-            LISTINGS[row.listing],
+            configured,
             saved,
             start_date=config.start_date,
             lookback_days=config.lookback_window if selection.incremental else 0,
@@ -95,7 +108,7 @@ def _plan(
             listing = host.row.listing  # ride on the scan that is read anyway
         plan = plans.get(listing)
         if plan is None:
-            plan = plans[listing] = ListingPlan(LISTINGS[listing], [])
+            plan = plans[listing] = ListingPlan(configured_listing(listing, config), [])
         plan.members.append(member)
     return list(plans.values()), list(failed.values())
 
@@ -292,6 +305,10 @@ class _Run:
         for plan in self.plans:
             for member in plan.members:
                 await self.sink.status(member.name, StreamStatus.STARTED)
+        if self.config.start_date is None and any(
+            m.row.has_cursor and not m.saved and not m.row.pinned_start for p in self.plans for m in p.members
+        ):
+            await self.sink.log("INFO", BLANK_START_DATE)
         for plan in self.plans:
             windows = plan_windows(plan, self.hi_final)
             if not windows:
@@ -336,14 +353,57 @@ class ReadRun:
     two streams counts once)."""
 
     def __init__(
-        self, run: _Run, selections: Sequence[StreamSelection], limiters: RateLimiters | None
+        self,
+        run: _Run,
+        selections: Sequence[StreamSelection],
+        limiters: RateLimiters | None,
+        states: Mapping[str, Any] | None = None,
     ) -> None:
         self._run = run
+        self._selections = selections
+        self._states = states or {}
         self._names = list(dict.fromkeys(s.name for s in selections))
         self._limiters = limiters
-        self._outcomes = {m.name: m.outcome for p in run.plans for m in p.members}
-        self._outcomes.update((o.name, o) for o in run.failed_early)
+        self._outcomes: dict[str, StreamOutcome] = {}
+        self._index_outcomes()
         self._preflights = 0
+
+    def _index_outcomes(self) -> None:
+        self._outcomes = {m.name: m.outcome for p in self._run.plans for m in p.members}
+        self._outcomes.update((o.name, o) for o in self._run.failed_early)
+
+    async def _resolve_names(self, client: KlaviyoClient) -> None:
+        """Config lists that partition a selected listing may hold names (metric names in
+        event_metric_ids): resolve them to ids once, and plan again with the ids."""
+        run = self._run
+        changes: dict[str, tuple[str, ...]] = {}
+        for plan in run.plans:
+            spec = plan.row.config_partitions
+            values: tuple[str, ...] = getattr(run.config, spec.setting) if spec is not None else ()
+            if spec is None or not spec.names_from or not values or spec.setting in changes:
+                continue
+            try:
+                ids, by_name, sent = await named_ids(client, spec.names_from)
+            except KlaviyoSourceError as error:
+                self._preflights += 1
+                await run.sink.log(
+                    "WARN",
+                    f"{spec.setting}: could not list {spec.names_from} to resolve names ({error}); "
+                    "the values are used as ids.",
+                )
+                continue
+            self._preflights += sent
+            resolved = resolve(values, ids, by_name, spec.setting)
+            for note in resolved.notes:
+                await run.sink.log("INFO", note)
+            for warning in resolved.warnings:
+                await run.sink.log("WARN", warning)
+            if resolved.ids != values:
+                changes[spec.setting] = resolved.ids
+        if changes:
+            run.config = replace(run.config, **changes)  # type: ignore[arg-type]
+            run.plans, run.failed_early = _plan(run.config, self._selections, self._states)
+            self._index_outcomes()
 
     def snapshot(self) -> dict[str, StreamStats]:
         return {name: replace(self._outcomes[name].stats) for name in self._names}
@@ -363,6 +423,7 @@ class ReadRun:
                 if self._run.has_work():
                     self._preflights += 1
                     await preflight(client)  # a rejected key or an unreachable base_url stops here, once
+                    await self._resolve_names(client)
                 await self._run.run(client)
         return [self._outcomes[name] for name in self._names]
 
@@ -393,4 +454,4 @@ def read(
     """
     plans, failed = _plan(config, selections, states)
     hi_final = datetime.now(UTC).replace(microsecond=0)
-    return ReadRun(_Run(config, plans, failed, sink, hi_final), selections, limiters)
+    return ReadRun(_Run(config, plans, failed, sink, hi_final), selections, limiters, states)

@@ -155,7 +155,7 @@ class Scanner:
                             plan, window, fetched, at, final=next_url is None
                         )
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
-                    needs = f" and attributes.{row.cursor_path[-1]} as a datetime" if row.has_cursor else ""
+                    needs = f" and {'.'.join(row.cursor_path)} as a datetime" if row.has_cursor else ""
                     raise MalformedResponseError(
                         f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
                         f"(every record needs an id{needs})."
@@ -279,10 +279,15 @@ class Scanner:
                         max_cursor = cursor
             data, last, first = kept, None, None
 
-        if row.has_cursor:
-            leaf = path[-1]  # the top-level cursor copy (Airbyte's envelope) is named as the attribute
-            for rec in data:
-                rec[leaf] = rec["attributes"][leaf]
+        if row.has_cursor:  # the top-level cursor copy (Airbyte's envelope)
+            name = row.cursor_name
+            if len(path) == 2:
+                outer, leaf = path
+                for rec in data:
+                    rec[name] = rec[outer][leaf]
+            else:
+                for rec in data:
+                    rec[name] = shape.cursor_value(rec, path)
         extra = row.partition(key).attributes
         if extra:
             for rec in data:

@@ -105,16 +105,20 @@ def suppression_of(record: Record) -> Any:
 
 def global_exclusion(record: Record) -> Record | None:
     """The global_exclusions record for a profile, or None when it has no email suppression.
-    Adds `...marketing.suppressions` (Airbyte's name) as a copy of `...marketing.suppression`."""
+    As Airbyte 3.x: `...marketing.suppression` is renamed `...marketing.suppressions` (the
+    pre-2024-10-15 name) and the top-level `updated` is the suppression time (the cursor)."""
     suppression = suppression_of(record)
     if not suppression:
         return None
     attributes = record["attributes"]
     subscriptions = attributes["subscriptions"]
     email = subscriptions["email"]
-    marketing = {**email["marketing"], "suppressions": suppression}
+    marketing = {k: v for k, v in email["marketing"].items() if k != "suppression"}
+    marketing["suppressions"] = suppression
+    first = suppression[0] if isinstance(suppression, list) else suppression
     return {
         **record,
+        "updated": first.get("timestamp") if isinstance(first, dict) else record.get("updated"),
         "attributes": {
             **attributes,
             "subscriptions": {**subscriptions, "email": {**email, "marketing": marketing}},
@@ -356,9 +360,12 @@ def campaign_messages(record: Record, index: IncludedIndex) -> list[Record]:
 
 
 def cursor_value(record: Record, path: tuple[str, ...]) -> Any:
-    """The value at `path` (e.g. ("attributes", "updated")) or None."""
+    """The value at `path` (e.g. ("attributes", "updated")) or None; a list on the way stands for
+    its first item (a profile's `suppression` array)."""
     value: Any = record
     for key in path:
+        if isinstance(value, list):
+            value = value[0] if value else None
         if not isinstance(value, dict):
             return None
         value = value.get(key)

@@ -12,7 +12,7 @@ when the endpoint is new).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from klaviyo_source.streams import records as shape
@@ -24,6 +24,7 @@ NO_PARTITION: PartitionKey = ()
 Params = tuple[tuple[str, str], ...]
 
 FLOOR_ISO = "2012-01-01T00:00:00+00:00"  # start of time when start_date is absent (as Airbyte)
+EPOCH_ISO = "1970-01-01T00:00:00+00:00"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +35,19 @@ class Partition:
     key: PartitionKey = NO_PARTITION
     predicates: tuple[str, ...] = ()
     attributes: Params = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigPartitions:
+    """Partitions named by a config list (Airbyte 3.x's `event_metric_ids`): one per value, keyed
+    `(key, value)` in state and filtered by `predicate` ({value} filled in); an empty list leaves
+    the listing's own partitions (one unfiltered read). Values may also be names of the resources
+    `names_from` lists (`attributes.name`), resolved to their ids before the read."""
+
+    setting: str  # Config attribute: a tuple of strings
+    key: str  # the partition's key in state, as Airbyte writes it
+    predicate: str  # filter term with {value}
+    names_from: str = ""  # listing path whose resources' names may stand for ids
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +78,9 @@ class Listing:
 
     name: str
     path: str
-    cursor_path: tuple[str, ...]  # where the window field lives in a record; () = no cursor
+    # Where the window field lives in a record (a list on the way stands for its first item);
+    # () = no cursor. Records get a top-level copy of it named `cursor_name`.
+    cursor_path: tuple[str, ...]
     page_size: int | None  # the endpoint's maximum; None when it has no page[size]
     sort: str | None
     window: WindowFilter | None  # None = no date filter (the client filters on the cursor)
@@ -72,10 +88,13 @@ class Listing:
     partitions: tuple[Partition, ...] = (Partition(),)
     params: Params = ()  # fixed query parameters (includes, sparse fields, additional fields)
     variant: Variant | None = None
-    # Windows run on another field than the members' cursor (global_exclusions' own scan filters
-    # on the suppression time, which is <= updated): every window starts at the floor, and
-    # members keep records by their own cursor; state advances when the scan is done.
-    windows_from_floor: bool = False
+    config_partitions: ConfigPartitions | None = None
+    cursor_as: str = ""  # the top-level cursor copy's name when not the path's last key
+
+    @property
+    def cursor_name(self) -> str:
+        """The name of the top-level cursor copy records get (Airbyte's envelope)."""
+        return self.cursor_as or (self.cursor_path[-1] if self.cursor_path else "")
 
     @property
     def has_cursor(self) -> bool:
@@ -85,7 +104,7 @@ class Listing:
     @property
     def ordered(self) -> bool:
         """Pages come sorted on the members' cursor within each window (state can follow them)."""
-        return self.sort is not None and self.window is not None and not self.windows_from_floor
+        return self.sort is not None and self.window is not None
 
     @property
     def raw_capable(self) -> bool:
@@ -95,6 +114,19 @@ class Listing:
 
     def partition(self, key: PartitionKey) -> Partition:
         return next(p for p in self.partitions if p.key == key)
+
+    def configured(self, values: tuple[str, ...]) -> Listing:
+        """This listing as a config list partitions it: one partition per value (none: as is)."""
+        spec = self.config_partitions
+        if spec is None or not values:
+            return self
+        return replace(
+            self,
+            partitions=tuple(
+                Partition(key=((spec.key, value),), predicates=(spec.predicate.format(value=value),))
+                for value in values
+            ),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +183,11 @@ class Stream:
     fanout: Fanout | None = None
     wants_variant: bool = False  # asks for its listing's variant
     lookback: bool = False  # the config's lookback_window moves its incremental start back
+    # A fixed re-read before the saved cursor (seconds), whatever the config says.
+    fixed_lookback_seconds: int = 0
+    # Where the stream starts without state, instead of start_date ("" = start_date, else the
+    # 2012 floor): a fixed instant such as the epoch.
+    pinned_start: str = ""
     # A listing that can serve this stream too when it is read anyway and starts early enough
     # (global_exclusions rides on the profiles scan instead of its own suppression scan).
     rides_on: str = ""
@@ -201,10 +238,12 @@ LISTINGS: dict[str, Listing] = {
             ),
         ),
         Listing(
-            # global_exclusions on its own: only suppressed profiles come back.
+            # global_exclusions on its own (Airbyte 3.x): only suppressed profiles, filtered and
+            # sorted on the suppression time, which is the records' `updated` and the cursor.
             name="suppressions",
             path="/api/profiles",
-            cursor_path=("attributes", "updated"),
+            cursor_path=("attributes", "subscriptions", "email", "marketing", "suppression", "timestamp"),
+            cursor_as="updated",
             page_size=100,
             sort="subscriptions.email.marketing.suppression.timestamp",
             window=WindowFilter(
@@ -213,7 +252,6 @@ LISTINGS: dict[str, Listing] = {
                 upper="less-than",
             ),
             params=(("additional-fields[profile]", "subscriptions"),),
-            windows_from_floor=True,
         ),
         Listing(
             name="events",
@@ -226,6 +264,12 @@ LISTINGS: dict[str, Listing] = {
             # The same includes whichever members are selected, so a record's shape (to-many
             # relationships carry `data` only when included) never depends on its sibling stream.
             params=(("fields[metric]", "name"), ("include", "metric,attributions")),
+            config_partitions=ConfigPartitions(
+                setting="event_metric_ids",
+                key="event_metric_id",
+                predicate='equals(metric_id,"{value}")',
+                names_from="/api/metrics",
+            ),
         ),
         Listing(
             name="templates",
@@ -389,6 +433,10 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated",
         shape=shape.global_exclusions,
         rides_on="profiles",
+        # Airbyte 3.x: the suppression time is the cursor, from the epoch (start_date does not
+        # bound it), re-reading the last hour.
+        fixed_lookback_seconds=3600,
+        pinned_start=EPOCH_ISO,
     ),
     Stream(name="events", listing="events", cursor_field="datetime", lookback=True),
     Stream(
@@ -399,7 +447,8 @@ STREAMS: tuple[Stream, ...] = (
         lookback=True,
     ),
     Stream(name="email_templates", listing="templates", cursor_field="updated"),
-    Stream(name="metrics", listing="metrics", cursor_field="updated"),
+    # Airbyte 3.x reads every metric whatever start_date says (its start is 1970).
+    Stream(name="metrics", listing="metrics", cursor_field="updated", pinned_start=EPOCH_ISO),
     Stream(name="lists", listing="lists", cursor_field="updated"),
     Stream(
         name="lists_detailed",

@@ -48,6 +48,9 @@ from klaviyo_simulator.ratelimit import (
 )
 from klaviyo_simulator.stats import Stats
 
+# What the steady window's headers advertise when rate limits are off: more than any run sends.
+UNLIMITED_PER_MINUTE = 1_000_000
+
 
 @dataclass(frozen=True)
 class RouteInfo:
@@ -83,6 +86,7 @@ class ControlOptions:
     daily_quotas: bool = False
     quota_day_seconds: float = 86_400.0  # length of the daily window (fixed, aligned to the clock)
     daily_quota: int = 0  # > 0: this many calls per day instead of the spec's (225)
+    rate_headers: bool = True  # off: no RateLimit-* headers (a proxy that strips them)
 
 
 @dataclass
@@ -143,9 +147,13 @@ class Controls:
             self.limiter.record(key, windows)
         pending.limiter_key = key
         pending.steady = next((w for w in windows if w.seconds == STEADY_SECONDS), None)
+        if not self.options.rate_limits and pending.steady is not None:
+            # Nothing is enforced, so the headers say so: a window nobody will fill (Klaviyo's
+            # own tier would make a client pace for limits this server does not have).
+            pending.steady = Window(STEADY_SECONDS, UNLIMITED_PER_MINUTE)
         # Like a rate-limit middleware, the headers describe the window as this request was
         # counted, not as it is when the (delayed) response leaves.
-        pending.rate_headers = self._rate_headers(pending)
+        pending.rate_headers = self._rate_headers(pending) if self.options.rate_headers else {}
 
         if taken is not None:
             pending.body_fault = taken[1] if taken[1].kind in faults.BODY_KINDS else None

@@ -100,15 +100,39 @@ def test_limiter_in_window_mode_ignores_stale_answers() -> None:
     assert times[-1] - times[0] >= 29  # only ~8 fit before the reset
 
 
-def test_limits_are_a_conservative_share_of_the_spec_tiers() -> None:
-    assert limits_for("get_events") == Limits(315, 3150, 3500)  # XL
-    assert limits_for("get_list:profile_count") == Limits(1, 13, 15)  # XS, the conditional tier
-    assert limits_for("get_profiles:predictive_analytics") == Limits(9, 135, 150)  # M
-    assert limits_for("get_profiles") == Limits(67, 675, 750)  # L
-    assert limits_for("get_flows") == Limits(2, 54, 60)  # S
-    assert limits_for("unknown") == Limits(1, 13, 15)  # the strictest tier
+def test_limits_are_the_spec_tiers_exactly() -> None:
+    assert limits_for("get_events") == Limits(350, 3500, 3500)  # XL
+    assert limits_for("get_list:profile_count") == Limits(1, 15, 15)  # XS, the conditional tier
+    assert limits_for("get_profiles:predictive_analytics") == Limits(10, 150, 150)  # M
+    assert limits_for("get_profiles") == Limits(75, 750, 750)  # L
+    assert limits_for("get_flows") == Limits(3, 60, 60)  # S
+    assert limits_for("unknown") == Limits(1, 15, 15)  # the strictest tier
     limiters = RateLimiters()
     assert limiters.get("get_events") is limiters.get("get_events")
+
+
+def test_without_headers_the_published_tier_is_spent_to_its_limit() -> None:
+    """No RateLimit-* answer (a proxy strips them): every 61 s holds the whole published minute,
+    never more, and every 1.1 s the whole burst."""
+    clock = FakeClock()
+    limiter = RateLimiter(limits_for("get_flows"), clock=clock, sleep=clock.sleep)  # S: 3/s, 60/min
+    times = _run_requests(limiter, clock, 130)
+    assert _max_in_window(times, 61.0) == 60
+    assert _max_in_window(times, 1.1) == 3
+    assert sum(1 for t in times if t < times[0] + 61.0) == 60  # the first window's 60 all go
+
+
+def test_a_larger_server_limit_scales_the_burst() -> None:
+    """RateLimit-Limit above the published tier (a simulator without limits, raised limits): the
+    steady window follows it and the burst grows by the same factor; a smaller one shrinks it."""
+    clock = FakeClock()
+    limiter = RateLimiter(limits_for("get_list:profile_count"), clock=clock, sleep=clock.sleep)  # 1/s
+    limiter.observe({"RateLimit-Limit": "1000000", "RateLimit-Remaining": "999999", "RateLimit-Reset": "30"})
+    assert limiter.burst == 66_666
+    times = _run_requests(limiter, clock, 500)
+    assert times[-1] == times[0]  # nothing waited
+    limiter.observe({"RateLimit-Limit": "150", "RateLimit-Remaining": "100", "RateLimit-Reset": "30"})
+    assert limiter.burst == 10
 
 
 def test_backoff_grows_with_jitter_and_cap() -> None:

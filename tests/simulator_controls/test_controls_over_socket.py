@@ -11,7 +11,7 @@ import orjson
 import pytest
 from controls_harness import FakeClock, fetch, serving
 
-from klaviyo_simulator.controls import ControlOptions, Controls
+from klaviyo_simulator.controls import UNLIMITED_PER_MINUTE, ControlOptions, Controls
 
 Scenario = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
 RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
@@ -77,18 +77,27 @@ def test_steady_window_throttle_carries_seconds_until_the_minute_ends() -> None:
 
 
 def test_rate_headers_are_sent_with_limits_off_and_on_app_errors() -> None:
+    """Limits off: the headers advertise a window nobody fills (nothing is enforced), so a client
+    that follows them is not paced for Klaviyo's tier; `rate_headers` off strips them."""
     controls = Controls(clock=FakeClock(0.5))
 
     async def scenario(session: aiohttp.ClientSession, base: str) -> None:
-        for expected_remaining in ("3499", "3498"):
+        for expected_remaining in ("999999", "999998"):
             status, headers, _ = await fetch(session, f"{base}/api/events")
             assert status == 200 and headers["RateLimit-Remaining"] == expected_remaining
+            assert headers["RateLimit-Limit"] == str(UNLIMITED_PER_MINUTE)
             assert headers["Content-Type"] == "application/vnd.api+json"
         status, headers, _ = await fetch(session, f"{base}/api/missing")
         assert status == 404 and "RateLimit-Limit" not in headers  # not a routed API request
+        controls.set_options(rate_limits=True)
+        status, headers, _ = await fetch(session, f"{base}/api/events")
+        assert (headers["RateLimit-Limit"], headers["RateLimit-Remaining"]) == ("3500", "3497")
+        controls.set_options(rate_headers=False)
+        status, headers, _ = await fetch(session, f"{base}/api/events")
+        assert status == 200 and not any(name in headers for name in RATE_HEADERS)
 
     run(controls, scenario)
-    assert controls.stats()["requests"] == {"get_events": 2, "other": 1}
+    assert controls.stats()["requests"] == {"get_events": 4, "other": 1}
 
 
 def test_rate_limits_toggle_at_run_time() -> None:

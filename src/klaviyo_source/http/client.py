@@ -41,7 +41,10 @@ from klaviyo_source.revision import REVISION
 __all__ = ["KlaviyoClient", "NotFoundError", "RequestObserver", "ServerError", "decode_document", "preflight"]
 
 HEARTBEAT_SECONDS = 25.0  # < 30 s: the platform kills a source silent for 60 s
-PREFLIGHT_PATH = "/api/tags"  # cheap (page[size]=1), and no stream's bucket pays for it
+# Cheap (page[size]=1) on an S-tier bucket (3/s, 60/min) whose only stream, tags, needs a page
+# or two: the alternatives cost more (/api/accounts is XS, 1/s and 15/min, and its stream needs
+# its one request; the unused buckets are endpoints the simulator does not serve).
+PREFLIGHT_PATH = "/api/tags"
 PREFLIGHT_PARAMS = {"page[size]": "1"}
 PREFLIGHT_TIMEOUT = 10.0
 

@@ -1,11 +1,14 @@
 """Client-side pacing: one limiter per Klaviyo rate bucket, shared by every stream of a run.
 
 Klaviyo counts requests per account and endpoint in a 1-second burst window and a 60-second
-steady window. Each limiter keeps sliding logs of its own request times for both windows with
-limits a little below Klaviyo's (clock skew, fixed vs sliding windows), so 429s stay rare.
-Server hints tighten it further: `RateLimit-Remaining: 0` pauses the bucket for
-`RateLimit-Reset` seconds and a 429's `Retry-After` pauses it for that long, so one throttled
-request does not trigger a storm from its siblings. The clock and sleep are injectable for tests.
+steady window, and answers every non-429 response with `RateLimit-Limit/Remaining/Reset` for the
+steady window. Until a bucket's first such answer (a run's first requests, or a proxy that strips
+the headers) its limiter spends Klaviyo's published tiers exactly, in sliding logs a little
+longer than Klaviyo's windows (requests sent 1 s apart can land in one server second); from then
+on it follows the server's fixed window. `RateLimit-Limit` above the published tier (a simulator
+without limits, an account with raised limits) scales the burst by the same factor. A 429's
+`Retry-After` pauses the bucket, so one throttled request does not trigger a storm from its
+siblings. The clock and sleep are injectable for tests.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 from klaviyo_source.endpoints import rate_for
 
-SAFETY = 0.9  # fraction of Klaviyo's published limit we allow ourselves
+SAFETY = 1.0  # fraction of Klaviyo's published limit we allow ourselves: all of it
 # Our windows are a little longer than Klaviyo's: requests spaced exactly 1 s apart on our clock
 # can land in one server second after network jitter (matters most for 1/s buckets).
 BURST_WINDOW = 1.1
@@ -28,13 +31,13 @@ STEADY_WINDOW = 61.0
 
 @dataclass(frozen=True)
 class Limits:
-    burst: int  # per second (our share)
-    steady: int  # per minute (our share, used until the server tells us its count)
+    burst: int  # per second
+    steady: int  # per minute, used until the server tells us its count
     window: int = 0  # Klaviyo's own steady limit per fixed minute window (0: same as steady)
 
 
 def limits_for(bucket: str, safety: float = SAFETY) -> Limits:
-    """Our share of a bucket's spec limits (see klaviyo_source.endpoints.rate_for)."""
+    """A bucket's spec limits, times `safety` (see klaviyo_source.endpoints.rate_for)."""
     burst, steady = rate_for(bucket)
     return Limits(max(1, int(burst * safety)), max(1, int(steady * safety)), steady)
 
@@ -47,16 +50,18 @@ class RateLimiter:
     """`acquire()` returns when a request may be sent.
 
     Burst: a sliding 1.1 s log. Steady: until a response carries `RateLimit-Remaining/Reset`, a
-    sliding 61 s log at our conservative share; from then on Klaviyo's own fixed window: spend
+    sliding 61 s log at the published limit; from then on Klaviyo's own fixed window: spend
     what the server says remains (minus the requests we sent after the answered one), then wait
-    for its reset and start the next window with the full quota. Spending whole fixed
-    windows is up to 2x faster than a sliding 90 % minute on a bucket that has to wait.
+    for its reset and start the next window with the full quota (`RateLimit-Limit`). Spending
+    whole fixed windows is up to 2x faster than a sliding minute on a bucket that has to wait.
     """
 
     def __init__(
         self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
     ) -> None:
         self.limits = limits
+        self._burst = limits.burst  # scaled when the server's limit differs from the published one
+        self._server_limit = 0  # the last RateLimit-Limit (0: none yet)
         self._clock = clock
         self._sleep = sleep
         self._second: deque[float] = deque()
@@ -69,8 +74,27 @@ class RateLimiter:
         self._freshest: float | None = None  # send time of the freshest answer in this window
 
     @property
-    def _window_limit(self) -> int:
+    def _published(self) -> int:
         return self.limits.window or self.limits.steady
+
+    @property
+    def _window_limit(self) -> int:
+        return self._server_limit or self._published
+
+    @property
+    def burst(self) -> int:
+        """Requests per second this limiter allows now."""
+        return self._burst
+
+    def _follow_limit(self, header: str | None) -> None:
+        """The server's steady limit; the burst scales with it (the headers carry no burst)."""
+        try:
+            limit = int(header) if header is not None else 0
+        except ValueError:
+            return
+        if limit > 0 and limit != self._server_limit:
+            self._server_limit = limit
+            self._burst = max(1, self.limits.burst * limit // self._published)
 
     def _sent_after(self, sent_at: float | None) -> int:
         """Requests we sent after `sent_at` (the server had not counted them when it answered
@@ -88,7 +112,7 @@ class RateLimiter:
         while self._minute and self._minute[0] + STEADY_WINDOW <= now:
             self._minute.popleft()
         wait = max(0.0, self._paused_until - now)
-        if len(self._second) >= self.limits.burst:
+        if len(self._second) >= self._burst:
             wait = max(wait, self._second[0] + BURST_WINDOW - now)
         if self._window_end is None:
             if len(self._minute) >= self.limits.steady:
@@ -138,6 +162,7 @@ class RateLimiter:
             left, reset_s = int(remaining), float(reset)
         except ValueError:
             return
+        self._follow_limit(headers.get("RateLimit-Limit"))
         now = self._clock()
         end = now + reset_s
         if left <= 0:

@@ -155,8 +155,12 @@ DERIVED: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 _SUPPRESSION = "copy:attributes.subscriptions.email.marketing.suppression"
 # (stream, dotted path of the new property, schema or "component:<name>" / "copy:<dotted path>")
 EXTRAS: tuple[tuple[str, str, Any], ...] = (
-    # Airbyte keeps the pre-2024-10-15 plural name for the suppression list.
-    ("global_exclusions", "attributes.subscriptions.email.marketing.suppressions", _SUPPRESSION),
+    # Airbyte keeps the pre-2024-10-15 plural name for the suppression list (3.x: renamed).
+    (
+        "global_exclusions",
+        "attributes.subscriptions.email.marketing.suppressions",
+        _SUPPRESSION.replace("copy:", "move:"),
+    ),
     ("events_detailed", "relationships.metric.data.name", _STRING),
     ("lists_detailed", "attributes.profile_count", _INTEGER),
     ("segments_detailed", "attributes.profile_count", _INTEGER),
@@ -174,6 +178,12 @@ EXTRAS: tuple[tuple[str, str, Any], ...] = (
     ("coupon_codes", "coupon_id", _STRING),  # the coupon whose listing returned the code
     ("form_versions", "form_id", _STRING),
 )
+
+# Streams whose top-level cursor is not a copy of the attribute of its name.
+CURSOR_DESCRIPTIONS = {
+    "global_exclusions": "The email suppression's timestamp (attributes.subscriptions.email.marketing."
+    "suppressions[0].timestamp), the stream's cursor as in Airbyte's connector 3.x.",
+}
 
 # (stream, dotted path, types) where real data is known to differ from the spec.
 LOOSEN: tuple[tuple[str, str, list[str]], ...] = (
@@ -358,15 +368,21 @@ def build_stream(resolver: Resolver, stream: str) -> Schema:
     ordered: dict[str, Schema] = {key: props[key] for key in ("type", "id") if key in props}
     if cursor is not None:
         cursor_schema = copy.deepcopy(attributes[cursor])
-        cursor_schema["description"] = f"Copy of attributes.{cursor} (the stream's cursor)."
+        cursor_schema["description"] = CURSOR_DESCRIPTIONS.get(
+            stream, f"Copy of attributes.{cursor} (the stream's cursor)."
+        )
         ordered[cursor] = cursor_schema
     ordered.update({key: value for key, value in props.items() if key not in ordered})
     resource["properties"] = ordered
     for extra_stream, dotted, spec in EXTRAS:
         if extra_stream != stream:
             continue
-        if isinstance(spec, str) and spec.startswith("copy:"):
-            value = copy.deepcopy(_lookup(resource, spec.removeprefix("copy:")))
+        if isinstance(spec, str) and spec.startswith(("copy:", "move:")):
+            source = spec.split(":", 1)[1]
+            value = copy.deepcopy(_lookup(resource, source))
+            if spec.startswith("move:"):
+                source_parent, source_last = _node_at(resource, source, create=False)
+                del source_parent["properties"][source_last]
         elif isinstance(spec, str) and spec.startswith("items-of:"):
             value = {"type": "array", "items": _resource(resolver, spec.removeprefix("items-of:"))}
         else:

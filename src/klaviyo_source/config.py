@@ -131,7 +131,8 @@ SETTINGS: tuple[Setting, ...] = (
         title="Start Date",
         description="UTC date and time in the format 2017-01-25T00:00:00Z (or 2017-01-25). A time "
         "without an offset is taken as UTC. Any data before this date will not be replicated. If "
-        "not provided, all data will be replicated. Must not be in the future.",
+        "not provided, all data will be replicated (since 2012-01-01, as Airbyte's connector 2.x; "
+        "its 3.x reads the last year only). Must not be in the future.",
         format="date-time",
         pattern=START_DATE_PATTERN,
         examples=("2017-01-25T00:00:00Z", "2017-01-25"),

@@ -123,3 +123,16 @@ def test_metric_names_in_event_metric_ids_are_resolved_to_ids(sim: Simulator, tm
     assert [p["partition"]["event_metric_id"] for p in final["states"]] == ["pqW3j3", "FJMnd0", "nope"]
     logs = "\n".join(out.logs())
     assert "'Opened Email' is the name of pqW3j3" in logs and "'nope' is neither an id nor a name" in logs
+
+
+def test_a_blank_start_date_reads_everything_and_says_so(sim: Simulator, tmp_path: Path) -> None:
+    """Airbyte 3.x would start one year back; we read all data (as 2.x) and say so in the log."""
+    config = make_config(sim, start_date="")
+    out = read_in_process(tmp_path, config=config, catalog=make_catalog(["lists", "metrics"]))
+    assert out.code == 0, out.errors()
+    assert {r["id"] for r in out.records("lists")} == set(expected(sim.store)["lists"])
+    assert any("start_date is not set" in line and "since 2012-01-01" in line for line in out.logs())
+    resumed = read_in_process(
+        tmp_path, config=config, catalog=make_catalog(["lists"]), state=out.final_states()
+    )
+    assert not any("start_date is not set" in line for line in resumed.logs())  # every stream has state

@@ -65,6 +65,13 @@ SOURCES: dict[str, tuple[str, str | None]] = {
     "catalog_variants": ("GetCatalogVariantResponseCollection", "updated"),
     "catalog_categories": ("GetCatalogCategoryResponseCollection", "updated"),
     "accounts": ("GetAccountResponseCollection", None),
+    "metric_properties": ("GetMetricPropertyResponseCollection", None),
+    "universal_content": ("GetUniversalContentResponseCollection", "updated"),
+    "reviews": ("GetReviewResponseDTOCollectionCompoundDocument", "updated"),
+    "web_feeds": ("GetWebFeedResponseCollection", "updated"),
+    "webhooks": ("GetWebhookResponseCollectionCompoundDocument", None),
+    "custom_metrics": ("GetCustomMetricResponseCollectionCompoundDocument", "updated"),
+    "tracking_settings": ("GetTrackingSettingResponseCollection", None),
 }
 
 # The description of a stream without a cursor (Airbyte shows the schema's description).
@@ -177,6 +184,7 @@ EXTRAS: tuple[tuple[str, str, Any], ...] = (
     ),
     ("coupon_codes", "coupon_id", _STRING),  # the coupon whose listing returned the code
     ("form_versions", "form_id", _STRING),
+    ("metric_properties", "metric_id", _STRING),  # the metric whose listing returned the property
 )
 
 # Streams whose top-level cursor is not a copy of the attribute of its name.

@@ -91,7 +91,10 @@ def _cost(stream: Stream, listing: Listing) -> str:
         if stream.fanout.has_children is not None:
             parents += " that can have children"
         children = "new children" if stream.fanout.cursor_path else "all children"
-        cost = f"{cost} + pages({children}, {stream.fanout.page_size}) per {parents}"
+        if stream.fanout.page_size is None:  # no paging: one page holds every child
+            cost = f"{cost} + 1 per {parents}"
+        else:
+            cost = f"{cost} + pages({children}, {stream.fanout.page_size}) per {parents}"
     return cost
 
 

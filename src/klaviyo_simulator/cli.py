@@ -35,6 +35,9 @@ SIZE_FLAGS = (
     "images",
     "push_tokens",
     "catalog_items",
+    "reviews",
+    "universal_content",
+    "web_feeds",
 )
 
 

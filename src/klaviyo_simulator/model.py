@@ -21,6 +21,9 @@ SCALES: dict[str, dict[str, int]] = {
         "images": 40,
         "push_tokens": 60,
         "catalog_items": 30,
+        "reviews": 60,
+        "universal_content": 12,
+        "web_feeds": 5,
     },
     "medium": {
         "events": 200_000,
@@ -36,6 +39,9 @@ SCALES: dict[str, dict[str, int]] = {
         "images": 300,
         "push_tokens": 2_000,
         "catalog_items": 250,
+        "reviews": 1500,
+        "universal_content": 40,
+        "web_feeds": 12,
     },
     "large": {
         "events": 1_000_000,
@@ -51,6 +57,9 @@ SCALES: dict[str, dict[str, int]] = {
         "images": 1_000,
         "push_tokens": 10_000,
         "catalog_items": 1_000,
+        "reviews": 8000,
+        "universal_content": 100,
+        "web_feeds": 25,
     },
 }
 
@@ -88,6 +97,9 @@ class Sizes:
     images: int
     push_tokens: int
     catalog_items: int  # variants: 1-3 per item; categories: a few
+    reviews: int
+    universal_content: int
+    web_feeds: int
 
     @classmethod
     def for_scale(cls, scale: str, overrides: dict[str, int] | None = None) -> Sizes:

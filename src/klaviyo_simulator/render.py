@@ -42,6 +42,14 @@ PLURAL = {
     "catalog-variant": "catalog-variants",
     "catalog-category": "catalog-categories",
     "account": "accounts",
+    "metric-property": "metric-properties",
+    "template-universal-content": "template-universal-content",
+    "review": "reviews",
+    "web-feed": "web-feeds",
+    "webhook": "webhooks",
+    "webhook-topic": "webhook-topics",
+    "custom-metric": "custom-metrics",
+    "tracking-setting": "tracking-settings",
 }
 SINGULAR = {plural: rtype for rtype, plural in PLURAL.items()}
 TO_ONE = frozenset(

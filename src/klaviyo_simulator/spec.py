@@ -55,6 +55,13 @@ SERVED_PATHS: dict[str, str] = {
     "/api/catalog-variants": "catalog-variant",
     "/api/catalog-categories": "catalog-category",
     "/api/accounts": "account",
+    "/api/metrics/{id}/metric-properties": "metric-property",
+    "/api/template-universal-content": "template-universal-content",
+    "/api/reviews": "review",
+    "/api/web-feeds": "web-feed",
+    "/api/webhooks": "webhook",
+    "/api/custom-metrics": "custom-metric",
+    "/api/tracking-settings": "tracking-setting",
 }
 
 

@@ -145,10 +145,10 @@ def test_check_names_the_streams_a_scoped_key_cannot_read(
 def test_check_fails_when_no_stream_is_readable_and_succeeds_quietly_with_every_scope(
     tmp_path: Path, register_secret: Callable[[str], None]
 ) -> None:
-    only_tags = "pk_preflight_only_webhooks_0123456789abcdef"
+    only_tags = "pk_preflight_only_conversations_0123456789abcdef"
     register_secret(only_tags)
-    # a scope no stream needs (tags:read now serves tags and tag_groups)
-    with simulator(seed=5, sizes=SIZES, keys={only_tags: ["webhooks:read"], "pk_full": None}) as sim:
+    # a scope no stream needs (tags:read now serves tags and tag_groups, webhooks:read webhooks)
+    with simulator(seed=5, sizes=SIZES, keys={only_tags: ["conversations:read"], "pk_full": None}) as sim:
         verdict = _check(tmp_path, only_tags, sim.base_url)
         assert verdict["status"] == "FAILED"
         assert verdict["message"].startswith("The API key cannot read any stream: ")

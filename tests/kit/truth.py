@@ -40,6 +40,13 @@ SMALL_STREAMS: dict[str, tuple[str, str | None]] = {
     "catalog_variants": ("catalog-variant", "updated"),
     "catalog_categories": ("catalog-category", "updated"),
     "accounts": ("account", None),
+    "metric_properties": ("metric-property", None),
+    "universal_content": ("template-universal-content", "updated"),
+    "reviews": ("review", "updated"),
+    "web_feeds": ("web-feed", "updated"),
+    "webhooks": ("webhook", None),
+    "custom_metrics": ("custom-metric", "updated"),
+    "tracking_settings": ("tracking-setting", None),
 }
 
 

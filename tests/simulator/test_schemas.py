@@ -101,6 +101,7 @@ def cases(sim: Simulator) -> list[tuple[str, str, dict[str, str]]]:
     estimation = sim.store.records("campaign-recipient-estimation")[0].id
     coupon_with_codes = next(iter({r.hidden["coupon.id"] for r in sim.store.records("coupon-code")}))
     form_with_versions = next(r.id for r in sim.store.records("form") if r.relationships["form-versions"][1])
+    metric_with_properties = sim.store.records("metric-property")[0].related_ids("metric")[0]
     out: list[tuple[str, str, dict[str, str]]] = []
     for channel in ("email", "sms", "mobile_push"):
         campaign = first_id(sim, "campaign", **{"messages.channel": channel})
@@ -196,6 +197,21 @@ def cases(sim: Simulator) -> list[tuple[str, str, dict[str, str]]]:
         ("/api/catalog-variants", "/api/catalog-variants", {}),
         ("/api/catalog-categories", "/api/catalog-categories", {}),
         ("/api/accounts", "/api/accounts", {}),
+        (
+            "/api/metrics/{id}/metric-properties",
+            f"/api/metrics/{metric_with_properties}/metric-properties",
+            {},
+        ),
+        (
+            "/api/template-universal-content",
+            "/api/template-universal-content",
+            {"sort": "updated", "page[size]": "100"},
+        ),
+        ("/api/reviews", "/api/reviews", {"page[size]": "100"}),
+        ("/api/web-feeds", "/api/web-feeds", {"sort": "updated", "page[size]": "20"}),
+        ("/api/webhooks", "/api/webhooks", {"include": "webhook-topics"}),
+        ("/api/custom-metrics", "/api/custom-metrics", {"include": "metrics"}),
+        ("/api/tracking-settings", "/api/tracking-settings", {}),
     ]
     return out
 

@@ -414,6 +414,61 @@ LISTINGS: dict[str, Listing] = {
             sort=None,
             window=None,
         ),
+        Listing(
+            name="universal_content",
+            path="/api/template-universal-content",
+            cursor_path=("attributes", "updated"),
+            page_size=100,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-or-equal", upper="less-than"),
+        ),
+        Listing(
+            # Reviews filter on `created` only (an edited or moderated review keeps it): one scan,
+            # the client filters on `updated` (as metrics).
+            name="reviews",
+            path="/api/reviews",
+            cursor_path=("attributes", "updated"),
+            page_size=100,
+            sort=None,
+            window=None,
+        ),
+        Listing(
+            name="web_feeds",
+            path="/api/web-feeds",
+            cursor_path=("attributes", "updated"),
+            page_size=20,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-or-equal", upper="less-than"),
+        ),
+        Listing(
+            # One page, no filter or sort; `updated_at` may be null (older webhooks): no cursor.
+            # The topics a webhook sends come as relationship data with include=webhook-topics.
+            name="webhooks",
+            path="/api/webhooks",
+            cursor_path=(),
+            page_size=None,
+            sort=None,
+            window=None,
+            params=(("include", "webhook-topics"),),
+        ),
+        Listing(
+            # One page, no filter or sort: the client filters on `updated`.
+            name="custom_metrics",
+            path="/api/custom-metrics",
+            cursor_path=("attributes", "updated"),
+            page_size=None,
+            sort=None,
+            window=None,
+        ),
+        Listing(
+            # One record per account, a page of 1 (the spec's maximum), no date.
+            name="tracking_settings",
+            path="/api/tracking-settings",
+            cursor_path=(),
+            page_size=1,
+            sort=None,
+            window=None,
+        ),
     )
 }
 
@@ -665,6 +720,29 @@ STREAMS: tuple[Stream, ...] = (
     Stream(name="catalog_variants", listing="catalog_variants", cursor_field="updated"),
     Stream(name="catalog_categories", listing="catalog_categories", cursor_field="updated"),
     Stream(name="accounts", listing="accounts", cursor_field=None),
+    Stream(
+        # GET /api/metrics/{id}/metric-properties: one page per metric (no paging, no date, XS
+        # tier), every metric each sync (a new property does not move its metric's `updated`).
+        name="metric_properties",
+        listing="metrics",
+        cursor_field=None,
+        fanout=Fanout(
+            path="/api/metrics/{id}/metric-properties",
+            parent_key="metric_id",
+            cursor_path=(),
+            page_size=None,
+            sort=None,
+            window=None,
+            row=shape.child_of("metric_id", None),
+        ),
+        partitioned_state=True,
+    ),
+    Stream(name="universal_content", listing="universal_content", cursor_field="updated"),
+    Stream(name="reviews", listing="reviews", cursor_field="updated"),
+    Stream(name="web_feeds", listing="web_feeds", cursor_field="updated"),
+    Stream(name="webhooks", listing="webhooks", cursor_field=None),
+    Stream(name="custom_metrics", listing="custom_metrics", cursor_field="updated"),
+    Stream(name="tracking_settings", listing="tracking_settings", cursor_field=None),
 )
 
 STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}

@@ -97,7 +97,12 @@ def test_check_missing_scope_names_the_stream_and_scope(sim: Any, tmp_path: Path
     assert result.code == 0 and len(result.models) == 1
     status = result.models[0].connectionStatus
     assert status.status.value == "SUCCEEDED"
-    assert f"cannot read 1 of {len(STREAMS)} streams: metrics (need metrics:read)" in status.message
+    needing = [r.name for r in STREAMS if r.listing in ("metrics", "custom_metrics")]  # metrics:read
+    assert needing[0] == "metrics" and "metric_properties" in needing and "custom_metrics" in needing
+    assert (
+        f"cannot read {len(needing)} of {len(STREAMS)} streams: {', '.join(needing)} (need metrics:read)"
+        in status.message
+    )
 
 
 def test_check_unreachable_host(tmp_path: Path) -> None:

@@ -68,9 +68,6 @@ async def sync(
 ) -> tuple[CollectingSink, list[StreamOutcome]]:
     sink = CollectingSink()
     selections = [StreamSelection(n, incremental=incremental) for n in names]
-    # metric properties are XS (15 a minute, one per metric): the simulator's RateLimit headers
-    # would pace a second read within the minute; a fresh window per read keeps the tests quick
-    sim.controls.reset_rate_limits()
     fast = RateLimiters(override=Limits(1000, 100_000))
     run = read(config(sim, **overrides), selections, states or {}, sink, limiters=fast)
     return sink, await run.outcomes()

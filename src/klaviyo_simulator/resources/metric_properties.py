@@ -16,12 +16,13 @@ if TYPE_CHECKING:
 
 # The properties the simulator's events carry (resources/events.py), per kind of metric.
 _EVENT_ID = [("$event_id", "String")]
-_EMAIL = [
+_EMAIL = [  # sends.py: flow messages add $flow
     ("Campaign Name", "String"),
     ("Subject", "String"),
     ("Email Domain", "String"),
     ("$message", "String"),
     ("$value", "Number"),
+    ("$flow", "String"),
 ]
 _ORDER = [("$value", "Number"), ("ItemNames", "List"), ("Items", "List"), ("Currency", "String")]
 _PROPERTIES: dict[str, list[tuple[str, str]]] = {
@@ -45,6 +46,8 @@ _PROPERTIES: dict[str, list[tuple[str, str]]] = {
     "Clicked SMS": [("Message Name", "String"), ("$message", "String")],
     "Active on Site": [("page", "String"), ("$is_session_activity", "Boolean"), ("os", "String")],
     "Fulfilled Order": [],  # no events yet: no properties
+    "Viewed Form": [("form_id", "String"), ("form_version_id", "String")],
+    "Submitted Form": [("form_id", "String"), ("form_version_id", "String")],
 }
 NEW_PROPERTIES = [("Coupon Code", "String"), ("Discount", "Number"), ("Source", "String"), ("Tags", "List")]
 

@@ -103,7 +103,9 @@ def test_column_hints_follow_the_schemas() -> None:
     assert merged.resources["events"].compute_table_schema()["columns"]["id"]["primary_key"] is True
 
 
-def test_a_mistyped_or_invalid_argument_fails_with_the_config_message() -> None:
+def test_every_config_key_is_an_argument_and_a_mistyped_one_fails_with_the_config_message() -> None:
+    source = klaviyo(api_key="pk_x_0123456789", streams=["events"], event_metric_ids="AbC123,Opened Email")
+    assert sorted(source.resources) == ["events"]
     with pytest.raises(ConfigError, match="unknown argument 'num_worker'; did you mean num_workers"):
         klaviyo(api_key="pk_x_0123456789", num_worker=4)
     with pytest.raises(ConfigError, match="max_retries"):

@@ -8,6 +8,8 @@ Benchmarks (docs/performance.md explains each figure and what limits it):
   cpu       (a) connector CPU per record, 1,000,000 events, no latency or limits  (bench/memory.py)
   memory    (d) peak RSS of the same read at 100,000 and 1,000,000 events         (bench/memory.py)
   rate      (b) full catalog, medium dataset, Klaviyo tiers + latency vs lower bound (bench/rate_bound.py)
+  rate-noheaders  (b) again with the simulator's RateLimit-* headers stripped: pacing at the
+            published tiers alone (the first minute of a run, a proxy that drops them): 429s?
   latency   (c) 1,000,000 events under tiers + latency: records/s, requests in flight (bench/latency_bound.py)
   requests  (e) requests per endpoint of a full sync vs the minimum (counted in the rate runs if both)
   sync      `klaviyo-source sync` of events into DuckDB and Postgres vs the same read, no latency or
@@ -32,7 +34,7 @@ from functools import partial
 from bench import latency_bound, memory, rate_bound, requests, sync
 from bench.requests import Row
 
-CONNECTOR = ("cpu", "memory", "rate", "latency", "requests")
+CONNECTOR = ("cpu", "memory", "rate", "rate-noheaders", "latency", "requests")
 SYNC = ("sync", "sync-catalog", "sync-limits")
 EXTRAS = ("serving", "load")
 
@@ -188,6 +190,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return rows
 
         attempt("rate", rate_and_requests)
+    if "rate-noheaders" in args.only:
+        progress(f"rate-bound without RateLimit headers, {args.scale} dataset, {args.runs} run(s)")
+        attempt(
+            "rate-noheaders",
+            lambda: rate_bound.measure(
+                scale=args.scale,
+                seed=args.seed,
+                workers=args.workers,
+                runs=args.runs,
+                jitter=args.latency_jitter,
+                headers=False,
+            )[0],
+        )
     if "latency" in args.only:
         for workers in args.latency_workers:
             progress(

@@ -2,7 +2,9 @@
 
 Simulator: Klaviyo's tiers enforced (`--rate-limits`), 150 ms + 0.3 ms per record of latency,
 the medium dataset (20,000 profiles with predictive analytics, 200,000 events, ...). The
-connector reads all 11 streams (full refresh) to /dev/null.
+connector reads every stream (full refresh) to /dev/null. `headers=False` strips the
+simulator's RateLimit-* headers (a proxy that drops them): the client then paces at the published
+tiers alone, and the figure shows whether that costs time or 429s.
 
 Lower bound (docs/performance.md has it in prose). For each rate bucket b with R_b minimal
 requests (bench/requests.py), burst B_b per second and steady S_b per minute:
@@ -31,6 +33,7 @@ from bench.harness import (
     ALL_STREAMS,
     fresh_account,
     median_of,
+    post,
     read_config,
     run_read,
     simulator,
@@ -39,6 +42,7 @@ from bench.harness import (
 )
 from bench.requests import Need, Row, answered_requests, scan_quietly
 from klaviyo_simulator.spec import endpoint_rules
+from klaviyo_source.endpoints import rate_for
 
 LATENCY_MS = 150.0
 LATENCY_PER_RECORD_MS = 0.3
@@ -131,7 +135,7 @@ def bucket_floors(
         requests = sum(n.requests for n in group)
         pages = [p for n in group for p in n.pages]
         last = min(latency(p, latency_ms, per_record_ms) for p in pages)
-        burst, steady = tiers[bucket]
+        burst, steady = tiers.get(bucket) or rate_for(bucket)
         send = tier_send_time(requests, burst, steady)
         chain = max(
             (sum(latency(p, latency_ms, per_record_ms) for p in n.pages) for n in group if n.chained),
@@ -151,7 +155,7 @@ def bucket_floors(
 
 
 def measure(
-    *, scale: str, seed: int, workers: int, runs: int, jitter: float = 0.0
+    *, scale: str, seed: int, workers: int, runs: int, jitter: float = 0.0, headers: bool = True
 ) -> tuple[list[Row], list[Need], list[dict[str, int]]]:
     """The table rows, the minimal needs and each run's answered requests per bucket (for (e))."""
     flags = [
@@ -162,6 +166,8 @@ def measure(
         *klaviyo_conditions(jitter),
     ]
     with simulator(*flags) as sim:
+        if not headers:
+            post(sim.base_url, "/__sim/options", {"rate_headers": False})
         needs = scan_quietly(sim.base_url)
         floors = bucket_floors(needs)
         results = []
@@ -192,7 +198,7 @@ def measure(
     median = median_of(results)
     slowest = floors[0]
     bound = slowest.floor
-    label = f"b rate-bound ({scale}, 11 streams)"
+    label = f"b rate-bound ({scale}, {len(ALL_STREAMS)} streams{'' if headers else ', no RateLimit headers'})"
     rows: list[Row] = [
         (
             label,

@@ -1,17 +1,21 @@
 """Benchmark (e): requests a full sync makes, per endpoint, against the minimum possible.
 
-The minimum comes from a ground-truth scan of the same simulator: every listing partition the
-connector must read (campaigns: channel x archived, flows: archived) is paged once with the
-endpoint's maximum page size, so it takes ceil(records / max page) requests, and at least 1 for
-an empty partition; plus the detail fetches that cannot be avoided (one GET /api/lists/{id} per
-list for lists_detailed, one recipient estimation per campaign for campaigns_detailed). The
-scan also yields the records of every page, which `rate_bound` turns into latency floors.
+The minimum comes from a ground-truth scan of the same simulator, generic over the rows of
+`klaviyo_source/streams/table.py`: the engine's own plan of a full-catalog full refresh (which
+listings, which members ride on which scan, the predictive variant) is paged once per partition
+with the listing's maximum page size and the query an unsplit window sends, so each partition
+takes ceil(records / max page) requests (at least 1); a stream's detail fetches add one request
+per listed record, and its fan-out one child listing per parent (the row's shaper and
+`has_children` pick the parents, as the engine does), also paged at the maximum. Streams of one
+listing share its requests. The scan also yields the records of every page, which `rate_bound`
+turns into latency floors.
 
     .venv/bin/python -m bench --only requests [--quick]
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import sys
@@ -20,70 +24,21 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from bench.harness import ALL_STREAMS, fresh_account, post, read_config, run_read, simulator, stats
 from klaviyo_simulator.server import DEFAULT_KEY
+from klaviyo_source.config import Config, parse_config
+from klaviyo_source.endpoints import bucket_for
+from klaviyo_source.engine.contract import StreamSelection
+from klaviyo_source.engine.params import fanout_params, listing_params, variant_of
+from klaviyo_source.engine.partitions import ListingPlan, Member
+from klaviyo_source.engine.run import _plan
 from klaviyo_source.revision import REVISION
-
-_CHANNELS = ("email", "sms", "mobile_push")
-_ARCHIVED = ("true", "false")
-
-
-@dataclass(frozen=True)
-class Listing:
-    """One listing endpoint as the full catalog needs it (one row of data per endpoint)."""
-
-    label: str  # what the table shows
-    path: str
-    bucket: str  # the rate bucket the connector's requests fall into (full catalog, predictive on)
-    page_size: int | None  # the endpoint's maximum (None: no page[size], the server's fixed page)
-    partitions: tuple[str | None, ...] = (None,)  # filter per partition
-    splittable: bool = False  # the connector may cut it into parallel time windows
-    detail: tuple[str, str] | None = None  # (label, bucket): one detail request per record
-
-
-LISTINGS: tuple[Listing, ...] = (
-    Listing("GET /api/events (events, events_detailed)", "/api/events", "get_events", 1000, splittable=True),
-    Listing(
-        "GET /api/profiles +predictive (profiles, global_exclusions)",
-        "/api/profiles",
-        "get_profiles:predictive_analytics",
-        100,
-        splittable=True,
-    ),
-    Listing("GET /api/templates (email_templates)", "/api/templates", "get_templates", 10),
-    Listing("GET /api/metrics (metrics)", "/api/metrics", "get_metrics", None),
-    Listing(
-        "GET /api/lists (lists)",
-        "/api/lists",
-        "get_lists",
-        10,
-        detail=("GET /api/lists/{id}?profile_count (lists_detailed)", "get_list:profile_count"),
-    ),
-    Listing(
-        "GET /api/campaigns (campaigns, campaigns_detailed)",
-        "/api/campaigns",
-        "get_campaigns",
-        100,
-        partitions=tuple(
-            f"and(equals(messages.channel,'{c}'),equals(archived,{a}))" for c in _CHANNELS for a in _ARCHIVED
-        ),
-        detail=(
-            "GET /api/campaign-recipient-estimations/{id} (campaigns_detailed)",
-            "get_campaign_recipient_estimation",
-        ),
-    ),
-    Listing(
-        "GET /api/flows (flows)",
-        "/api/flows",
-        "get_flows",
-        50,
-        partitions=tuple(f"equals(archived,{a})" for a in _ARCHIVED),
-    ),
-)
+from klaviyo_source.streams.records import Page, Record
 
 
 @dataclass(frozen=True)
@@ -95,6 +50,7 @@ class Need:
     pages: tuple[int, ...]  # records in each minimal request
     chained: bool  # requests must go one after another (cursor paging of one partition)
     after: int = 0  # records of the parent's first page (a detail fetch waits for it)
+    page_size: int | None = None  # the maximum page size the scan used (None: the server's)
 
     @property
     def requests(self) -> int:
@@ -120,33 +76,94 @@ def _get(url: str, attempts: int = 3) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def _pages(base_url: str, listing: Listing, partition: str | None) -> Iterator[int]:
-    query: dict[str, str] = {}
-    if listing.page_size:
-        query["page[size]"] = str(listing.page_size)
-    if partition:
-        query["filter"] = partition
-    url: str | None = f"{base_url}{listing.path}?{urllib.parse.urlencode(query)}"
+def _documents(base_url: str, path: str, params: dict[str, str] | None) -> Iterator[dict[str, Any]]:
+    """Every page of a listing, following links.next."""
+    url: str | None = f"{base_url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
     while url:
         document = _get(url)
-        yield len(document["data"])
+        yield document
         url = (document.get("links") or {}).get("next")
+
+
+def _shaped(plan: ListingPlan, member: Member, key: Any, document: dict[str, Any]) -> list[Record]:
+    """A member's records of one page as the engine shapes them (before details and fan-outs)."""
+    row = plan.row
+    data: list[Record] = copy.deepcopy(document["data"])
+    if row.has_cursor:
+        leaf = row.cursor_path[-1]
+        for rec in data:
+            rec[leaf] = rec["attributes"][leaf]
+    extra = row.partition(key).attributes
+    for rec in data:
+        rec["attributes"].update(extra)
+    if member.row.shape is not None:
+        data = member.row.shape(data, Page(copy.deepcopy(document)))
+    return data
+
+
+def _listing_names(plan: ListingPlan) -> str:
+    return ", ".join(m.name for m in plan.members)
+
+
+def full_catalog_plans(base_url: str) -> tuple[Config, list[ListingPlan]]:
+    """The engine's plan of a full refresh of every stream, with the benchmark's config."""
+    config = parse_config(read_config(base_url, workers=1), environ={})
+    plans, failed = _plan(config, [StreamSelection(name, incremental=False) for name in ALL_STREAMS], {})
+    if failed:
+        raise RuntimeError(f"ground-truth scan: streams failed before any request: {failed}")
+    return config, plans
 
 
 def minimal_needs(base_url: str) -> list[Need]:
     """Scan the simulator the minimal way (run it without limits or latency, then reset stats)."""
+    config, plans = full_catalog_plans(base_url)
+    hi = datetime.now(UTC)
     needs: list[Need] = []
-    for listing in LISTINGS:
-        detail_records = 0
+    for plan in plans:
+        row = plan.row
+        variant = variant_of(plan, config)
+        label = f"GET {row.path} ({_listing_names(plan)})"
+        parents: dict[str, list[Record]] = {m.name: [] for m in plan.members}
         first_page = 0
-        for partition in listing.partitions:
-            pages = tuple(_pages(base_url, listing, partition))
+        for partition in row.partitions:
+            lo = min(m.starts[partition.key] for m in plan.members)
+            params = listing_params(plan, partition.key, lo, hi, page_size=row.page_size, variant=variant)
+            bucket = bucket_for(row.path, params)
+            pages = []
+            for document in _documents(base_url, row.path, params):
+                pages.append(len(document["data"]))
+                for member in plan.members:
+                    if member.row.detail is not None or member.row.fanout is not None:
+                        parents[member.name] += _shaped(plan, member, partition.key, document)
             first_page = first_page or pages[0]
-            needs.append(Need(listing.label, listing.bucket, pages, chained=not listing.splittable))
-            detail_records += sum(pages)
-        if listing.detail is not None:
-            label, bucket = listing.detail
-            needs.append(Need(label, bucket, (1,) * detail_records, chained=False, after=first_page))
+            needs.append(Need(label, bucket, tuple(pages), not row.splittable, page_size=row.page_size))
+        for member in plan.members:
+            detail, fanout = member.row.detail, member.row.fanout
+            if detail is not None:
+                records = parents[member.name]
+                bucket = bucket_for(detail.path.format(id="x"), dict(detail.params))
+                detail_label = f"GET {detail.path} ({member.name})"
+                needs.append(Need(detail_label, bucket, (1,) * len(records), chained=False, after=first_page))
+            if fanout is not None:
+                chosen = parents[member.name]
+                if fanout.has_children is not None:
+                    chosen = [p for p in chosen if fanout.has_children(p)]
+                child_label = f"GET {fanout.path} ({member.name})"
+                for parent in chosen:
+                    params = fanout_params(fanout, str(parent["id"]), member.child_start(()), hi)
+                    path = fanout.path.format(id=parent["id"])
+                    pages = tuple(len(d["data"]) for d in _documents(base_url, path, params))
+                    bucket = bucket_for(path, params)
+                    needs.append(
+                        Need(
+                            child_label,
+                            bucket,
+                            pages,
+                            chained=True,
+                            after=first_page,
+                            page_size=fanout.page_size,
+                        )
+                    )
     return needs
 
 
@@ -162,12 +179,10 @@ def labels_by_bucket(needs: list[Need]) -> dict[str, str]:
 
 
 def check_minimal(needs: list[Need]) -> None:
-    """The scan used maximal pages, so every partition took ceil(records / max) requests (>= 1)."""
-    sizes = {listing.label: listing.page_size for listing in LISTINGS}
+    """The scan used maximal pages, so every chain took ceil(records / max) requests (>= 1)."""
     for need in needs:
-        size = sizes.get(need.label)
-        if size is not None and need.chained:
-            assert need.requests == max(1, math.ceil(sum(need.pages) / size)), need
+        if need.page_size is not None and need.chained:
+            assert need.requests == max(1, math.ceil(sum(need.pages) / need.page_size)), need
 
 
 def scan_quietly(base_url: str) -> list[Need]:

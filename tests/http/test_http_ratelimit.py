@@ -173,3 +173,26 @@ def test_limiter_spends_exactly_the_servers_quota_with_requests_in_flight() -> N
         return len(sent)
 
     assert asyncio.run(go()) == 150
+
+
+def test_a_reserved_request_counts_from_when_it_is_sent() -> None:
+    """Requests that took a rate slot but waited for a num_workers slot count as sent until they
+    are, and then from their real send time: they cannot bunch with the next second's."""
+    clock = FakeClock()
+    limiter = RateLimiter(Limits(burst=3, steady=100), clock=clock, sleep=clock.sleep)
+
+    async def go() -> None:
+        for _ in range(3):
+            await limiter.reserve()
+        assert limiter.delay() > 0  # three reserved, none sent: the burst is taken
+        clock.now += 5.0  # they wait for num_workers slots
+        assert limiter.delay() > 0  # still taken
+        for _ in range(3):
+            limiter.sent()
+        assert limiter.delay() == pytest.approx(1.1)  # counted from their send time
+        clock.now += 1.1
+        await limiter.reserve()
+        limiter.unreserve()  # never sent: the slot comes back
+        assert limiter.delay() == 0
+
+    asyncio.run(go())

@@ -143,15 +143,20 @@ class _Run:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def can_split(self, bucket: str) -> bool:
-        """Split only when it can make the read faster: the window's rate bucket is not what holds
-        it back (more windows would only add requests), request capacity is idle (a slot besides
-        the caller's own is free; windows waiting on a slow bucket hold none), pages have room,
-        and the number of open windows stays bounded."""
+    def can_split(self, bucket: str, windows: int) -> bool:
+        """Split only when it can make the read faster: the window's rate bucket has spare rate
+        (it is not waiting, and its `windows` scanning are fewer than the requests in flight
+        that hold its burst rate: more would only wait and add requests), request capacity is
+        idle (a slot besides the caller's own is free; windows waiting on a slow bucket hold
+        none), pages have room, and the number of open windows stays bounded."""
         assert self.client is not None
         if self.active >= MAX_WINDOWS_PER_WORKER * self.config.num_workers or self.outbox.full():
             return False
-        if self.client.limiters.get(bucket).delay() > 0:
+        limiter = self.client.limiters.get(bucket)
+        if limiter.delay() > 0:
+            return False
+        useful = limiter.useful_parallelism()
+        if useful is not None and windows >= useful:
             return False
         return self.client.free_slots() >= 2 or self.active < self.config.num_workers
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +38,7 @@ from klaviyo_source.errors import (
 from klaviyo_source.http.client import KlaviyoClient, RequestObserver
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams.records import Page, Record
-from klaviyo_source.streams.table import Fanout
+from klaviyo_source.streams.table import Fanout, Variant
 from klaviyo_source.times import parse_cursor, parse_time
 
 
@@ -52,6 +53,13 @@ class _Cursor:
     skip_ids: set[str] = field(default_factory=set)
     last: datetime | None = None
     ids_at_last: set[str] = field(default_factory=set)
+    page_first: datetime | None = None  # cursor of the last page's first record in the window
+    page_records: int = 0  # records of the last page in the window
+
+
+# Split a window only when the rest of it is estimated at this many pages or more (halves of 8):
+# each split costs about half a page on average (the page that crosses the cut), ~3 % at most.
+SPLIT_MIN_PAGES = 16
 
 
 class Scanner:
@@ -62,7 +70,7 @@ class Scanner:
         outbox: Outbox,
         hi_final: datetime,
         spawn: Callable[[Window], None],
-        can_split: Callable[[str], bool],
+        can_split: Callable[[str, int], bool],
         *,
         raw_plans: frozenset[str] = frozenset(),
     ) -> None:
@@ -75,6 +83,7 @@ class Scanner:
         self.raw_plans = raw_plans  # listings whose pages go pre-serialized to a raw-capable sink
         self.requests = RequestCount()
         self._observers: dict[str, StatsObserver] = {}
+        self.windows_by_bucket: Counter[str] = Counter()  # windows scanning, per rate bucket
 
     def observer(self, plan: ListingPlan) -> StatsObserver:
         obs = self._observers.get(plan.name)
@@ -99,13 +108,31 @@ class Scanner:
         key = window.track.key
         row = plan.row
         variant = variant_of(plan, self.config)
-        observer = self.observer(plan)
         decode = page_decoder(row.cursor_path) if plan.name in self.raw_plans else None
         page_size = row.page_size
         at = _Cursor(
             row.path, listing_params(plan, key, window.lo, window.hi, page_size=page_size, variant=variant)
         )
         bucket = bucket_for(row.path, at.params)  # the client derives the same for each request
+        self.windows_by_bucket[bucket] += 1
+        try:
+            await self._pages(window, plan, at, bucket, variant, decode, page_size)
+        finally:
+            self.windows_by_bucket[bucket] -= 1
+
+    async def _pages(
+        self,
+        window: Window,
+        plan: ListingPlan,
+        at: _Cursor,
+        bucket: str,
+        variant: Variant | None,
+        decode: Callable[[bytes], RawPage] | None,
+        page_size: int | None,
+    ) -> None:
+        key = window.track.key
+        row = plan.row
+        observer = self.observer(plan)
         while (url := at.url) is not None:
             if not plan.alive():
                 return
@@ -174,8 +201,28 @@ class Scanner:
                 if not handed:
                     self.outbox.release(large)
             at.url, at.params = next_url, None
-            if at.url is not None and row.splittable and at.last is not None and self.can_split(bucket):
+            if (
+                at.url is not None
+                and row.splittable
+                and at.last is not None
+                and self._pages_left(window, at, page_size) >= SPLIT_MIN_PAGES
+                and self.can_split(bucket, self.windows_by_bucket[bucket])
+            ):
                 self._split(window, at.last)
+
+    @staticmethod
+    def _pages_left(window: Window, at: _Cursor, page_size: int | None) -> float:
+        """Pages the rest of the window [last, hi) will take, at the density of the last page
+        (records per second of cursor time): a split costs about one partly used page, so it pays
+        only for a window with many pages to go. A page all at one second: dense, many to go."""
+        first, last = at.page_first, at.last
+        if first is None or last is None or not page_size or at.page_records < 2:
+            return 0.0
+        span = (last - first).total_seconds()
+        if span <= 0:
+            return float("inf")
+        density = (at.page_records - 1) / span
+        return density * (window.hi - last).total_seconds() / page_size
 
     @staticmethod
     def _next_link(fetched: Any, path: str, url: str, seen: set[str]) -> str | None:
@@ -223,6 +270,7 @@ class Scanner:
 
         start, end, cut = window_slice(len(ids), cursor_at, id_at, window.hi, at.skip_at, at.skip_ids)
         last = cursor_at(end - 1) if end > start else None
+        at.page_first, at.page_records = (cursor_at(start) if end > start else None), end - start
         records = page.records
         raw_batches: list[tuple[Member, list[orjson.Fragment]]] = []
         for member in plan.members:
@@ -265,6 +313,7 @@ class Scanner:
             data = listed[start:end]
             last = cursor_at(end - 1) if end > start else None
             first = cursor_at(start) if end > start else None
+            at.page_first, at.page_records = first, end - start
             max_cursor = last
         elif not row.has_cursor:  # every record, every read
             last, first, max_cursor = None, None, None

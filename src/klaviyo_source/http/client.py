@@ -165,21 +165,19 @@ class KlaviyoClient:
                 observer.heartbeat(f"{why}; {left:.0f}s left")
             await asyncio.sleep(min(left, HEARTBEAT_SECONDS))
 
-    async def _pace(self, bucket: str, observer: RequestObserver) -> float:
-        """Wait for the bucket's limiter; returns the moment the request took its slot."""
+    async def _pace(self, bucket: str, observer: RequestObserver) -> None:
+        """Wait for the bucket's limiter and reserve a slot (`sent` or `unreserve` must follow)."""
         limiter = self.limiters.get(bucket)
         waited = 0.0
         while True:
             wait = limiter.delay()
             if wait <= 0:
-                await limiter.acquire()
-                sent_at = limiter.last_acquired  # read before any other task can acquire
+                await limiter.reserve()
                 break
             await self._sleep(wait, f"Pacing requests to Klaviyo's {bucket} rate limit", bucket, observer)
             waited += wait
         if waited:
             observer.on_rate_wait(waited)
-        return sent_at
 
     def _request(self, url: URL, params: Mapping[str, str] | None) -> tuple[Request, str]:
         """How messages name the request, and its rate bucket."""
@@ -199,16 +197,25 @@ class KlaviyoClient:
         """Pace, send once and read the answer (or the transport error); and when it took its slot."""
         if self._session is None:
             raise RuntimeError("KlaviyoClient used outside 'async with'")
-        sent_at = await self._pace(bucket, observer)
+        await self._pace(bucket, observer)
+        limiter = self.limiters.get(bucket)
         observer.on_request()
         # (aiohttp reads timeout=None as "no timeout": pass the session's unless shortened)
         limit = self._session.timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        sent_at: float | None = None
         try:
-            async with self._in_flight, self._session.get(url, params=params, timeout=limit) as response:
-                body = await response.read()
-                return Outcome(response.status, headers=response.headers, body=body), sent_at
-        except TRANSPORT_ERRORS as error:
-            return Outcome(error=error), sent_at
+            async with self._in_flight:
+                sent_at = limiter.sent()  # the rate windows count it from now, not from pacing
+                try:
+                    async with self._session.get(url, params=params, timeout=limit) as response:
+                        body = await response.read()
+                        limiter.answered(sent_at)
+                        return Outcome(response.status, headers=response.headers, body=body), sent_at
+                except TRANSPORT_ERRORS as error:
+                    return Outcome(error=error), sent_at
+        finally:
+            if sent_at is None:  # cancelled while waiting for a slot
+                limiter.unreserve()
 
     async def get_json(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +28,7 @@ SAFETY = 1.0  # fraction of Klaviyo's published limit we allow ourselves: all of
 # can land in one server second after network jitter (matters most for 1/s buckets).
 BURST_WINDOW = 1.1
 STEADY_WINDOW = 61.0
+PENDING_POLL = 0.05  # a window full of reserved, unsent requests: look again this soon
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,16 @@ class RateLimiter:
         self._server_limit = 0  # the last RateLimit-Limit (0: none yet)
         self._clock = clock
         self._sleep = sleep
-        self._second: deque[float] = deque()
-        self._minute: deque[float] = deque()
+        self._second: deque[float] = deque()  # send times, sliding 1.1 s
+        self._minute: deque[float] = deque()  # send times, sliding 61 s
+        self._pending = 0  # slots taken by requests not sent yet (waiting for a num_workers slot)
         self._paused_until = 0.0
         self._window_end: float | None = None  # end of the server's current steady window
         self._window_left = 0  # requests we may still send in it
         self.waited = 0.0  # total seconds callers spent waiting here
         self.last_acquired = 0.0
         self._freshest: float | None = None  # send time of the freshest answer in this window
+        self.latency: float | None = None  # smoothed seconds from sending to the whole answer
 
     @property
     def _published(self) -> int:
@@ -97,11 +101,21 @@ class RateLimiter:
             self._burst = max(1, self.limits.burst * limit // self._published)
 
     def _sent_after(self, sent_at: float | None) -> int:
-        """Requests we sent after `sent_at` (the server had not counted them when it answered
-        the request sent then). Unknown send time: those of the last burst window."""
+        """Requests we sent after `sent_at` or are about to send (the server had not counted them
+        when it answered the request sent then). Unknown send time: those of the last burst window."""
         if sent_at is None:
-            return len(self._second)
-        return len(self._minute) - bisect.bisect_right(self._minute, sent_at)
+            return len(self._second) + self._pending
+        return len(self._minute) - bisect.bisect_right(self._minute, sent_at) + self._pending
+
+    @staticmethod
+    def _full(log: deque[float], pending: int, limit: int, width: float, now: float) -> float:
+        """Wait until `log` + `pending` fit under `limit` again (0: they fit). Only pending ones:
+        poll, as they enter the log when sent."""
+        if len(log) + pending < limit:
+            return 0.0
+        if len(log) > len(log) + pending - limit:
+            return log[len(log) + pending - limit] + width - now
+        return PENDING_POLL
 
     def delay(self) -> float:
         """Seconds until a request may go (0 = now); prunes the windows."""
@@ -112,38 +126,69 @@ class RateLimiter:
         while self._minute and self._minute[0] + STEADY_WINDOW <= now:
             self._minute.popleft()
         wait = max(0.0, self._paused_until - now)
-        if len(self._second) >= self._burst:
-            wait = max(wait, self._second[0] + BURST_WINDOW - now)
+        wait = max(wait, self._full(self._second, self._pending, self._burst, BURST_WINDOW, now))
         if self._window_end is None:
-            if len(self._minute) >= self.limits.steady:
-                wait = max(wait, self._minute[0] + STEADY_WINDOW - now)
-            return wait
+            steady = self._full(self._minute, self._pending, self.limits.steady, STEADY_WINDOW, now)
+            return max(wait, steady)
         if now >= self._window_end:  # the server's next fixed window has started
             self._window_end += 60.0 * (1 + int((now - self._window_end) // 60.0))
             # Requests still in flight may land in the new window: the first answer from it
             # (observe) corrects this downward, exactly.
-            self._window_left = self._window_limit - len(self._second)
+            self._window_left = self._window_limit - len(self._second) - self._pending
         if self._window_left <= 0:
             wait = max(wait, self._window_end - now)
         return wait
 
-    async def acquire(self) -> float:
-        """Wait for a slot and take it; returns the seconds waited. `last_acquired` is the
-        moment taken (pass it to `observe` with that request's answer)."""
+    async def reserve(self) -> float:
+        """Wait for a slot and take it, for a request that goes out later (`sent`, or `unreserve`
+        if it never does): it counts as sent from now until it is. Returns the seconds waited."""
         waited = 0.0
         while True:
             wait = self.delay()
             if wait <= 0:
-                now = self._clock()
-                self._second.append(now)
-                self._minute.append(now)
+                self._pending += 1
                 self._window_left -= 1
-                self.last_acquired = now
                 self.waited += waited
                 return waited
             wait = max(wait, 0.001)  # a wait below clock resolution would spin
             await self._sleep(wait)
             waited += wait
+
+    def sent(self) -> float:
+        """A reserved request goes out now; returns the moment (pass it to `observe` with its
+        answer). The windows count it from when it is sent, not from when it was reserved: a
+        request that waited for a num_workers slot cannot bunch with the next second's."""
+        now = self._clock()
+        self._pending = max(0, self._pending - 1)
+        self._second.append(now)
+        self._minute.append(now)
+        self.last_acquired = now
+        return now
+
+    def answered(self, sent_at: float) -> None:
+        """The answer to the request sent at `sent_at` is in: smooth it into `latency`."""
+        took = max(0.0, self._clock() - sent_at)
+        self.latency = took if self.latency is None else 0.8 * self.latency + 0.2 * took
+
+    def useful_parallelism(self) -> int | None:
+        """Requests in flight that keep this bucket at its burst rate (Little's law: rate x
+        latency, plus one); more only wait for the rate. None before any answer."""
+        if self.latency is None:
+            return None
+        return math.ceil(self._burst * self.latency) + 1
+
+    def unreserve(self) -> None:
+        """A reserved request will not be sent: give its slot back."""
+        if self._pending > 0:
+            self._pending -= 1
+            self._window_left += 1
+
+    async def acquire(self) -> float:
+        """Wait for a slot and send at once (`reserve` + `sent`); returns the seconds waited.
+        `last_acquired` is the moment sent."""
+        waited = await self.reserve()
+        self.sent()
+        return waited
 
     def pause(self, seconds: float) -> None:
         """Nobody sends on this bucket for `seconds` (Retry-After, exhausted quota)."""

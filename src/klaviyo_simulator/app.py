@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from aiohttp import web
 
+from klaviyo_simulator import quirks
 from klaviyo_simulator.controls import Controls, RouteInfo
 from klaviyo_simulator.errors import ApiError
 from klaviyo_simulator.model import Page
@@ -257,8 +258,10 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
     rid = matched.groupdict().get("id")
     collection = rid is None or route.parent_type is not None
     kind = state.store.kind(rule.resource_type)
+    options = state.controls.options
     try:
         query = parse_query(request, rule, kind, collection)
+        query.conditions = quirks.conditions(query.conditions, options)
         base = f"{request.scheme}://{request.host}"
         renderer = Renderer(state.store, base, query.fields, query.includes)
         if collection:
@@ -268,6 +271,7 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
                 if parent is None:
                     raise ApiError(404, "not_found", f"A {route.parent_type} with id {rid} does not exist.")
             page, next_cursor, prev_cursor = fetch_page(state, route, kind, query, parent)
+            quirks.reorder(rule.resource_type, query, page, options)
             data: Any = kind.render(rule.resource_type, page, renderer, query)
             body: dict[str, Any] = {"data": data, "links": _links(request, base, next_cursor, prev_cursor)}
             records = len(page.rows)
@@ -285,7 +289,8 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
     if "include" in request.query:
         body["included"] = list(renderer.included.values())
     body["meta"] = _meta(next_cursor is not None)
-    return await state.controls.respond(request, info, orjson.dumps(body), records=records)
+    payload = quirks.body(orjson.dumps(body), options)
+    return await state.controls.respond(request, info, payload, records=records)
 
 
 async def serve_report(state: SimulatorState, request: web.Request, path: str) -> web.StreamResponse:

@@ -87,6 +87,10 @@ class ControlOptions:
     quota_day_seconds: float = 86_400.0  # length of the daily window (fixed, aligned to the clock)
     daily_quota: int = 0  # > 0: this many calls per day instead of the spec's (225)
     rate_headers: bool = True  # off: no RateLimit-* headers (a proxy that strips them)
+    # Klaviyo breaking its own contract (klaviyo_simulator/quirks.py), off by default.
+    quirk_greater_than_equal: bool = False  # greater-than also returns records at the bound's second
+    quirk_unsorted_archived: bool = False  # archived campaigns' pages slightly out of sort order
+    quirk_space_datetimes: bool = False  # datetimes written with a space instead of T
 
 
 @dataclass

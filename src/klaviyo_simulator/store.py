@@ -101,7 +101,7 @@ class Store:
 
     def clock(self) -> int:
         """Current real time in whole seconds, never before anything already stored."""
-        latest = max(self.now, self.events.cols.ts[-1] if self.event_count else 0)
+        latest = max(self.now, self.events.latest())
         return max(int(time.time()), latest)
 
     def advance(self, changes: dict[str, Any]) -> dict[str, Any]:

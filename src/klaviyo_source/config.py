@@ -45,6 +45,7 @@ class Config:
     num_workers: int = 30
     lookback_window: int = 0
     event_metric_ids: tuple[str, ...] = ()  # metric ids (or names, resolved before a read)
+    late_events_hours: int = 168
     base_url: str = DEFAULT_BASE_URL
     # Advanced knobs (tests use small values; defaults suit production).
     request_timeout: float = 60.0
@@ -176,6 +177,21 @@ SETTINGS: tuple[Setting, ...] = (
         "'Placed Order') is accepted too and resolved to the id(s) of the metrics of that name "
         "via /api/metrics. Empty: all events, one unfiltered read.",
         examples=("UYGkp4,Xb7nQ2", "Placed Order,Opened Email"),
+    ),
+    Setting(
+        name="late_events_hours",
+        kind="integer",
+        title="Late events re-scan (hours)",
+        description="Klaviyo makes some events visible days after their datetime (peers saw more "
+        "than 4 days). Every incremental sync re-reads events and events_detailed from this many "
+        "hours before the saved cursor, so such events are picked up; re-read events keep their "
+        "id, so dedup destinations absorb them. The re-scan is the larger of this and "
+        "lookback_window. Cost per sync: about (events in the window) / 1000 extra requests to "
+        "GET /api/events, e.g. 7 for 1,000 events a day over 168 hours. 0 turns it off.",
+        minimum=0,
+        maximum=2160,
+        default=168,
+        examples=(0, 24, 168),
     ),
     Setting(
         name="base_url",

@@ -40,3 +40,34 @@ def filter_time(value: datetime) -> str:
     """A datetime literal for Klaviyo filters (bare, UTC, `Z`; fractions only when present)."""
     text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
     return text + "Z"
+
+
+def iso_datetime(value: Any) -> Any:
+    """A datetime Klaviyo wrote with a space instead of `T` (2026) as ISO-8601 with offset
+    (`2024-09-03 10:00:00` -> `2024-09-03T10:00:00+00:00`); anything else unchanged."""
+    if not isinstance(value, str) or value[10:11] != " ":
+        return value
+    try:
+        parsed = parse_time(value)
+    except ValueError:
+        return value
+    return parsed.isoformat()
+
+
+def normalize_datetimes(record: Any, path: tuple[str, ...]) -> None:
+    """`iso_datetime` on the value(s) at `path` in a record, in place; `*` walks every key of an
+    object or item of a list. Missing keys and other types are left alone."""
+    if not path or record is None:
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        children = record.values() if isinstance(record, dict) else record if isinstance(record, list) else ()
+        for child in children:
+            normalize_datetimes(child, rest)
+        return
+    if not isinstance(record, dict) or head not in record:
+        return
+    if rest:
+        normalize_datetimes(record[head], rest)
+    else:
+        record[head] = iso_datetime(record[head])

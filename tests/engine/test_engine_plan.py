@@ -9,6 +9,7 @@ from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.contract import StreamOutcome
 from klaviyo_source.engine.params import listing_params, variant_of
 from klaviyo_source.engine.partitions import FLOOR, ListingPlan, Member, Track, member_starts, plan_windows
+from klaviyo_source.engine.run import trailing_rescan
 from klaviyo_source.streams.table import LISTINGS, NO_PARTITION, STREAMS_BY_NAME
 
 LO = datetime(2024, 8, 1, tzinfo=UTC)
@@ -94,11 +95,24 @@ def test_member_starts_floor_start_date_state_and_lookback() -> None:
     events = STREAMS_BY_NAME["events"]
     group = LISTINGS["events"]
     saved = {NO_PARTITION: datetime(2024, 9, 10, tzinfo=UTC)}
-    assert member_starts(events, group, {}, start_date=None, lookback_days=0) == {NO_PARTITION: FLOOR}
-    assert member_starts(events, group, saved, start_date=LO, lookback_days=3) == {
+    assert member_starts(events, group, {}, start_date=None, rescan=timedelta(0)) == {NO_PARTITION: FLOOR}
+    assert member_starts(events, group, saved, start_date=LO, rescan=timedelta(days=3)) == {
         NO_PARTITION: datetime(2024, 9, 7, tzinfo=UTC)
     }
-    assert member_starts(events, group, saved, start_date=HI, lookback_days=0) == {NO_PARTITION: HI}
+    assert member_starts(events, group, saved, start_date=HI, rescan=timedelta(0)) == {NO_PARTITION: HI}
+    hours = member_starts(events, group, saved, start_date=LO, rescan=timedelta(hours=6))
+    assert hours == {NO_PARTITION: datetime(2024, 9, 9, 18, tzinfo=UTC)}
+    profiles = STREAMS_BY_NAME["profiles"]  # no `lookback` on its row: resumes at its state
+    assert (
+        member_starts(profiles, LISTINGS["profiles"], saved, start_date=LO, rescan=timedelta(days=3)) == saved
+    )
+
+
+def test_trailing_rescan_is_the_larger_of_late_events_hours_and_lookback_window() -> None:
+    assert trailing_rescan(Config(api_key="k")) == timedelta(hours=168)  # the default: 7 days
+    assert trailing_rescan(Config(api_key="k", late_events_hours=6)) == timedelta(hours=6)
+    assert trailing_rescan(Config(api_key="k", late_events_hours=6, lookback_window=2)) == timedelta(days=2)
+    assert trailing_rescan(Config(api_key="k", late_events_hours=0)) == timedelta(0)
 
 
 def test_watermark_is_contiguous_prefix_and_never_lowered() -> None:

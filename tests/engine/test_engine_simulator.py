@@ -42,6 +42,7 @@ def sim_config(sim: Simulator, **overrides: Any) -> Config:
     values: dict[str, Any] = dict(
         api_key=sim.api_key, base_url=sim.base_url, backoff_base=0.01, max_retries=2, max_rate_limit_wait=10.0
     )
+    values["late_events_hours"] = 0  # boundaries exactly at the state; test_late_events.py re-scans
     values.update(overrides)
     return Config(**values)
 

@@ -202,9 +202,16 @@ def test_state_follows_records_and_never_decreases() -> None:
 def test_incremental_reads_only_from_the_state_and_future_state_makes_no_request() -> None:
     api = dataset()
     cut = BASE + timedelta(minutes=53 * 2000)
-    sink, _ = _read(api, ["events"], {"events": {"datetime": _iso(cut)}})
+    sink, _ = _read(api, ["events"], {"events": {"datetime": _iso(cut)}}, late_events_hours=0)
     records = sink.records_of("events")
     assert len(records) == 500 and min(r["datetime"] for r in records) == _iso(cut)  # inclusive
+    # the default trailing re-scan (168 h) starts 7 days earlier: 190 events at 53 min apart
+    sink, _ = _read(api, ["events"], {"events": {"datetime": _iso(cut)}})
+    records = sink.records_of("events")
+    assert len(records) == 690 and min(r["datetime"] for r in records) == _iso(
+        cut - timedelta(minutes=53 * 190)
+    )
+    assert sink.states_of("events")[-1]["datetime"] >= _iso(cut)  # never moved back
     api.requests.clear()
     future = {"datetime": "2099-01-01T00:00:00+0000"}
     sink, outcomes = _read(api, ["events"], {"events": future})

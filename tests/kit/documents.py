@@ -15,7 +15,9 @@ ALL_STREAMS = [row.name for row in STREAMS]
 
 def make_config(sim: Simulator | None, **overrides: Any) -> dict[str, Any]:
     """A config for `sim` (or for no server) with fast failure knobs: small timeouts, waits and
-    backoff, a few retries. Overrides replace or add keys."""
+    backoff, a few retries, and no late-events re-scan (tests of incremental boundaries then see
+    exactly what changed; tests/engine/test_late_events.py covers the re-scan, whose default is
+    168 hours). Overrides replace or add keys."""
     config: dict[str, Any] = {
         "api_key": sim.api_key if sim else NO_SERVER_KEY,
         "base_url": sim.base_url if sim else "http://127.0.0.1:9",
@@ -25,6 +27,7 @@ def make_config(sim: Simulator | None, **overrides: Any) -> dict[str, Any]:
         "backoff_base": 0.01,
         "request_timeout": 5,
         "max_rate_limit_wait": 10,
+        "late_events_hours": 0,
     }
     config.update(overrides)
     return config

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 EVENT_ID_MODULUS = 62**10  # < 2**63: the arithmetic stays on machine-size ints
 EVENT_ID_FACTOR = 521_457_124_689_104_637  # odd, not a multiple of 31: row -> id is a bijection
 EVENT_ID_OFFSET = 0x2F1D
+LATE_EVENTS_AGE = 86_400  # default age of `advance(late_events=N)` events, in seconds
 # 62**3 three-char digits (~12 MB once): an id costs 3 divmods instead of 10 on the serving hot path.
 TRIPLETS = [a + b + c for a in BASE62 for b in BASE62 for c in BASE62]
 ORDER_METRICS = frozenset({"Placed Order", "Ordered Product", "Checkout Started", "Added to Cart"})
@@ -68,9 +69,10 @@ OSES = ('"iOS"', '"Android"', '"Windows"', '"macOS"')
 
 @dataclass
 class EventColumns:
-    """Events as columns; rows are positions, sorted by time."""
+    """Events as columns; rows are positions in creation order (sorted by time, except late
+    events, which are created after later ones; `Events.keys` is always sorted)."""
 
-    ts: array[int]  # epoch seconds, non-decreasing
+    ts: array[int]  # epoch seconds
     metric: array[int]  # index into the metrics
     profile: array[int]  # profile row
     rand: array[int]  # 64 random bits per event: everything else about it derives from these
@@ -140,7 +142,8 @@ class Events:
     types: tuple[str, ...] = ("event",)
     # event properties name the generated campaigns, flow messages and form versions
     requires: tuple[str, ...] = ("profile", "campaign", "flow", "form", "metric")
-    advance_keys = frozenset({"events"})
+    # late_events: created now with a `datetime` late_events_age seconds ago (default one day).
+    advance_keys = frozenset({"events", "late_events", "late_events_age"})
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -152,6 +155,10 @@ class Events:
     @property
     def count(self) -> int:
         return len(self.cols.ts)
+
+    def latest(self) -> int:
+        """The latest event second stored (0 without events)."""
+        return self.keys[-1] >> SHIFT if self.keys else 0
 
     # ------------------------------------------------------------ generation
 
@@ -364,19 +371,29 @@ class Events:
     # ------------------------------------------------------------ time moves
 
     def advance(self, change: Change) -> dict[str, Any]:
-        """New events stamped now (a quarter at the latest stored second with `boundary`)."""
-        n_events = change.count("events")
-        if not n_events:
-            return {}
-        last = self.cols.ts[-1] if self.count else change.now
-        created = []
-        for k in range(n_events):
-            stamp = last if change.at_boundary and k < max(1, n_events // 4) else change.now
-            if change.at_boundary:
-                change.boundary["events"] = iso_seconds(last)
-            self._append(stamp, change.salt, k)
-            created.append(event_id(self.count - 1))
-        return {"events": created}
+        """New events stamped now (a quarter at the latest stored second with `boundary`), and late
+        events: created now but dated `late_events_age` seconds ago (Klaviyo makes some events
+        visible days after their `datetime`)."""
+        n_events, n_late = change.count("events"), change.count("late_events")
+        out: dict[str, Any] = {}
+        if n_events:
+            last = self.latest() if self.count else change.now
+            created = []
+            for k in range(n_events):
+                stamp = last if change.at_boundary and k < max(1, n_events // 4) else change.now
+                if change.at_boundary:
+                    change.boundary["events"] = iso_seconds(last)
+                self._append(stamp, change.salt, k)
+                created.append(event_id(self.count - 1))
+            out["events"] = created
+        if n_late:
+            stamp = change.now - (change.count("late_events_age") or LATE_EVENTS_AGE)
+            late = []
+            for k in range(n_late):
+                self._append(stamp, change.salt, n_events + k)
+                late.append(event_id(self.count - 1))
+            out["late_events"] = late
+        return out
 
     def _append(self, stamp: int, salt: int, k: int) -> None:
         row = self.count
@@ -385,4 +402,8 @@ class Events:
         self.cols.metric.append(bisect.bisect_right(METRIC_CUMULATIVE, u))
         self.cols.profile.append(mix(salt, 6, k) % max(1, self.store.profile_count))
         self.cols.rand.append(mix(salt, 11, k))
-        self.keys.append((stamp << SHIFT) | row)
+        key = (stamp << SHIFT) | row
+        if self.keys and key < self.keys[-1]:
+            bisect.insort(self.keys, key)  # a late event: keyed among the earlier ones
+        else:
+            self.keys.append(key)

@@ -181,18 +181,18 @@ def member_starts(
     saved: SavedState,
     *,
     start_date: datetime | None,
-    lookback_days: int,
+    rescan: timedelta,
 ) -> dict[PartitionKey, datetime]:
-    """The first cursor a stream needs per partition: saved state (minus the lookback for the
-    streams it applies to) but never before start_date (or the 2012 floor)."""
+    """The first cursor a stream needs per partition: saved state (minus the trailing re-scan for
+    the streams it applies to) but never before start_date (or the 2012 floor)."""
     floor = parse_time(row.pinned_start) if row.pinned_start else start_date or FLOOR
     if not row.has_cursor or (row.fanout is not None and row.fanout.every_parent):
         return {partition.key: FLOOR for partition in listing.partitions}  # every parent, always
     out: dict[PartitionKey, datetime] = {}
     for partition in listing.partitions:
         cursor = saved.get(partition.key)
-        if cursor is not None and row.lookback and lookback_days:
-            cursor -= timedelta(days=lookback_days)
+        if cursor is not None and row.lookback and rescan:
+            cursor -= rescan
         if cursor is not None and row.fixed_lookback_seconds:
             cursor -= timedelta(seconds=row.fixed_lookback_seconds)
         out[partition.key] = max(floor, cursor) if cursor is not None else floor

@@ -77,3 +77,12 @@ def fragment(raw: msgspec.Raw, key: bytes, cursor: str) -> orjson.Fragment:
     pre-serialized value."""
     view = memoryview(raw)
     return orjson.Fragment(b"".join((view[:-1], key, orjson.dumps(cursor), b"}")))
+
+
+def repaired(raw: msgspec.Raw, attribute: str, field: str, cursor: str) -> orjson.Fragment:
+    """The record with its cursor attribute replaced by `cursor` (normalized) and the top-level
+    copy added: the slow path, for pages whose cursors Klaviyo wrote out of ISO-8601."""
+    record = orjson.loads(bytes(raw))
+    record["attributes"][attribute] = cursor
+    record[field] = cursor
+    return orjson.Fragment(orjson.dumps(record))

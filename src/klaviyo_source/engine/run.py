@@ -16,7 +16,7 @@ import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from klaviyo_source.config import Config
@@ -64,6 +64,12 @@ def configured_listing(name: str, config: Config) -> Listing:
     return listing.configured(getattr(config, spec.setting)) if spec is not None else listing
 
 
+def trailing_rescan(config: Config) -> timedelta:
+    """How far before the saved cursor incremental reads of `lookback` streams start: the larger
+    of late_events_hours and Airbyte's lookback_window (days)."""
+    return max(timedelta(hours=config.late_events_hours), timedelta(days=config.lookback_window))
+
+
 def _plan(
     config: Config, selections: Sequence[StreamSelection], states: Mapping[str, Any]
 ) -> tuple[list[ListingPlan], list[StreamOutcome]]:
@@ -89,7 +95,7 @@ def _plan(
             configured,
             saved,
             start_date=config.start_date,
-            lookback_days=config.lookback_window if selection.incremental else 0,
+            rescan=trailing_rescan(config) if selection.incremental else timedelta(0),
         )
         members[row.name] = Member(
             row,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,10 +24,16 @@ from klaviyo_source.config import Config
 from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.observer import RequestCount, StatsObserver
 from klaviyo_source.engine.outbox import ChildItem, FailItem, NoteItem, Outbox, PageItem, TaskEnd
-from klaviyo_source.engine.pages import tail_ids, window_slice
+from klaviyo_source.engine.pages import (
+    ParsedCursors,
+    strings_in_order,
+    tail_ids,
+    times_in_order,
+    window_slice,
+)
 from klaviyo_source.engine.params import fanout_params, listing_params, variant_of
 from klaviyo_source.engine.partitions import ListingPlan, Member, Window
-from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder
+from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder, repaired
 from klaviyo_source.errors import (
     KlaviyoSourceError,
     MalformedResponseError,
@@ -38,8 +44,8 @@ from klaviyo_source.errors import (
 from klaviyo_source.http.client import KlaviyoClient, RequestObserver
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams.records import Page, Record
-from klaviyo_source.streams.table import Fanout, Variant
-from klaviyo_source.times import parse_cursor, parse_time
+from klaviyo_source.streams.table import Fanout, PartitionKey, Variant
+from klaviyo_source.times import iso_datetime, normalize_datetimes, parse_cursor, parse_time
 
 
 @dataclass(eq=False)
@@ -84,6 +90,7 @@ class Scanner:
         self.requests = RequestCount()
         self._observers: dict[str, StatsObserver] = {}
         self.windows_by_bucket: Counter[str] = Counter()  # windows scanning, per rate bucket
+        self._out_of_order: set[tuple[str, PartitionKey]] = set()
 
     def observer(self, plan: ListingPlan) -> StatsObserver:
         obs = self._observers.get(plan.name)
@@ -246,6 +253,23 @@ class Scanner:
         seen.add(next_url)
         return next_url
 
+    def _note_out_of_order(self, plan: ListingPlan, window: Window) -> None:
+        """Say once per partition that Klaviyo sent a page out of its sort order (all records kept)."""
+        key = (plan.name, window.track.key)
+        if key in self._out_of_order:
+            return
+        self._out_of_order.add(key)
+        names = "/".join(m.name for m in plan.members if m.alive)
+        where = ", ".join(f"{k}={v}" for k, v in window.track.key)
+        self.outbox.note(
+            NoteItem(
+                None,
+                f"{names}{f' ({where})' if where else ''}: Klaviyo returned a page of {plan.row.path} "
+                f"out of its sort order ({plan.row.sort}); every record of it was kept.",
+                level="WARN",
+            )
+        )
+
     def _split(self, window: Window, last: datetime) -> None:
         mid = last + (window.hi - last) / 2
         mid = mid.replace(microsecond=0)
@@ -261,31 +285,44 @@ class Scanner:
         """The fast path for listings whose selected members all take records as listed: records
         stay pre-serialized JSON (orjson.Fragment)."""
         cursors, ids = page.cursors, page.ids
-
-        def cursor_at(i: int) -> datetime:
-            return parse_time(cursors[i])
+        in_order = strings_in_order(cursors)
+        times: Sequence[datetime] = ParsedCursors(cursors) if in_order else [parse_time(c) for c in cursors]
+        if not in_order:
+            self._note_out_of_order(plan, window)
 
         def id_at(i: int) -> str:
             return ids[i]
 
-        start, end, cut = window_slice(len(ids), cursor_at, id_at, window.hi, at.skip_at, at.skip_ids)
-        last = cursor_at(end - 1) if end > start else None
-        at.page_first, at.page_records = (cursor_at(start) if end > start else None), end - start
+        picked, cut = window_slice(
+            times, id_at, window.lo, window.hi, at.skip_at, at.skip_ids, in_order=in_order
+        )
+        last = times[picked[-1]] if picked else None
+        at.page_first, at.page_records = (times[picked[0]] if picked else None), len(picked)
         records = page.records
+        leaf = plan.row.cursor_path[-1]
+        spaced = not all(c[10:11] == "T" for c in cursors)  # Klaviyo's space-separated datetimes
         raw_batches: list[tuple[Member, list[orjson.Fragment]]] = []
         for member in plan.members:
             if not member.alive:
                 continue
-            first = start
             member_start = member.starts[window.track.key]
-            if end > first and cursor_at(first) < member_start:
-                first = bisect_left(range(len(ids)), member_start, lo=first, hi=end, key=cursor_at)
             cursor_field = member.row.cursor_field
             assert cursor_field is not None  # raw-capable listings are ordered on a cursor
-            key = cursor_key(cursor_field)
-            raw_batches.append((member, [fragment(records[i], key, cursors[i]) for i in range(first, end)]))
-        tail = tail_ids(start, end, cursor_at, id_at)
-        item = PageItem(window, [], end - start, last, last, final, raw_batches=raw_batches)
+            chosen: Sequence[int] = picked
+            if isinstance(picked, range):
+                if picked and times[picked[0]] < member_start:
+                    first = bisect_left(times, member_start, lo=picked.start, hi=picked.stop)
+                    chosen = range(first, picked.stop)
+            else:
+                chosen = [i for i in picked if times[i] >= member_start]
+            if spaced:
+                batch = [repaired(records[i], leaf, cursor_field, iso_datetime(cursors[i])) for i in chosen]
+            else:
+                key = cursor_key(cursor_field)
+                batch = [fragment(records[i], key, cursors[i]) for i in chosen]
+            raw_batches.append((member, batch))
+        tail = tail_ids(picked, times, id_at)
+        item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches)
         return item, cut, tail
 
     async def _page(
@@ -301,20 +338,24 @@ class Scanner:
         tail: set[str] = set()
         if row.ordered:
             listed = data
-
-            def cursor_at(i: int) -> datetime:
-                return parse_cursor(shape.cursor_value(listed[i], path))
+            times = [parse_cursor(shape.cursor_value(r, path)) for r in listed]
+            in_order = times_in_order(times)
+            if not in_order:
+                self._note_out_of_order(plan, window)
 
             def id_at(i: int) -> str:
                 return str(listed[i].get("id"))
 
-            start, end, cut = window_slice(len(listed), cursor_at, id_at, window.hi, at.skip_at, at.skip_ids)
-            tail = tail_ids(start, end, cursor_at, id_at)
-            data = listed[start:end]
-            last = cursor_at(end - 1) if end > start else None
-            first = cursor_at(start) if end > start else None
-            at.page_first, at.page_records = first, end - start
-            max_cursor = last
+            picked, cut = window_slice(
+                times, id_at, window.lo, window.hi, at.skip_at, at.skip_ids, in_order=in_order
+            )
+            tail = tail_ids(picked, times, id_at)
+            data = [listed[i] for i in picked]
+            kept_times = [times[i] for i in picked]
+            last = kept_times[-1] if kept_times else None
+            first = min(kept_times) if kept_times else None
+            max_cursor = max(kept_times) if kept_times else None
+            at.page_first, at.page_records = first, len(picked)
         elif not row.has_cursor:  # every record, every read
             last, first, max_cursor = None, None, None
         else:
@@ -328,15 +369,19 @@ class Scanner:
                         max_cursor = cursor
             data, last, first = kept, None, None
 
-        if row.has_cursor:  # the top-level cursor copy (Airbyte's envelope)
+        for datetime_path in row.datetime_paths:  # before the cursor copy: it may be one of them
+            for rec in data:
+                normalize_datetimes(rec, datetime_path)
+        if row.has_cursor:  # the top-level cursor copy (Airbyte's envelope), ISO-8601 with `T`
             name = row.cursor_name
             if len(path) == 2:
                 outer, leaf = path
                 for rec in data:
-                    rec[name] = rec[outer][leaf]
+                    held = rec[outer]
+                    rec[name] = held[leaf] = iso_datetime(held[leaf])
             else:
                 for rec in data:
-                    rec[name] = shape.cursor_value(rec, path)
+                    rec[name] = iso_datetime(shape.cursor_value(rec, path))
         extra = row.partition(key).attributes
         if extra:
             for rec in data:
@@ -352,10 +397,7 @@ class Scanner:
                 if first is None or first >= member_start:
                     selected = data
                 else:
-                    at_start = bisect_left(
-                        data, member_start, key=lambda r: parse_cursor(shape.cursor_value(r, path))
-                    )
-                    selected = data[at_start:]
+                    selected = [r for r, t in zip(data, kept_times, strict=True) if t >= member_start]
             elif row.has_cursor:
                 selected = [r for r in data if parse_cursor(shape.cursor_value(r, path)) >= member_start]
             else:

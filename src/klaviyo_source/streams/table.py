@@ -90,6 +90,9 @@ class Listing:
     variant: Variant | None = None
     config_partitions: ConfigPartitions | None = None
     cursor_as: str = ""  # the top-level cursor copy's name when not the path's last key
+    # Datetimes besides the cursor that Klaviyo sometimes writes with a space instead of `T`
+    # (2026): normalized to ISO-8601 with offset before shaping (`*` = every key or item).
+    datetime_paths: tuple[tuple[str, ...], ...] = ()
 
     @property
     def cursor_name(self) -> str:
@@ -182,7 +185,9 @@ class Stream:
     detail: Detail | None = None
     fanout: Fanout | None = None
     wants_variant: bool = False  # asks for its listing's variant
-    lookback: bool = False  # the config's lookback_window moves its incremental start back
+    # Incremental reads start the trailing re-scan (late_events_hours, lookback_window) before the
+    # saved cursor: Klaviyo makes some records visible after their cursor has been passed.
+    lookback: bool = False
     # A fixed re-read before the saved cursor (seconds), whatever the config says.
     fixed_lookback_seconds: int = 0
     # Where the stream starts without state, instead of start_date ("" = start_date, else the
@@ -214,6 +219,13 @@ class Stream:
 
 
 _CHANNELS = ("email", "sms", "mobile_push")
+# A profile's subscription datetimes (consent, last update, suppressions), every channel and kind.
+_SUBSCRIPTION_DATETIMES: tuple[tuple[str, ...], ...] = (
+    ("attributes", "subscriptions", "*", "*", "consent_timestamp"),
+    ("attributes", "subscriptions", "*", "*", "last_updated"),
+    ("attributes", "subscriptions", "*", "*", "suppression", "*", "timestamp"),
+    ("attributes", "subscriptions", "*", "*", "list_suppressions", "*", "timestamp"),
+)
 _ARCHIVED = ("true", "false")
 _PREDICTIVE_503_ADVICE = "Retry the sync later, or set disable_fetching_predictive_analytics to true."
 
@@ -229,6 +241,7 @@ LISTINGS: dict[str, Listing] = {
             window=WindowFilter(field="updated", lower="greater-than", upper="less-than"),
             splittable=True,
             params=(("additional-fields[profile]", "subscriptions"),),
+            datetime_paths=_SUBSCRIPTION_DATETIMES,
             variant=Variant(
                 label="predictive analytics",
                 params=(("additional-fields[profile]", "subscriptions,predictive_analytics"),),
@@ -252,6 +265,7 @@ LISTINGS: dict[str, Listing] = {
                 upper="less-than",
             ),
             params=(("additional-fields[profile]", "subscriptions"),),
+            datetime_paths=_SUBSCRIPTION_DATETIMES,
         ),
         Listing(
             name="events",

@@ -22,6 +22,7 @@ from klaviyo_source.destinations.typemap import SQL_TYPES
 from klaviyo_source.engine.contract import StreamStatus
 from klaviyo_source.sync.progress import committed_rows, print_summary
 from klaviyo_source.sync.sink import StreamCounts
+from klaviyo_source.times import format_time
 
 if TYPE_CHECKING:
     from klaviyo_source.sync.command import SyncOptions, SyncReport
@@ -69,6 +70,7 @@ def report_document(report: SyncReport, options: SyncOptions) -> dict[str, Any]:
         "destination": options.destination.display,
         "write": options.write.value,
         "full_refresh": options.full_refresh,
+        "start_date": format_time(options.config.start_date) if options.config.start_date else None,
         "exit_code": report.exit_code,
         "interrupted_by": report.interrupted_by,
         "error": report.error,

@@ -1,0 +1,88 @@
+"""The sync face over time, against the simulator over 127.0.0.1: late events re-read by the
+trailing re-scan are absorbed by dedup tables (counted unchanged, never twice), and a start_date
+moved earlier than the previous sync's warns how to backfill."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from kit.sim import simulator
+from klaviyo_source.sync.command import parse_args, run_sync
+
+SIZES = {"events": 300, "profiles": 30, "campaigns": 2, "lists": 1, "templates": 1, "flows": 1}
+
+
+def _config(path: Path, sim: Any, **values: Any) -> str:
+    config = {"api_key": sim.api_key, "base_url": sim.base_url, "backoff_base": 0.01, **values}
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def _events(database: Path) -> tuple[int, int]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows, ids = con.execute("SELECT count(*), count(DISTINCT id) FROM klaviyo.events").fetchone()  # type: ignore[misc]
+    return int(rows), int(ids)
+
+
+def test_late_events_land_once_in_a_dedup_table(tmp_path: Path) -> None:
+    database = tmp_path / "k.duckdb"
+    with simulator(sizes=SIZES, now=int(time.time()) - 60) as sim:
+        sim.advance(events=1)  # the latest event is now: the saved cursor is now
+        time.sleep(1.1)
+        config = _config(tmp_path / "c.json", sim, late_events_hours=48)
+        args = [
+            "--config",
+            config,
+            "--destination",
+            str(database),
+            "--streams",
+            "events",
+            "--progress",
+            "none",
+        ]
+        first = asyncio.run(run_sync(parse_args(args, environ={})))
+        assert first.exit_code == 0, first.error
+        late = sim.advance(late_events=3, late_events_age=6 * 3600)["late_events"]
+        time.sleep(1.1)
+        second = asyncio.run(run_sync(parse_args(args, environ={})))
+        assert second.exit_code == 0, second.error
+        counts = second.counts["events"]
+        assert counts.inserted == len(late)  # the late ones, once
+        assert counts.received > len(late) and counts.unchanged == counts.received - len(late)  # re-reads
+        assert counts.changed == 0
+        assert _events(database) == (sim.store.event_count, sim.store.event_count)
+
+
+def test_an_earlier_start_date_warns_how_to_backfill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "k.duckdb"
+    with simulator(sizes=SIZES, now=int(time.time()) - 60) as sim:
+        common = ["--destination", str(database), "--streams", "events,email_templates", "--progress", "none"]
+
+        def sync(start: str) -> None:
+            config = _config(tmp_path / "c.json", sim, start_date=start, late_events_hours=0)
+            report = asyncio.run(run_sync(parse_args(["--config", config, *common], environ={})))
+            assert report.exit_code == 0, report.error
+
+        sync("2025-06-01")
+        sync("2025-06-01")
+        assert "warning" not in capsys.readouterr().err
+        sync("2024-01-01")
+        err = capsys.readouterr().err
+        assert "start_date 2024-01-01T00:00:00+00:00 is earlier than the previous sync's" in err
+        assert "klaviyo-source sync --full-refresh --streams events,email_templates" in err
+        assert (
+            f"klaviyo-source state reset --streams events,email_templates --destination duckdb:///{database}"
+            in err
+        )
+        assert "Traceback" not in err
+        sync("2024-01-01")  # said once, when it moved
+        assert "warning" not in capsys.readouterr().err

@@ -4,7 +4,7 @@ and writes datetimes as ISO-8601 with offset."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kit.sim import run_against_simulator
@@ -14,6 +14,7 @@ from klaviyo_simulator.server import Simulator
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamSelection, StreamStatus
+from klaviyo_source.engine.pages import times_in_order, window_slice
 
 SIZES = {"events": 600, "profiles": 450, "campaigns": 150, "lists": 12, "templates": 2, "flows": 2}
 
@@ -91,11 +92,28 @@ def test_space_separated_datetimes_come_out_as_iso_8601_with_offset() -> None:
         assert all(_iso(r["datetime"]) and r["attributes"]["datetime"] == r["datetime"] for r in events)
         consents = [r["consent_timestamp"] for r in sink.records_of("profile_subscriptions")]
         assert any(consents) and all(_iso(c) for c in consents if c)
+        exclusions = sink.records_of("global_exclusions")
         suppressions = [
             s["timestamp"]
-            for r in sink.records_of("global_exclusions")
-            for s in r["attributes"]["subscriptions"]["email"]["marketing"]["suppression"]
+            for r in exclusions
+            for s in r["attributes"]["subscriptions"]["email"]["marketing"]["suppressions"]
         ]
         assert suppressions and all(_iso(t) for t in suppressions)
+        assert all(_iso(r["updated"]) for r in exclusions)  # its cursor: the suppression time
 
     run_against_simulator(body, seed=3, sizes=SIZES, quirk_space_datetimes=True)
+
+
+def test_a_page_is_cut_at_its_window_lower_bound_sorted_or_not() -> None:
+    """A split window [mid, hi) asks greater-than(mid - 1 µs); the quirky API also returns the
+    records at mid - 1 s, which belong to the window before: they are cut here."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    times = [base + timedelta(seconds=s) for s in (9, 10, 10, 11, 12)]
+    ids = ["a", "b", "c", "d", "e"]
+    lo, hi = base + timedelta(seconds=10), base + timedelta(seconds=12)
+    picked, cut = window_slice(times, ids.__getitem__, lo, hi, None, set())
+    assert list(picked) == [1, 2, 3] and cut
+    shuffled = [times[i] for i in (1, 0, 3, 2, 4)]
+    picked, cut = window_slice(shuffled, ids.__getitem__, lo, hi, None, set(), in_order=False)
+    assert sorted(shuffled[i] for i in picked) == times[1:4] and cut
+    assert not times_in_order(shuffled) and times_in_order(times)

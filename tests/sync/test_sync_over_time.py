@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from kit.sim import simulator
+from klaviyo_source.cli import main
 from klaviyo_source.sync.command import parse_args, run_sync
 
 SIZES = {"events": 300, "profiles": 30, "campaigns": 2, "lists": 1, "templates": 1, "flows": 1}
@@ -86,3 +87,35 @@ def test_an_earlier_start_date_warns_how_to_backfill(
         assert "Traceback" not in err
         sync("2024-01-01")  # said once, when it moved
         assert "warning" not in capsys.readouterr().err
+
+
+def test_write_mode_changes_are_refused_or_warned_and_counts_stay_true(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "k.duckdb"
+    with simulator(sizes=SIZES, now=int(time.time()) - 60) as sim:
+        config = _config(tmp_path / "c.json", sim)  # the default re-scan: 168 h
+        common = [
+            "--config",
+            config,
+            "--destination",
+            str(database),
+            "--streams",
+            "events",
+            "--progress",
+            "none",
+        ]
+        first = asyncio.run(run_sync(parse_args(common, environ={})))
+        assert first.exit_code == 0 and first.counts["events"].inserted == sim.store.event_count
+        refused = main(["sync", *common, "--write", "append"])  # dedup rows -> append: refused
+        err = capsys.readouterr().err
+        assert refused == 1 and "holds rows written with --write dedup" in err and "Traceback" not in err
+        assert _events(database) == (sim.store.event_count, sim.store.event_count)  # untouched
+        rebuilt = asyncio.run(run_sync(parse_args([*common, "--write", "overwrite"], environ={})))
+        assert rebuilt.exit_code == 0 and rebuilt.counts["events"].inserted == sim.store.event_count
+        appended = asyncio.run(run_sync(parse_args([*common, "--write", "append"], environ={})))
+        counts = appended.counts["events"]
+        assert appended.exit_code == 0 and counts.inserted == counts.received >= 0 and counts.changed == 0
+        assert "--write append: events re-read the last 168 h" in capsys.readouterr().err
+        rows, ids = _events(database)
+        assert ids == sim.store.event_count and rows == sim.store.event_count + counts.inserted

@@ -32,7 +32,7 @@ from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, Strea
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError, UsageError
 from klaviyo_source.interrupt import Interrupted, received_signal, run_interruptible
 from klaviyo_source.streams.table import STREAMS_BY_NAME
-from klaviyo_source.sync.backfill import start_date_warnings
+from klaviyo_source.sync.guards import sync_warnings
 from klaviyo_source.sync.progress import (
     LOG_LEVELS,
     ProgressMode,
@@ -202,7 +202,7 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
     try:
         try:
             states = {} if options.full_refresh else await asyncio.to_thread(destination.stored_states)
-            for warning in await asyncio.to_thread(start_date_warnings, destination, options, states):
+            for warning in await asyncio.to_thread(sync_warnings, destination, options, states):
                 print(f"klaviyo-source sync: warning: {warning}", file=sys.stderr)
             for name in options.streams:
                 await asyncio.to_thread(destination.prepare, STREAMS_BY_NAME[name], options.write)

@@ -1,9 +1,15 @@
-"""The start_date guard of `sync`: a start_date moved earlier than the previous sync's does not
-backfill streams that resume from their saved state; say so, and how to backfill.
+"""What `sync` warns about before it reads, from its options and the destination's records.
 
-The previous sync's start_date is in its run record (`_klaviyo_sync_runs.report`, key
-`start_date`; null = none, i.e. the 2012 floor). Runs recorded before that key existed say
-nothing, so no warning is given then.
+* A start_date moved earlier than the previous sync's does not backfill streams that resume from
+  their saved state: say so, and how to backfill (`--full-refresh` for those streams, or
+  `klaviyo-source state reset`). The previous sync's start_date is in its run record
+  (`_klaviyo_sync_runs.report`, key `start_date`; null = none, i.e. the 2012 floor); runs
+  recorded before that key existed say nothing, so no warning is given then.
+* `--write append` with the trailing re-scan of late events: every re-read event is appended
+  again (dedup absorbs them).
+
+(A start_date in the future is refused by the config loader; a table's write mode is guarded by
+the destination, `destinations/base.py`.)
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from klaviyo_source.destinations.base import DEFAULT_SCHEMA, DestinationSpec, SqlDestination
-from klaviyo_source.streams.table import FLOOR_ISO
+from klaviyo_source.destinations.base import DEFAULT_SCHEMA, DestinationSpec, SqlDestination, WriteMode
+from klaviyo_source.streams.table import FLOOR_ISO, STREAMS_BY_NAME
 from klaviyo_source.sync.report import RUNS_TABLE
 from klaviyo_source.times import format_time, parse_time
 
@@ -25,15 +31,31 @@ if TYPE_CHECKING:
 _ABSENT = object()
 
 
-def start_date_warnings(
-    destination: SqlDestination, options: SyncOptions, states: Mapping[str, Any]
-) -> list[str]:
+def sync_warnings(destination: SqlDestination, options: SyncOptions, states: Mapping[str, Any]) -> list[str]:
     """The warnings for this sync (blocking: reads the destination's run records)."""
     if options.full_refresh:
         return []
     previous = previous_start_date(destination)
     where = as_argument(options.destination)
-    return backfill_warnings(options.config.start_date, previous, states, options.streams, where)
+    warnings = backfill_warnings(options.config.start_date, previous, states, options.streams, where)
+    return warnings + append_rescan_warnings(options)
+
+
+def append_rescan_warnings(options: SyncOptions) -> list[str]:
+    """--write append with a trailing re-scan: the re-read records are stored again."""
+    from klaviyo_source.engine.run import trailing_rescan  # the engine pulls in aiohttp: not at import
+
+    rescan = trailing_rescan(options.config)
+    streams = [name for name in options.streams if STREAMS_BY_NAME[name].lookback]
+    if options.write is not WriteMode.APPEND or not streams or not rescan:
+        return []
+    hours = int(rescan.total_seconds() // 3600)
+    return [
+        f"--write append: {', '.join(streams)} re-read the last {hours} h before their saved state "
+        "on every sync (late_events_hours / lookback_window, for events Klaviyo makes visible "
+        "late), and append mode stores each re-read row again. Use --write dedup (one row per "
+        "id), or set late_events_hours to 0."
+    ]
 
 
 def as_argument(spec: DestinationSpec) -> str:

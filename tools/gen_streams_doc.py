@@ -53,6 +53,8 @@ def _listing_request(listing: Listing) -> str:
         params["page[size]"] = str(listing.page_size)
     query = "&".join(f"{k}={v}" for k, v in params.items())
     filtered = f", filter on `{listing.window.field}`" if listing.window else ", no server filter"
+    if len(listing.partitions) == 1 and listing.partitions[0].predicates:  # a fixed filter too
+        filtered += " and " + " and ".join(f"`{p}`" for p in listing.partitions[0].predicates)
     return f"GET {listing.path}" + (f"?{query}" if query else "") + filtered
 
 

@@ -189,3 +189,38 @@ def _saved_floor(state: dict[str, Any], cursor: str) -> int | None:
     if "states" in state:
         return min(epoch_us(datetime.fromisoformat(s["cursor"][cursor])) or 0 for s in state["states"])
     return epoch_us(state[cursor])
+
+
+def test_list_exclusions_alone_read_only_the_profiles_holding_a_list_suppression() -> None:
+    """Alone, list_exclusions filters the profiles listing on having a list suppression (every
+    other profile yields no row): fewer pages, the same rows; with profile_subscriptions it rides
+    the profiles scan (no request of its own)."""
+
+    async def body(sim: Simulator) -> None:
+        store = sim.store
+        holders = [row for row in range(store.profile_count) if store.profiles.list_suppressions(row)]
+        all_pages, holder_pages = -(-store.profile_count // 100), max(1, -(-len(holders) // 100))
+        assert holder_pages < all_pages
+        sim.controls.reset_stats()
+        alone = await sync(sim, ["list_exclusions"], incremental=False)
+        assert requests(sim)["get_profiles"] == holder_pages
+        assert sorted(keys(alone, "list_exclusions")) == sorted(derived(store)["list_exclusions"])
+        sim.controls.reset_stats()
+        both = await sync(sim, ["profile_subscriptions", "list_exclusions"], incremental=False)
+        assert requests(sim)["get_profiles"] == all_pages  # one scan feeds both
+        assert set(keys(both, "list_exclusions")) == set(keys(alone, "list_exclusions"))
+
+        first = await sync(sim, ["list_exclusions"])
+        state = first.states_of("list_exclusions")[-1]
+        await asyncio.sleep(1.1)
+        changes = sim.advance(profiles_updated=120)
+        await asyncio.sleep(1.1)
+        second = await sync(sim, ["list_exclusions"], {"list_exclusions": state})
+        truth = derived(store)["list_exclusions"]
+        changed = set(changes["profiles_updated"])
+        wanted = {key for key in truth if key.split("/")[0] in changed}
+        assert wanted and wanted <= set(keys(second, "list_exclusions"))
+        saved = epoch_us(state["updated"])
+        assert all(epoch_us(r["updated"]) >= saved for r in second.records_of("list_exclusions"))  # type: ignore[operator]
+
+    run_against_simulator(body, sizes=SIZES)

@@ -268,6 +268,27 @@ LISTINGS: dict[str, Listing] = {
             datetime_paths=_SUBSCRIPTION_DATETIMES,
         ),
         Listing(
+            # list_exclusions on their own: of the profiles changed since the state, only those
+            # holding a list suppression (any `list_suppressions` entry since the epoch); every
+            # other profile would yield no row. With profiles selected they ride its scan.
+            name="list_suppressed_profiles",
+            path="/api/profiles",
+            cursor_path=("attributes", "updated"),
+            page_size=100,
+            sort="updated",
+            window=WindowFilter(field="updated", lower="greater-than", upper="less-than"),
+            splittable=True,
+            partitions=(
+                Partition(
+                    predicates=(
+                        "greater-or-equal(subscriptions.email.marketing.list_suppressions.timestamp,"
+                        "1970-01-01T00:00:00Z)",
+                    )
+                ),
+            ),
+            params=(("additional-fields[profile]", "subscriptions"),),
+        ),
+        Listing(
             name="events",
             path="/api/events",
             cursor_path=("attributes", "datetime"),
@@ -673,9 +694,10 @@ STREAMS: tuple[Stream, ...] = (
         primary_key=("segment_id", "tag_id"),
         shape=shape.tag_links("segment_id", "updated"),
     ),
-    # Every profile has subscriptions and no filter selects list suppressions by profile update:
-    # alone, these read the profiles listing (without predictive analytics); with profiles they
-    # ride its pages (one fetch feeds profiles, profile_subscriptions and list_exclusions).
+    # Every profile has subscriptions: alone, profile_subscriptions reads the profiles listing
+    # (without predictive analytics); list_exclusions alone reads only the changed profiles that
+    # hold a list suppression. With profiles (or profile_subscriptions) selected they ride its
+    # pages (one fetch feeds profiles, profile_subscriptions and list_exclusions).
     Stream(
         name="profile_subscriptions",
         listing="profiles",
@@ -685,10 +707,11 @@ STREAMS: tuple[Stream, ...] = (
     ),
     Stream(
         name="list_exclusions",
-        listing="profiles",
+        listing="list_suppressed_profiles",
         cursor_field="updated",
         primary_key=("profile_id", "list_id"),
         shape=shape.list_exclusion_rows,
+        rides_on="profiles",
     ),
     Stream(name="tags", listing="tags", cursor_field=None),
     Stream(name="tag_groups", listing="tag_groups", cursor_field=None),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +137,26 @@ class Scanner:
         decode: Callable[[bytes], RawPage] | None,
         page_size: int | None,
     ) -> None:
+        pending: list[asyncio.Task[None]] = []  # pages waiting for their members' requests
+        try:
+            await self._page_loop(window, plan, at, bucket, variant, decode, page_size, pending)
+            if pending:
+                await pending[-1]  # each waits for the one before it
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _page_loop(
+        self,
+        window: Window,
+        plan: ListingPlan,
+        at: _Cursor,
+        bucket: str,
+        variant: Variant | None,
+        decode: Callable[[bytes], RawPage] | None,
+        page_size: int | None,
+        pending: list[asyncio.Task[None]],
+    ) -> None:
         key = window.track.key
         row = plan.row
         observer = self.observer(plan)
@@ -146,6 +166,7 @@ class Scanner:
             large = row.splittable
             await self.outbox.reserve(large)
             handed = False
+            work: list[tuple[Member, Coroutine[Any, Any, list[Record] | None]]] = []
             try:
                 try:
                     if decode is not None:
@@ -185,7 +206,7 @@ class Scanner:
                             plan, window, fetched, at, final=next_url is None
                         )
                     else:
-                        item, cut, page_tail = await self._page(
+                        item, cut, page_tail, work = self._page(
                             plan, window, fetched, at, final=next_url is None
                         )
                 except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -202,11 +223,19 @@ class Scanner:
                     at.ids_at_last = page_tail | at.ids_at_last if item.last == at.last else page_tail
                     at.last = item.last
                 item.large = large
-                self.outbox.page(item)
+                if work or pending:
+                    # The members' own requests run while the next page is fetched; pages still
+                    # reach the consumer in order (state follows them).
+                    previous = pending[-1] if pending else None
+                    pending.append(asyncio.create_task(self._hand_after(item, work, previous)))
+                else:
+                    self.outbox.page(item)
                 handed = True
             finally:
                 if not handed:
                     self.outbox.release(large)
+                    for job in work:
+                        job[1].close()
             at.url, at.params = next_url, None
             if (
                 at.url is not None
@@ -216,6 +245,35 @@ class Scanner:
                 and self.can_split(bucket, self.windows_by_bucket[bucket])
             ):
                 self._split(window, at.last)
+
+    async def _hand_after(
+        self,
+        item: PageItem,
+        work: list[tuple[Member, Coroutine[Any, Any, list[Record] | None]]],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Make the members' requests of one page (all members at once), then hand the page over
+        after the window's previous page. A member whose requests fail fails alone."""
+
+        async def one(member: Member, job: Coroutine[Any, Any, list[Record] | None]) -> None:
+            try:
+                records = await job
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.outbox.note(FailItem([member], error))
+                return
+            if records is not None:
+                item.batches.append((member, records))
+
+        try:
+            await asyncio.gather(*(one(member, job) for member, job in work))
+            if previous is not None:
+                await previous
+        except BaseException:
+            self.outbox.release(item.large)
+            raise
+        self.outbox.page(item)
 
     @staticmethod
     def _pages_left(window: Window, at: _Cursor, page_size: int | None) -> float:
@@ -325,11 +383,12 @@ class Scanner:
         item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches)
         return item, cut, tail
 
-    async def _page(
+    def _page(
         self, plan: ListingPlan, window: Window, doc: dict[str, Any], at: _Cursor, *, final: bool
-    ) -> tuple[PageItem, bool, set[str]]:
-        """Cut, select per member and shape one page; returns the item, whether it was cut and the
-        ids of its records at the last cursor."""
+    ) -> tuple[PageItem, bool, set[str], list[tuple[Member, Coroutine[Any, Any, list[Record] | None]]]]:
+        """Cut, select per member and shape one page; returns the item, whether it was cut, the
+        ids of its records at the last cursor, and the members' requests still to make (detail
+        fetches, fan-outs: a coroutine per member, its records or None when they went as children)."""
         row = plan.row
         path = row.cursor_path
         key = window.track.key
@@ -389,6 +448,7 @@ class Scanner:
 
         page = Page(doc)
         batches: list[tuple[Member, list[Record]]] = []
+        work: list[tuple[Member, Coroutine[Any, Any, list[Record] | None]]] = []
         for member in plan.members:
             if not member.alive:
                 continue
@@ -408,20 +468,14 @@ class Scanner:
                 own = stream.cursor_field
                 if stream.rows_own_cursor and own is not None:
                     selected = [r for r in selected if parse_cursor(r[own]) >= member_start]
-            try:
-                if stream.fanout is not None:
-                    await self._fanout(plan, member, stream.fanout, selected)
-                    continue  # its records went out as child items, parent by parent
-                if stream.detail is not None:
-                    selected = await self._details(member, selected, page)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self.outbox.note(FailItem([member], error))
-                continue
-            batches.append((member, selected))
+            if stream.fanout is not None:  # its records go out as child items, parent by parent
+                work.append((member, self._fanout(plan, member, stream.fanout, selected)))
+            elif stream.detail is not None:
+                work.append((member, self._details(member, selected, page)))
+            else:
+                batches.append((member, selected))
         item = PageItem(window, batches, len(data), last, max_cursor, final)
-        return item, cut, tail
+        return item, cut, tail, work
 
     async def _fanout(self, plan: ListingPlan, member: Member, fanout: Fanout, parents: list[Record]) -> None:
         """Read each parent's child listing from where that parent's cursor stopped, page by page

@@ -44,3 +44,17 @@ def test_read_with_state_re_reads_late_events(tmp_path: Path) -> None:
         )
         assert second.code == 0 and set(late) <= second.ids("events")
         assert second.final_states()["events"]["datetime"] >= first.final_states()["events"]["datetime"]
+
+
+def test_space_separated_datetimes_go_out_as_iso_8601(tmp_path: Path) -> None:
+    with simulator(sizes=SIZES, quirk_space_datetimes=True) as sim:
+        catalog = make_catalog(["events", "profile_subscriptions"])
+        ran = run_cli(tmp_path, "read", in_process=True, config=make_config(sim), catalog=catalog)
+        assert ran.code == 0
+        events = ran.records("events")  # the pre-serialized fast path
+        assert len(events) == sim.store.event_count
+        assert all(r["datetime"][10] == "T" and r["attributes"]["datetime"] == r["datetime"] for r in events)
+        consents = [
+            r["consent_timestamp"] for r in ran.records("profile_subscriptions") if r["consent_timestamp"]
+        ]
+        assert consents and all(c[10] == "T" and c.endswith("+00:00") for c in consents)

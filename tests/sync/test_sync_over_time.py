@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from kit.ground_truth import expected, loaded
 from kit.sim import simulator
 from klaviyo_source.cli import main
 from klaviyo_source.sync.command import parse_args, run_sync
@@ -119,3 +120,27 @@ def test_write_mode_changes_are_refused_or_warned_and_counts_stay_true(
         assert "--write append: events re-read the last 168 h" in capsys.readouterr().err
         rows, ids = _events(database)
         assert ids == sim.store.event_count and rows == sim.store.event_count + counts.inserted
+
+
+def test_space_separated_datetimes_load_as_timestamps(tmp_path: Path) -> None:
+    database = tmp_path / "k.duckdb"
+    streams = ["events", "profiles", "profile_subscriptions", "global_exclusions"]
+    with simulator(sizes=SIZES, quirk_space_datetimes=True) as sim:
+        config = _config(tmp_path / "c.json", sim)
+        args = ["--config", config, "--destination", str(database), "--streams", ",".join(streams)]
+        report = asyncio.run(run_sync(parse_args([*args, "--progress", "none"], environ={})))
+        assert report.exit_code == 0, report.error
+        assert all(report.counts[name].rejected_values == 0 for name in streams)
+        truth = expected(sim.store)
+        assert loaded(f"duckdb:///{database}", streams) == {name: truth[name] for name in streams}
+        with duckdb.connect(str(database), read_only=True) as con:
+            kind = con.execute(
+                "SELECT data_type FROM information_schema.columns WHERE table_name = 'profile_subscriptions' "
+                "AND column_name = 'consent_timestamp'"
+            ).fetchone()
+            consents = con.execute(
+                "SELECT count(consent_timestamp) FROM klaviyo.profile_subscriptions"
+            ).fetchone()
+        assert (
+            kind is not None and kind[0].startswith("TIMESTAMP") and consents is not None and consents[0] > 0
+        )

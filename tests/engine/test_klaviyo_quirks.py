@@ -14,7 +14,7 @@ from klaviyo_simulator.server import Simulator
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamSelection, StreamStatus
-from klaviyo_source.engine.pages import times_in_order, window_slice
+from klaviyo_source.engine.pages import cursor_layout, times_in_order, window_slice
 
 SIZES = {"events": 600, "profiles": 450, "campaigns": 150, "lists": 12, "templates": 2, "flows": 2}
 
@@ -117,3 +117,12 @@ def test_a_page_is_cut_at_its_window_lower_bound_sorted_or_not() -> None:
     picked, cut = window_slice(shuffled, ids.__getitem__, lo, hi, None, set(), in_order=False)
     assert sorted(shuffled[i] for i in picked) == times[1:4] and cut
     assert not times_in_order(shuffled) and times_in_order(times)
+
+
+def test_cursor_strings_are_in_order_only_when_their_times_are() -> None:
+    t = ["2026-01-01T10:00:00+00:00", "2026-01-01T10:00:01+00:00"]
+    spaced = [c.replace("T", " ") for c in t]
+    assert cursor_layout(t) == (True, False) and cursor_layout(t[::-1]) == (False, False)
+    assert cursor_layout(spaced) == (True, True)
+    assert cursor_layout([spaced[1], t[0]]) == (False, True)  # sorted as strings (" " < "T"), not in time
+    assert cursor_layout(["2026-01-01T10:00:00.5+00:00", t[1]]) == (True, False)  # layouts differ: parsed

@@ -38,16 +38,24 @@ class ParsedCursors(Sequence[datetime]):
         return parse_time(self.cursors[index])
 
 
-def strings_in_order(cursors: Sequence[str]) -> bool:
-    """Cursor strings in time order. Strings of one layout (same length, separator and offset)
-    compare as their times do; others are parsed."""
-    if len(cursors) < 2:
-        return True
-    first = cursors[0]
-    size, separator, offset = len(first), first[10:11], first[-6:]
-    if all(len(c) == size and c[10:11] == separator and c[-6:] == offset for c in cursors):
-        return all(map(le, cursors, islice(cursors, 1, None)))
-    return times_in_order([parse_time(c) for c in cursors])
+def cursor_layout(cursors: Sequence[str]) -> tuple[bool, bool]:
+    """(in time order, some written with a space between date and time) for a page's cursor
+    strings. Strings of one layout (same length, one separator, one offset) compare as their
+    times do; others are parsed. C-level passes only: the fast path's pages hold 1000 records."""
+    joined = "".join(cursors)
+    spaced = " " in joined
+    count = len(cursors)
+    if count < 2:
+        return True, spaced
+    offset = cursors[0][-6:]
+    uniform = (
+        len(set(map(len, cursors))) == 1
+        and joined.count(offset) == count
+        and (joined.count("T") == count or joined.count(" ") == count)
+    )
+    if uniform:
+        return sorted(cursors) == list(cursors), spaced
+    return times_in_order([parse_time(c) for c in cursors]), spaced
 
 
 def times_in_order(times: Sequence[datetime]) -> bool:

@@ -26,7 +26,7 @@ from klaviyo_source.engine.observer import RequestCount, StatsObserver
 from klaviyo_source.engine.outbox import ChildItem, FailItem, NoteItem, Outbox, PageItem, TaskEnd
 from klaviyo_source.engine.pages import (
     ParsedCursors,
-    strings_in_order,
+    cursor_layout,
     tail_ids,
     times_in_order,
     window_slice,
@@ -343,7 +343,7 @@ class Scanner:
         """The fast path for listings whose selected members all take records as listed: records
         stay pre-serialized JSON (orjson.Fragment)."""
         cursors, ids = page.cursors, page.ids
-        in_order = strings_in_order(cursors)
+        in_order, spaced = cursor_layout(cursors)  # spaced: Klaviyo's datetimes with a space
         times: Sequence[datetime] = ParsedCursors(cursors) if in_order else [parse_time(c) for c in cursors]
         if not in_order:
             self._note_out_of_order(plan, window)
@@ -358,7 +358,6 @@ class Scanner:
         at.page_first, at.page_records = (times[picked[0]] if picked else None), len(picked)
         records = page.records
         leaf = plan.row.cursor_path[-1]
-        spaced = not all(c[10:11] == "T" for c in cursors)  # Klaviyo's space-separated datetimes
         raw_batches: list[tuple[Member, list[orjson.Fragment]]] = []
         for member in plan.members:
             if not member.alive:

@@ -7,6 +7,7 @@ written in one transaction, so a crash leaves either both or neither.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -20,7 +21,13 @@ from typing import Any
 
 import orjson
 
-from klaviyo_source.destinations.spool import SpoolFile, read_spool
+from klaviyo_source.destinations.spool import (
+    OWNER_FILE,
+    SPOOL_PREFIX,
+    SpoolFile,
+    read_spool,
+    remove_stale_spools,
+)
 from klaviyo_source.destinations.typemap import (
     EXTRACTED_AT,
     KIND_OF_SQL_TYPE,
@@ -150,12 +157,23 @@ class SqlDestination(ABC):
         self.schema = spec.schema
         self.sync_id = sync_id
         self.tables: dict[str, TableInfo] = {}
+        self.notices: list[str] = []  # widened columns etc.: the sink logs them after each write
         self._spool_dir: Path | None = None
 
+    def notice(self, message: str) -> None:
+        self.notices.append(message)
+
+    def take_notices(self) -> list[str]:
+        taken, self.notices = self.notices, []
+        return taken
+
     def spool_directory(self) -> Path:
-        """A private temporary folder for the sink's batch files (removed by `close`)."""
+        """A private temporary folder for the sink's batch files (removed by `close`; folders a
+        killed sync left behind are removed when the next one creates its own)."""
         if self._spool_dir is None:
-            self._spool_dir = Path(tempfile.mkdtemp(prefix="klaviyo-sync-"))
+            remove_stale_spools()
+            self._spool_dir = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX))
+            (self._spool_dir / OWNER_FILE).write_text(str(os.getpid()))
         return self._spool_dir
 
     def remove_spool_directory(self) -> None:

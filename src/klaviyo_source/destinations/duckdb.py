@@ -1,11 +1,14 @@
-"""DuckDB destination: DuckDB parses each batch's JSON lines itself and merges it by key, in one
-transaction with the state the batch covers.
+"""DuckDB destination: each batch goes in as columns of raw JSON text, typed in SQL, merged by
+key, in one transaction with the state the batch covers.
 
-A batch is a spool file (destinations/spool.py). `read_json` reads it into typed columns in
-DuckDB's own threads (no Python object per record, no GIL), into a temporary stage table; dedup
-keeps the newest version per key within the batch (QUALIFY), finds the keys the table already
-holds with one join on the key column, compares only those rows (fetched by rowid), deletes the
-replaced ones by rowid and inserts the rest. Memory stays bounded: `memory_limit` (DuckDB spills
+A batch is a spool file (destinations/spool.py), read a chunk at a time (destinations/rawbatch.py:
+msgspec splits each record into raw top-level and attribute values; no dict per record, nested
+values never re-serialized, big integers exact), handed over as tab-separated text that DuckDB's
+CSV reader parses and types in its own threads. A value
+that does not fit its column widens the column (`_widen`). Dedup asks a Bloom filter of the
+table's key hashes (destinations/keyfilter.py) which rows may repeat a stored or an earlier key:
+those few are staged and merged against the table (rowid join), the rest are inserted at once,
+so a batch costs O(batch), not O(table). Memory stays bounded: `memory_limit` (DuckDB spills
 beyond it) and `threads` are set explicitly, insertion order is not preserved.
 """
 
@@ -17,25 +20,35 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from klaviyo_source.destinations.base import (
-    Batch,
     DestinationBusyError,
     DestinationSpec,
-    SqlDestination,
     TableInfo,
     WriteMode,
     WriteResult,
     not_newer,
     quote,
 )
+from klaviyo_source.destinations.keyfilter import KeyFilter, build
 from klaviyo_source.destinations.lock import FileLock
-from klaviyo_source.destinations.spool import SpoolFile, write_spool
-from klaviyo_source.destinations.typemap import EXTRACTED_AT, SYNC_ID, Column, Kind, column_name
+from klaviyo_source.destinations.rawbatch import EXTRACTED, ORD, RawChunk
+from klaviyo_source.destinations.rawload import RawLoadDestination
+from klaviyo_source.destinations.typemap import (
+    EXTRACTED_AT,
+    SQL_TYPES,
+    SYNC_ID,
+    Column,
+    Kind,
+)
 
 STAGE = "_klaviyo_batch"
 HITS = "_klaviyo_hits"
-_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"
+RAW = "_klaviyo_raw"  # the chunk's raw text
+SUSPECT = "_klaviyo_suspects"  # the _ord of its rows that may repeat a key
+# Where a column goes when a value does not fit it (text and JSON hold anything).
+WIDER: dict[Kind, Kind] = {"bigint": "json", "double": "json", "boolean": "json", "timestamp": "text"}
 
 
 def literal(text: str) -> str:
@@ -43,38 +56,58 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _string(value: str) -> str:
+    """SQL: the content of a JSON string given as its JSON text (quotes sliced off when there is
+    no escape to decode)."""
+    return f"CASE WHEN NOT contains({value}, '\\') THEN {value}[2:-2] ELSE CAST({value} AS JSON) ->> '$' END"
+
+
 def typed(kind: Kind, value: str) -> str:
-    """SQL turning a JSON value into a column of `kind`, as typemap.column_values does in Python:
-    NULL when it does not fit (a string in a number column, a fraction in a bigint...). `value`
-    is the value's JSON text as VARCHAR (minified by DuckDB's reader): most kinds need no parse."""
+    """SQL turning a JSON value into a column of `kind`: NULL for JSON null, and for a value that
+    does not fit (`misfit` finds those first, so the column widens instead). `value` is the
+    value's raw JSON text as VARCHAR."""
     match kind:
         case "text":  # a string's content; anything else as its JSON text
-            return f"CAST({value} AS JSON) ->> '$'"
+            return (
+                f"CASE WHEN {value} = 'null' THEN NULL WHEN starts_with({value}, '\"') THEN "
+                f"{_string(value)} ELSE CAST({value} AS JSON) ->> '$' END"
+            )
         case "json":
             return f"CAST(CASE WHEN {value} <> 'null' THEN {value} END AS JSON)"
         case "timestamp":
-            text = f"CAST({value} AS JSON) ->> '$'"
-            return f"CASE WHEN starts_with({value}, '\"') THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
+            return f"CASE WHEN starts_with({value}, '\"') THEN TRY_CAST({_string(value)} AS TIMESTAMPTZ) END"
         case "bigint":  # an integer, or a number with an integral value (5.0, 1e3); quotes never cast
             number = f"TRY_CAST({value} AS DOUBLE)"
             return (
-                f"coalesce(TRY_CAST({value} AS BIGINT), CASE WHEN {number} = floor({number}) "
+                f"coalesce(TRY_CAST({value} AS BIGINT), CASE WHEN NOT starts_with({value}, '\"') AND "
+                f"{number} = floor({number}) AND abs({number}) < 9.2e18 "
                 f"THEN TRY_CAST({number} AS BIGINT) END)"
             )
         case "double":
-            return f"TRY_CAST({value} AS DOUBLE)"
+            return f"CASE WHEN NOT starts_with({value}, '\"') THEN TRY_CAST({value} AS DOUBLE) END"
         case "boolean":
             return f"CASE {value} WHEN 'true' THEN true WHEN 'false' THEN false END"
     raise ValueError(kind)
 
 
-class DuckDBDestination(SqlDestination):
+def misfit(kind: Kind, value: str) -> str:
+    """SQL: a non-null value the column's type cannot hold exactly (a string in a number column,
+    an integer beyond 64 bits, one a double would round, a date that is not one...)."""
+    lost = f"({value} <> 'null' AND {typed(kind, value)} IS NULL)"
+    if kind == "double":  # integers a double cannot hold exactly
+        whole = f"TRY_CAST({value} AS HUGEINT)"
+        return f"({lost} OR ({whole} IS NOT NULL AND abs({whole}) > 9007199254740992))"
+    return lost
+
+
+class DuckDBDestination(RawLoadDestination):
     dialect = "duckdb"
     placeholder = "?"
-    flush_bytes = 16 << 20  # the JSON of ~12,000 events: its stage stays well inside memory_limit
+    flush_bytes = 16 << 20  # the JSON of ~14,000 events (read in 8 MB chunks)
 
     def __init__(self, spec: DestinationSpec, sync_id: str) -> None:
         super().__init__(spec, sync_id)
+        self._filters: dict[str, KeyFilter] = {}  # table -> the keys it holds (dedup)
         path = Path(spec.target).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(path.with_name(path.name + ".lock"))
@@ -139,103 +172,135 @@ class DuckDBDestination(SqlDestination):
             raise
         self.con.commit()
 
-    # --- the SQL load path ----------------------------------------------------------------------
-    def write(self, batch: Batch) -> WriteResult:
-        """Load the batch's spool file (or its records, spooled first) and its state, atomically."""
-        info = self.tables[batch.stream]
-        spool = batch.spool
-        if spool is None:
-            spool = write_spool(self.spool_directory(), batch.records, batch.extracted_at)
+    # --- the load path ---------------------------------------------------------------------------
+    def _load_chunk(self, info: TableInfo, chunk: RawChunk) -> WriteResult:
+        """One chunk of the batch: drifting values widen their columns, then the rows go in (dedup:
+        the rows whose key the filter cannot clear are merged against the table)."""
+        columns = self._columns(info)
+        self._stage_raw(chunk.tsv([c.path for c in columns]), len(columns))
         try:
-            with self.transaction():
-                result = self._load_spool(info, spool) if spool.rows else WriteResult()
-                if batch.state is not None:
-                    self._save_state(batch.stream, batch.state)
-        finally:
-            spool.path.unlink(missing_ok=True)
-        return result
-
-    def _load_spool(self, info: TableInfo, spool: SpoolFile) -> WriteResult:
-        self._learn_columns(info, top=spool.top_keys)
-        self._stage(info, spool)
-        (attribute_keys,) = self.query(f"SELECT list_distinct(flatten(list(_akeys))) FROM {STAGE}")[0]
-        if self._learn_columns(info, attributes=attribute_keys or []):
-            self._stage(info, spool)  # a key no column holds yet: read the batch again with it
-        if info.mode is WriteMode.DEDUP:
-            self._newest_per_key(info)
-        (rows, rejected) = self.query(f"SELECT count(*), coalesce(sum(_rejected), 0) FROM {STAGE}")[0]
-        result = WriteResult(rejected_values=int(rejected))
-        if info.mode is WriteMode.DEDUP:
-            self._merge(info, int(rows), result)
-        else:
+            if self._widen(info, columns):
+                columns = self._columns(info)
+            target = f"INSERT INTO {self.qualified(info.table)} ({self._names(info)})"
+            suspects = self._suspects(info, columns) if info.mode is WriteMode.DEDUP else None
+            if suspects is None:
+                self.execute(f"{target} {self._typed(columns)}")
+                return WriteResult(inserted=chunk.rows)
             self.execute(
-                f"INSERT INTO {self.qualified(info.table)} ({self._names(info)}) {self._select(info)}"
+                f"CREATE OR REPLACE TEMP TABLE {SUSPECT} AS SELECT unnest(?::BIGINT[]) AS o", [suspects]
             )
-            result.inserted = int(rows)
-        self.execute(f"DROP TABLE IF EXISTS {STAGE}")
-        return result
+            clear = chunk.rows - len(suspects)
+            if clear:
+                self.execute(f"{target} {self._typed(columns)} WHERE _ord NOT IN (SELECT o FROM {SUSPECT})")
+            staged = self._typed(columns, ordinal=True)
+            self.execute(
+                f"CREATE OR REPLACE TEMP TABLE {STAGE} AS {staged} WHERE _ord IN (SELECT o FROM {SUSPECT})"
+            )
+            self._newest_per_key(info)
+            (rows,) = self.query(f"SELECT count(*) FROM {STAGE}")[0]
+            result = WriteResult(inserted=clear)
+            merged = WriteResult()
+            self._merge(info, int(rows), merged)
+            result.add(merged)
+            self.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            self.execute(f"DROP TABLE IF EXISTS {SUSPECT}")
+            return result
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {RAW}")
 
-    def _learn_columns(
-        self, info: TableInfo, *, top: frozenset[str] = frozenset(), attributes: Sequence[str] = ()
-    ) -> bool:
-        """Give every key in the data a column (JSON when new); True when a column was added or
-        learned its path (the stage lacks it)."""
-        found: list[Column] = [Column(key, "json", (key,)) for key in sorted(top - {"attributes"})]
-        for key in sorted(attributes):
-            name = column_name(("attributes", key), info.row.cursor_field)
-            if name is not None:
-                found.append(Column(name, "json", ("attributes", key)))
-        new: list[Column] = []
-        learned = False
-        for column in found:
-            held = info.columns.get(column.name)
-            if held is not None and held.path:
+    def _stage_raw(self, data: bytes, values: int) -> None:
+        """The chunk's tab-separated raw text as a temporary table (`_ord`, `_e`, `_v0`...)."""
+        path = self.spool_directory() / "chunk.tsv"
+        path.write_bytes(data)
+        columns = ", ".join(
+            [f"'{ORD}': 'BIGINT'", f"'{EXTRACTED}': 'BIGINT'"]
+            + [f"'_v{i}': 'VARCHAR'" for i in range(values)]
+        )
+        self.execute(
+            f"CREATE OR REPLACE TEMP TABLE {RAW} AS SELECT * FROM read_csv({literal(str(path))}, "
+            "delim = '\t', quote = '', escape = '', header = false, auto_detect = false, "
+            f"columns = {{{columns}}}, max_line_size = 1000000000, strict_mode = false)"
+        )
+        path.unlink()
+
+    def _typed(self, columns: list[Column], *, ordinal: bool = False) -> str:
+        """SELECT of the raw chunk as the table's typed columns (+ `_ord` for staging)."""
+        values = [f"{typed(c.kind, f'_v{i}')} AS {quote(c.name)}" for i, c in enumerate(columns)]
+        values += [
+            f"make_timestamp({EXTRACTED})::TIMESTAMPTZ AS {quote(EXTRACTED_AT)}",
+            f"{literal(self.sync_id)} AS {quote(SYNC_ID)}",
+        ]
+        return f"SELECT {'_ord, ' if ordinal else ''}{', '.join(values)} FROM {RAW}"
+
+    def _widen(self, info: TableInfo, columns: list[Column]) -> bool:
+        """A value that does not fit its column's type widens the column (never NULL, never
+        truncated): bigint/double/boolean -> JSON, timestamp -> VARCHAR; logged. True if any did."""
+        checks = [(i, c) for i, c in enumerate(columns) if c.kind in WIDER]
+        if not checks:
+            return False
+        counts = self.query(
+            "SELECT "
+            + ", ".join(f"count(*) FILTER (WHERE {misfit(c.kind, f'_v{i}')})" for i, c in checks)
+            + f" FROM {RAW}"
+        )[0]
+        widened = False
+        for (index, column), count in zip(checks, counts, strict=True):
+            if not count:
                 continue
-            learned = True
-            if held is not None:  # a column from an earlier sync: keep its type, learn its path
-                info.columns[column.name] = Column(column.name, held.kind, column.path)
-            else:
-                info.columns[column.name] = column
-                new.append(column)
-        if new:
-            self._add_columns(info, new)
-        return learned
+            wider = WIDER[column.kind]
+            (example,) = self.query(
+                f"SELECT _v{index} FROM {RAW} WHERE {misfit(column.kind, f'_v{index}')} LIMIT 1"
+            )[0]
+            self.execute(
+                f"ALTER TABLE {self.qualified(info.table)} ALTER COLUMN {quote(column.name)} "
+                f"TYPE {SQL_TYPES['duckdb'][wider]}"
+            )
+            info.columns[column.name] = Column(column.name, wider, column.path)
+            self.notice(
+                f"{info.row.name}.{column.name}: {count} value(s) do not fit {column.kind} "
+                f"(e.g. {str(example)[:60]}); the column is now {SQL_TYPES['duckdb'][wider]}"
+            )
+            widened = True
+        return widened
 
-    def _columns(self, info: TableInfo) -> list[Column]:
-        return [c for c in info.columns.values() if c.path]
+    def _suspects(self, info: TableInfo, columns: list[Column]) -> list[int] | None:
+        """The `_ord`s of raw rows whose key the table may hold or the chunk repeats, or None when
+        every key is certainly new; the filter learns the chunk's keys."""
+        by_name = {c.name: i for i, c in enumerate(columns)}
+        keys = ", ".join(typed(columns[by_name[k]].kind, f"_v{by_name[k]}") for k in info.row.primary_key)
+        fetched = self.con.execute(f"SELECT _ord, hash({keys}) AS h FROM {RAW}").fetchnumpy()
+        ords, hashes = fetched["_ord"], fetched["h"]
+        known = self._filters[info.table]
+        suspects = known.may_hold(hashes)
+        unique, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+        if len(unique) < len(hashes):
+            suspects |= counts[inverse] > 1
+        known.add(hashes)
+        return [int(o) for o in ords[suspects]] if suspects.any() else None
 
-    def _names(self, info: TableInfo) -> str:
-        names = [quote(c.name) for c in self._columns(info)] + [quote(EXTRACTED_AT), quote(SYNC_ID)]
-        return ", ".join(names)
+    def _before_batch(self, info: TableInfo, rows: int) -> None:
+        """Dedup: make sure the key filter covers the table and has room for the batch's keys.
+        It is (re)built from the committed table, outside the transaction: O(table) at each
+        doubling of its capacity, so O(1) per key on the whole."""
+        if info.mode is not WriteMode.DEDUP:
+            return
+        held = self._filters.get(info.table)
+        if held is not None and held.count + rows <= held.capacity:
+            return
+        target = self.qualified(info.table)
+        (count, last) = self.query(f"SELECT count(*), coalesce(max(rowid), -1) FROM {target}")[0]
+        keys = ", ".join(quote(k) for k in info.row.primary_key)
+        step = 1 << 20
+
+        def chunks() -> Iterator[Any]:  # by rowid ranges: DuckDB skips the other row groups
+            for start in range(0, int(last) + 1, step):
+                sql = f"SELECT hash({keys}) AS h FROM {target} WHERE rowid >= ? AND rowid < ?"
+                yield self.con.execute(sql, [start, start + step]).fetchnumpy()["h"]
+
+        self._filters[info.table] = build(int(count) + rows, chunks)
 
     def _select(self, info: TableInfo) -> str:
         return f"SELECT {self._names(info)} FROM {STAGE}"
-
-    def _stage(self, info: TableInfo, spool: SpoolFile) -> None:
-        """The batch as a temporary table of typed columns (+ _ord, _rejected, _akeys)."""
-        columns = self._columns(info)
-        top = sorted({c.path[0] for c in columns if len(c.path) == 1} - {"attributes"})
-        fields = [f"{quote(key)} JSON" for key in top] + ['"attributes" MAP(VARCHAR, JSON)']
-        spec = f"{{'o': 'BIGINT', 'e': 'BIGINT', 'r': {literal('STRUCT(' + ', '.join(fields) + ')')}}}"
-        raw, values, checks = [], [], []
-        for index, column in enumerate(columns):
-            if len(column.path) == 1:
-                source = f"r.{quote(column.path[0])}"
-            else:
-                source = f"r.attributes[{literal(column.path[1])}]"
-            raw.append(f"CAST({source} AS VARCHAR) AS _v{index}")  # each map lookup once
-            values.append(f"{typed(column.kind, f'_v{index}')} AS {quote(column.name)}")
-            values.append(f"coalesce(_v{index} <> 'null', false) AS _p{index}")
-            checks.append(f"(_p{index} AND {quote(column.name)} IS NULL)::INTEGER")
-        names = ", ".join(quote(c.name) for c in columns)
-        source = f"read_json({literal(str(spool.path))}, format = 'newline_delimited', columns = {spec})"
-        self.execute(
-            f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT _ord, {names}, "
-            f"make_timestamp(e)::TIMESTAMPTZ AS {quote(EXTRACTED_AT)}, {literal(self.sync_id)} AS "
-            f"{quote(SYNC_ID)}, {' + '.join(checks) or '0'} AS _rejected, _akeys FROM ("
-            f"SELECT _ord, e, {', '.join(values)}, _akeys FROM ("
-            f"SELECT o AS _ord, e, {', '.join(raw)}, map_keys(r.attributes) AS _akeys FROM {source}))"
-        )
 
     def _newest_per_key(self, info: TableInfo) -> None:
         """Keep one version per key in the stage: the newest cursor, ties -> the later record. The

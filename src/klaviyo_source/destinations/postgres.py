@@ -1,5 +1,11 @@
 """Postgres destination: COPY batches in one transaction with the state they cover.
 
+A batch is read a chunk of raw JSON columns at a time (destinations/rawbatch.py) and COPied as
+tab-separated text into a temporary table of text columns; the server types them
+in SQL (casts that cannot fail: a value that does not fit widens its column first, see `_widen`)
+and merges them by key with the table's b-tree index on the primary key (`<table>_pk`), so a
+batch costs O(batch log table). No Python object per row on our side.
+
 Two syncs never write one schema at once: each holds a session advisory lock keyed on the schema
 name for its whole run (the server releases it when the session ends, even after kill -9).
 """
@@ -17,15 +23,24 @@ import psycopg
 from klaviyo_source.destinations.base import (
     DestinationBusyError,
     DestinationSpec,
-    SqlDestination,
     TableInfo,
+    WriteMode,
+    WriteResult,
+    not_newer,
     quote,
 )
-from klaviyo_source.destinations.typemap import EXTRACTED_AT, SYNC_ID, Column
+from klaviyo_source.destinations.rawbatch import EXTRACTED, ORD, RawChunk
+from klaviyo_source.destinations.rawload import RawLoadDestination
+from klaviyo_source.destinations.typemap import EXTRACTED_AT, SQL_TYPES, SYNC_ID, Column, Kind
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.table import Stream
 
 _LOCK_KEY = "hashtext('klaviyo-source:' || %s)"
+
+
+def literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings: backslashes are plain)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _without_nul(value: Any) -> Any:
@@ -35,7 +50,68 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-class PostgresDestination(SqlDestination):
+_NUMBER = "'^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$'"
+_INTEGER = "'^-?[0-9]+$'"
+_STAMP = (  # a quoted ISO-8601 date or date-time ("T" or a space), with an optional offset
+    "'^\"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?)?"
+    "(Z|[+-][0-9]{2}(:?[0-9]{2})?)?\"$'"
+)
+
+
+def _string(value: str) -> str:
+    """SQL: the content of a JSON string given as its JSON text."""
+    return (
+        f"CASE WHEN strpos({value}, '\\') = 0 THEN substr({value}, 2, length({value}) - 2) "
+        f"ELSE ({value}::jsonb #>> '{{}}') END"
+    )
+
+
+def typed(kind: Kind, value: str) -> str:
+    """SQL turning a value's raw JSON text into a column of `kind` without ever raising: NULL for
+    JSON null and for a value that does not fit (`misfit` finds those first)."""
+    match kind:
+        case "text":
+            return (
+                f"CASE WHEN {value} = 'null' THEN NULL WHEN left({value}, 1) = '\"' THEN {_string(value)} "
+                f"ELSE {value} END"
+            )
+        case "json":
+            return f"CASE WHEN {value} <> 'null' THEN {value}::jsonb END"
+        case "timestamp":
+            return f"CASE WHEN {value} ~ {_STAMP} THEN ({_string(value)})::timestamptz END"
+        case "bigint":
+            number = f"{value}::numeric"
+            return (
+                f"CASE WHEN {value} ~ {_NUMBER} AND {number} = trunc({number}) "
+                f"AND abs({number}) <= 9223372036854775807 THEN {number}::bigint END"
+            )
+        case "double":
+            return f"CASE WHEN {value} ~ {_NUMBER} THEN {value}::double precision END"
+        case "boolean":
+            return f"CASE {value} WHEN 'true' THEN true WHEN 'false' THEN false END"
+    raise ValueError(kind)
+
+
+def misfit(kind: Kind, value: str) -> str:
+    """SQL: a non-null value the column's type cannot hold exactly."""
+    lost = f"({value} <> 'null' AND {typed(kind, value)} IS NULL)"
+    if kind == "double":  # integers a double would round
+        return f"({lost} OR ({value} ~ {_INTEGER} AND abs({value}::numeric) > 9007199254740992))"
+    return lost
+
+
+# Where a column goes when a value does not fit it, and how its stored values convert.
+WIDER: dict[Kind, tuple[Kind, str]] = {
+    "bigint": ("json", "to_jsonb({c})"),
+    "double": ("json", "to_jsonb({c})"),
+    "boolean": ("json", "to_jsonb({c})"),
+    "timestamp": ("text", "{c}::text"),
+}
+RAW = "_klaviyo_raw"
+STAGE = "_klaviyo_batch"
+
+
+class PostgresDestination(RawLoadDestination):
     dialect = "postgres"
     placeholder = "%s"
 
@@ -100,6 +176,113 @@ class PostgresDestination(SqlDestination):
         self.load(name, columns, values, extracted)
         yield name
         self.execute(f"DROP TABLE {name}")
+
+    # --- the load path ---------------------------------------------------------------------------
+    def _load_chunk(self, info: TableInfo, chunk: RawChunk) -> WriteResult:
+        """COPY the chunk's raw columns into a temporary table, widen drifting columns, then insert
+        (dedup: merge by key through the b-tree index)."""
+        columns = self._columns(info)
+        self._copy_raw(chunk.tsv([c.path for c in columns]), len(columns))
+        try:
+            if self._widen(info, columns):
+                columns = self._columns(info)
+            target = self.qualified(info.table)
+            if info.mode is not WriteMode.DEDUP:
+                self.execute(f"INSERT INTO {target} ({self._names(info)}) {self._typed(columns)}")
+                return WriteResult(inserted=chunk.rows)
+            return self._merge(info, columns)
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {RAW}")
+
+    def _copy_raw(self, data: bytes, values: int) -> None:
+        """The chunk's tab-separated raw text as a temporary table (`_ord`, `_e`, `_v0`...): CSV
+        with a quote character JSON never holds, so nothing is unquoted or unescaped."""
+        texts = "".join(f", _v{i} text" for i in range(values))
+        self.execute(f"CREATE TEMP TABLE {RAW} ({ORD} bigint, {EXTRACTED} bigint{texts})")
+        if b"\\u0000" in data:  # Postgres text and jsonb cannot hold NUL characters: drop them
+            data = data.replace(b"\\u0000", b"")
+        with (
+            self.con.cursor() as cursor,
+            cursor.copy(
+                f"COPY {RAW} FROM STDIN WITH (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')".encode()
+            ) as copy,
+        ):
+            copy.write(data)
+
+    def _typed(self, columns: list[Column], *, ordinal: bool = False) -> str:
+        values = [f"{typed(c.kind, f'_v{i}')} AS {quote(c.name)}" for i, c in enumerate(columns)]
+        values += [
+            f"timestamptz 'epoch' + {EXTRACTED} * interval '1 microsecond' AS {quote(EXTRACTED_AT)}",
+            f"{literal(self.sync_id)} AS {quote(SYNC_ID)}",
+        ]
+        return f"SELECT {ORD + ', ' if ordinal else ''}{', '.join(values)} FROM {RAW}"
+
+    def _widen(self, info: TableInfo, columns: list[Column]) -> bool:
+        """A value that does not fit its column's type widens the column (logged); True if any did."""
+        checks = [(i, c) for i, c in enumerate(columns) if c.kind in WIDER]
+        if not checks:
+            return False
+        counts = self.query(
+            "SELECT "
+            + ", ".join(f"count(*) FILTER (WHERE {misfit(c.kind, f'_v{i}')})" for i, c in checks)
+            + f" FROM {RAW}"
+        )[0]
+        widened = False
+        for (index, column), count in zip(checks, counts, strict=True):
+            if not count:
+                continue
+            wider, using = WIDER[column.kind]
+            (example,) = self.query(
+                f"SELECT _v{index} FROM {RAW} WHERE {misfit(column.kind, f'_v{index}')} LIMIT 1"
+            )[0]
+            sql_type = SQL_TYPES["postgres"][wider]
+            self.execute(
+                f"ALTER TABLE {self.qualified(info.table)} ALTER COLUMN {quote(column.name)} TYPE {sql_type} "
+                f"USING {using.format(c=quote(column.name))}"
+            )
+            info.columns[column.name] = Column(column.name, wider, column.path)
+            self.notice(
+                f"{info.row.name}.{column.name}: {count} value(s) do not fit {column.kind} "
+                f"(e.g. {str(example)[:60]}); the column is now {sql_type}"
+            )
+            widened = True
+        return widened
+
+    def _merge(self, info: TableInfo, columns: list[Column]) -> WriteResult:
+        """Dedup: newest version per key within the chunk, then replace stored versions that are not
+        newer and insert new keys; counts per key."""
+        target = self.qualified(info.table)
+        names = self._names(info)
+        self.execute(f"CREATE TEMP TABLE {STAGE} AS {self._typed(columns, ordinal=True)}")
+        keys = ", ".join(quote(k) for k in info.row.primary_key)
+        (repeated,) = self.query(f"SELECT count(*) - count(DISTINCT ({keys})) FROM {STAGE}")[0]
+        if repeated:
+            field = info.row.cursor_field
+            by_cursor = f"{quote(field)} DESC NULLS LAST, " if field is not None else ""
+            self.execute(
+                f"DELETE FROM {STAGE} WHERE {ORD} IN (SELECT {ORD} FROM (SELECT {ORD}, row_number() OVER ("
+                f"PARTITION BY {keys} ORDER BY {by_cursor}{ORD} DESC) AS n FROM {STAGE}) AS x WHERE n > 1)"
+            )
+        self.execute(f"ANALYZE {STAGE}")
+        same_key = " AND ".join(f"t.{quote(k)} = b.{quote(k)}" for k in info.row.primary_key)
+        newer = not_newer(info.row)
+        same = " AND ".join(f"t.{quote(c.name)} IS NOT DISTINCT FROM b.{quote(c.name)}" for c in columns)
+        (rows, matched, changed), *_ = self.query(
+            f"SELECT (SELECT count(*) FROM {STAGE}), count(*), "
+            f"count(*) FILTER (WHERE {newer} AND NOT ({same})) "
+            f"FROM {STAGE} AS b JOIN {target} AS t ON {same_key}"
+        )
+        if matched:
+            self.execute(f"DELETE FROM {target} AS t USING {STAGE} AS b WHERE {same_key} AND {newer}")
+            self.execute(
+                f"INSERT INTO {target} ({names}) SELECT {names} FROM {STAGE} AS b "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {same_key})"
+            )
+        else:
+            self.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {STAGE}")
+        self.execute(f"DROP TABLE {STAGE}")
+        rows, matched, changed = int(rows), int(matched), int(changed)
+        return WriteResult(inserted=rows - matched, changed=changed, unchanged=matched - changed)
 
     def after_create(self, table: str, row: Stream) -> None:
         keys = ", ".join(quote(k) for k in row.primary_key)

@@ -9,19 +9,36 @@ engine's events fast path): both serialize with one `orjson.dumps`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
 import orjson
 
 from klaviyo_source.engine.contract import Record
 
+SPOOL_PREFIX = "klaviyo-sync-"
+OWNER_FILE = "owner.pid"  # the pid of the sync that made the folder
+UNOWNED_AGE = 6 * 3600.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_encode = msgspec.json.Encoder().encode
+
+
+def _dump(record: Record | orjson.Fragment) -> bytes:
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        return _encode(record)
+
+
 MICROSECOND = timedelta(microseconds=1)
 
 
@@ -56,9 +73,15 @@ class Spool:
         for record in records:
             if record.__class__ is dict:
                 self.top_keys.update(record)
-        lines = b"".join(
-            [b'{"o":%d,"e":%d,"r":%b}\n' % (start + i, micros, dumps(r)) for i, r in enumerate(records)]
-        )
+        try:
+            parts = [dumps(r) for r in records]
+        except TypeError:  # an integer beyond 64 bits: msgspec writes it digit for digit
+            parts = [_dump(r) for r in records]
+        template = b'{"o":%d,"e":%d,"r":%b}\n'
+        lines = b"".join([template % (start + i, micros, part) for i, part in enumerate(parts)])
+        if lines.count(b"\n") != len(records):  # line breaks between tokens: spaces mean the same
+            parts = [part.replace(b"\n", b" ").replace(b"\r", b" ") for part in parts]
+            lines = b"".join([template % (start + i, micros, part) for i, part in enumerate(parts)])
         self._file.write(lines)
         self.rows += len(records)
         self.bytes += len(lines)
@@ -130,3 +153,32 @@ def _times() -> Any:
 def remove(spools: Iterable[SpoolFile]) -> None:
     for spool in spools:
         spool.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_spools(root: Path | None = None) -> list[Path]:
+    """Remove spool folders whose sync is gone (killed: kill -9 skips `close`); the removed paths.
+    A folder whose owner's pid is alive is left alone; one without an owner file (an older
+    version's) once it has not changed for `UNOWNED_AGE` seconds."""
+    removed: list[Path] = []
+    for folder in Path(root or tempfile.gettempdir()).glob(SPOOL_PREFIX + "*"):
+        with contextlib.suppress(OSError, ValueError):
+            owner_file = folder / OWNER_FILE
+            if owner_file.exists():
+                owner = int(owner_file.read_text().strip())
+                stale = owner != os.getpid() and not _alive(owner)
+            else:
+                stale = time.time() - folder.stat().st_mtime > UNOWNED_AGE
+            if stale:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed

@@ -223,6 +223,9 @@ class DestinationSink:
             except BaseException as error:  # surfaced to the engine on its next call, and by close()
                 self._failure = error
                 continue
+            if self._on_log is not None:
+                for message in self.destination.take_notices():
+                    self._on_log("WARN", message)
             counts = self.counts[job.stream]
             if result is not None:
                 counts.inserted += result.inserted

@@ -1,0 +1,108 @@
+"""What DuckDB and Postgres share on the load path: a batch's spool file, read a chunk of raw
+columns at a time (destinations/rawbatch.py), loaded in one transaction with its state.
+
+Each dialect implements `_load_chunk` (type the raw text in SQL, widen drifting columns, merge by
+key). Here: the transaction, the chunks, and the table's columns as the data reveals them (a new
+key gets a JSON column; a key a table already has a column for keeps that column's type).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+from klaviyo_source.destinations.base import (
+    Batch,
+    DestinationSpec,
+    SqlDestination,
+    TableInfo,
+    WriteResult,
+    quote,
+)
+from klaviyo_source.destinations.rawbatch import RawChunk, Shape, blocks, decode_any
+from klaviyo_source.destinations.spool import write_spool
+from klaviyo_source.destinations.typemap import EXTRACTED_AT, SYNC_ID, Column, column_name
+
+
+class RawLoadDestination(SqlDestination):
+    """A destination that loads spooled batches as chunks of raw JSON columns."""
+
+    def __init__(self, spec: DestinationSpec, sync_id: str) -> None:
+        super().__init__(spec, sync_id)
+        self._shapes: dict[str, Shape] = {}  # table -> a decoder for records with its known keys
+
+    def write(self, batch: Batch) -> WriteResult:
+        """Load the batch's spool file (or its records, spooled first) and its state, atomically."""
+        info = self.tables[batch.stream]
+        spool = batch.spool
+        if spool is None:
+            spool = write_spool(self.spool_directory(), batch.records, batch.extracted_at)
+        try:
+            self._before_batch(info, spool.rows)
+            with self.transaction():
+                result = WriteResult()
+                if spool.rows:
+                    for block in blocks(spool.path):
+                        chunk = self._decode(info, block)
+                        self._learn_columns(info, chunk)
+                        result.add(self._load_chunk(info, chunk))
+                if batch.state is not None:
+                    self._save_state(batch.stream, batch.state)
+        finally:
+            spool.path.unlink(missing_ok=True)
+        return result
+
+    def _before_batch(self, info: TableInfo, rows: int) -> None:
+        """Hook: run before the batch's transaction opens (it will add up to `rows` rows)."""
+        return None
+
+    @abstractmethod
+    def _load_chunk(self, info: TableInfo, chunk: RawChunk) -> WriteResult:
+        """Put one chunk's rows in the table (its columns exist)."""
+
+    def _decode(self, info: TableInfo, block: bytes) -> RawChunk:
+        """Spool lines as raw columns: with the table's known keys (fast), or learning new ones."""
+        shape = self._shapes.get(info.table)
+        chunk = shape.decode(block) if shape is not None else None
+        if chunk is None:
+            chunk = decode_any(block)
+            if not chunk.nonobject_attributes:
+                self._learn_columns(info, chunk)
+                columns = self._columns(info)
+                self._shapes[info.table] = Shape(
+                    (c.path[0] for c in columns if len(c.path) == 1),
+                    (c.path[1] for c in columns if len(c.path) == 2),
+                )
+        return chunk
+
+    def _learn_columns(self, info: TableInfo, chunk: RawChunk) -> None:
+        """Give every key in the data a column (JSON when new; an earlier sync's column keeps its
+        type and learns its path)."""
+        if chunk.nonobject_attributes:
+            self.notice(
+                f"{info.row.name}: {chunk.nonobject_attributes} record(s) have an `attributes` that is "
+                "not an object; it is not stored"
+            )
+        found = [Column(key, "json", (key,)) for key in sorted(chunk.top - {"attributes"})]
+        for key in sorted(chunk.attributes):
+            name = column_name(("attributes", key), info.row.cursor_field)
+            if name is not None:
+                found.append(Column(name, "json", ("attributes", key)))
+        new: list[Column] = []
+        for column in found:
+            held = info.columns.get(column.name)
+            if held is not None and held.path:
+                continue
+            if held is not None:
+                info.columns[column.name] = Column(column.name, held.kind, column.path)
+            else:
+                info.columns[column.name] = column
+                new.append(column)
+        if new:
+            self._add_columns(info, new)
+
+    def _columns(self, info: TableInfo) -> list[Column]:
+        return [c for c in info.columns.values() if c.path]
+
+    def _names(self, info: TableInfo) -> str:
+        names = [quote(c.name) for c in self._columns(info)] + [quote(EXTRACTED_AT), quote(SYNC_ID)]
+        return ", ".join(names)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from klaviyo_simulator import quirks
 from klaviyo_simulator.controls import Controls, RouteInfo
+from klaviyo_simulator.drift import Drift
 from klaviyo_simulator.errors import ApiError
 from klaviyo_simulator.model import Page
 from klaviyo_simulator.query import (
@@ -63,6 +64,7 @@ class SimulatorState:
     codec: CursorCodec
     routes: list[Route] = field(default_factory=list)
     reports: Reports | None = None
+    drift: Drift = field(default_factory=Drift)  # fields whose type changes (POST /__sim/drift)
 
 
 def compile_routes() -> list[Route]:
@@ -273,6 +275,7 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
             page, next_cursor, prev_cursor = fetch_page(state, route, kind, query, parent)
             quirks.reorder(rule.resource_type, query, page, options)
             data: Any = kind.render(rule.resource_type, page, renderer, query)
+            data = state.drift.apply(state.store, rule.resource_type, page.rows, data)
             body: dict[str, Any] = {"data": data, "links": _links(request, base, next_cursor, prev_cursor)}
             records = len(page.rows)
         else:
@@ -280,6 +283,7 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
             if item is None:
                 raise ApiError(404, "not_found", f"A {rule.resource_type} with id {rid} does not exist.")
             data = kind.render_one(rule.resource_type, item, renderer, query)
+            data = state.drift.apply_one(state.store, rule.resource_type, item, data)
             body = {"data": data, "links": {"self": f"{base}{request.path_qs}"}}
             next_cursor, records = None, 1
     except QueryError as err:
@@ -363,8 +367,10 @@ def build_app(
     store: Store, controls: Controls, keys: dict[str, frozenset[str] | None], secret: bytes
 ) -> web.Application:
     app = web.Application()
-    app[APP_KEY_STATE] = SimulatorState(store, controls, keys, CursorCodec(secret), compile_routes())
+    state = SimulatorState(store, controls, keys, CursorCodec(secret), compile_routes())
+    app[APP_KEY_STATE] = state
     app.router.add_post("/__sim/advance", handle_advance)
+    state.drift.add_admin_routes(app, [t for kind in store.kinds for t in kind.types])
     controls.add_admin_routes(app)
     app.router.add_route("*", "/{tail:.*}", handle_api)
     return app

@@ -42,6 +42,46 @@ class SyncUsage:
     peak_rss_mb: float
     exit_code: int
     stderr_tail: str
+    cpu: float = 0.0  # user + sys of the sync process
+    rss_curve: tuple[tuple[float, float], ...] = ()  # (seconds since start, RSS MB), every `every` s
+
+
+class RssSampler:
+    """VmRSS of one process every `every` seconds, from /proc (in a thread of the bench process)."""
+
+    def __init__(self, pid: int, every: float = 0.5) -> None:
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                text = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            for line in text.splitlines():
+                if line.startswith("VmRSS:"):
+                    self.samples.append((time.monotonic() - self._started, int(line.split()[1]) / 1024))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def curve_text(curve: Sequence[tuple[float, float]], points: int = 6) -> str:
+    """A few (time, RSS) points of a curve, evenly spaced in time: `10s:140 20s:150 ...`."""
+    if not curve:
+        return ""
+    step = max(1, len(curve) // points)
+    picked = list(curve[step - 1 :: step])[:points]
+    return " ".join(f"{t:.0f}s:{mb:.0f}" for t, mb in picked) + " MB"
 
 
 def run_sync(
@@ -69,12 +109,20 @@ def run_sync(
             process = subprocess.Popen(command, stdout=devnull, stderr=errors, env=env)
             killer = threading.Timer(timeout, process.kill)
             killer.start()
-            _, status, usage = os.wait4(process.pid, 0)
+            with RssSampler(process.pid) as sampler:
+                _, status, usage = os.wait4(process.pid, 0)
             wall = time.monotonic() - started
             killer.cancel()
             errors.seek(0)
             tail = errors.read()[-2000:].decode(errors="replace")
-    return SyncUsage(wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), tail)
+    return SyncUsage(
+        wall,
+        usage.ru_maxrss / 1024,
+        os.waitstatus_to_exitcode(status),
+        tail,
+        usage.ru_utime + usage.ru_stime,
+        tuple(sampler.samples),
+    )
 
 
 @contextmanager
@@ -112,12 +160,15 @@ def measure(
                     {
                         "read_wall": read.wall,
                         "read_rss": read.peak_rss_mb,
+                        "read_cpu": read.cpu,
                         "sync_wall": sync.wall,
                         "sync_rss": sync.peak_rss_mb,
+                        "sync_cpu": sync.cpu,
                         "ratio": sync.wall / read.wall,
                         "events_per_s": events / sync.wall,
                     }
                 )
+                print(f"    RSS curve of the sync: {curve_text(sync.rss_curve)}", flush=True)
                 for path in workdir.glob("*.duckdb*"):
                     path.unlink()
     finally:
@@ -143,7 +194,8 @@ def rows(
                 "sync wall / read wall",
                 f"{r['ratio']:.2f}x",
                 "<= 1.05x" if conditions == "klaviyo" else goal[kind],
-                f"sync {r['sync_wall']:.1f} s vs read {r['read_wall']:.1f} s; median of {runs}",
+                f"sync {r['sync_wall']:.1f} s vs read {r['read_wall']:.1f} s; CPU {r['sync_cpu']:.1f} s vs "
+                f"{r['read_cpu']:.1f} s; median of {runs}",
             )
         )
         out.append((label, "events / s (sync wall)", f"{r['events_per_s']:,.0f}", "flat with size", ""))
@@ -185,8 +237,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             results.append((events, kind, result))
             print(
                 f"  {kind:<8} {events:>10,} events: sync {result['sync_wall']:.1f} s "
-                f"({result['events_per_s']:,.0f}/s, {result['sync_rss']:.0f} MB) vs read "
-                f"{result['read_wall']:.1f} s ({result['read_rss']:.0f} MB): {result['ratio']:.2f}x",
+                f"({result['events_per_s']:,.0f}/s, {result['sync_rss']:.0f} MB, "
+                f"CPU {result['sync_cpu']:.1f} s) vs read {result['read_wall']:.1f} s "
+                f"({result['read_rss']:.0f} MB, CPU {result['read_cpu']:.1f} s): "
+                f"{result['ratio']:.2f}x; load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     print("| benchmark | figure | median | goal | notes |\n|---|---|---|---|---|")

@@ -7,6 +7,8 @@
 Benchmarks (docs/performance.md explains each figure and what limits it):
   cpu       (a) connector CPU per record, 1,000,000 events, no latency or limits  (bench/memory.py)
   memory    (d) peak RSS of the same read at 100,000 and 1,000,000 events         (bench/memory.py)
+  catalog   (a/d) the full catalog without latency or limits: CPU per RECORD line and peak RSS at
+            100,000 and 300,000 events (--catalog-events), 20,000 profiles  (bench/memory.py)
   rate      (b) full catalog, medium dataset, Klaviyo tiers + latency vs lower bound (bench/rate_bound.py)
   rate-noheaders  (b) again with the simulator's RateLimit-* headers stripped: pacing at the
             published tiers alone (the first minute of a run, a proxy that drops them): 429s?
@@ -34,7 +36,7 @@ from functools import partial
 from bench import latency_bound, memory, rate_bound, requests, sync
 from bench.requests import Row
 
-CONNECTOR = ("cpu", "memory", "rate", "rate-noheaders", "latency", "requests")
+CONNECTOR = ("cpu", "memory", "catalog", "rate", "rate-noheaders", "latency", "requests")
 SYNC = ("sync", "sync-catalog", "sync-limits")
 EXTRAS = ("serving", "load")
 
@@ -61,6 +63,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cpu-events", type=int, default=None, help="events for cpu (default 1,000,000)")
     p.add_argument("--memory-events", default=None, help="comma list (default 100000,1000000)")
     p.add_argument("--latency-events", type=int, default=None, help="default 1,000,000")
+    p.add_argument("--catalog-events", default=None, help="comma list for catalog (default 100000,300000)")
+    p.add_argument("--catalog-profiles", type=int, default=None, help="profiles for catalog (default 20,000)")
     p.add_argument("--scale", default=None, help="dataset of rate and requests (default medium)")
     p.add_argument(
         "--latency-jitter", type=float, default=0.0, help="simulator latency jitter for rate, latency"
@@ -75,6 +79,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         int(n) for n in (args.memory_events or ("20000,100000" if quick else "100000,1000000")).split(",")
     ]
     args.latency_events = args.latency_events or (100_000 if quick else 1_000_000)
+    args.catalog_events = [
+        int(n) for n in (args.catalog_events or ("20000" if quick else "100000,300000")).split(",")
+    ]
+    args.catalog_profiles = args.catalog_profiles or (2_000 if quick else 20_000)
     args.scale = args.scale or ("small" if quick else "medium")
     args.latency_workers = [int(n) for n in args.latency_workers.split(",")]
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -173,6 +181,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if {"cpu", "memory"} & set(args.only):
         attempt("cpu/memory", lambda: cpu_and_memory(args))
+    if "catalog" in args.only:
+
+        def catalog() -> list[Row]:
+            results = []
+            for events in args.catalog_events:
+                progress(
+                    f"full catalog, {events:,} events, {args.catalog_profiles:,} profiles, {args.runs} run(s)"
+                )
+                results.append(
+                    memory.measure_catalog(
+                        events=events,
+                        profiles=args.catalog_profiles,
+                        seed=args.seed,
+                        workers=args.workers,
+                        runs=args.runs,
+                    )
+                )
+            return memory.catalog_rows(results, workers=args.workers, runs=args.runs)
+
+        attempt("catalog", catalog)
     if "rate" in args.only:
         progress(f"rate-bound, {args.scale} dataset, full catalog, {args.runs} run(s)")
 

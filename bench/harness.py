@@ -164,6 +164,7 @@ class ReadUsage:
     exit_code: int
     stderr_tail: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    records: int = 0  # RECORD lines written (run_read(count=True) only)
 
     @property
     def cpu(self) -> float:
@@ -188,23 +189,46 @@ def catalog(streams: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def run_read(config: Mapping[str, Any], streams: Sequence[str], *, timeout: float = 3600.0) -> ReadUsage:
-    """Run one full-refresh `source-klaviyo read` to /dev/null and measure that process alone."""
+RECORD_MARK = b'{"type":"RECORD"'
+
+
+def _count_records(stream: Any, counted: list[int]) -> None:
+    """Count RECORD lines of the read's stdout (in chunks; a mark split across chunks is kept)."""
+    total, carry = 0, b""
+    while chunk := stream.read(1 << 20):
+        buffer = carry + chunk
+        total += buffer.count(RECORD_MARK)
+        carry = buffer[-(len(RECORD_MARK) - 1) :]
+    counted.append(total)
+
+
+def run_read(
+    config: Mapping[str, Any], streams: Sequence[str], *, timeout: float = 3600.0, count: bool = False
+) -> ReadUsage:
+    """Run one full-refresh `source-klaviyo read` to /dev/null and measure that process alone.
+    `count`: stdout goes to a pipe instead and its RECORD lines are counted (`records`)."""
     with tempfile.TemporaryDirectory(prefix="klaviyo-bench-") as tmp:
         config_path, catalog_path = Path(tmp, "config.json"), Path(tmp, "catalog.json")
         config_path.write_text(json.dumps(config))
         catalog_path.write_text(json.dumps(catalog(streams)))
         command = [*_command("read"), "--config", str(config_path), "--catalog", str(catalog_path)]
         env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_KEY"}
+        counted: list[int] = []
         with open(os.devnull, "wb") as devnull, open(Path(tmp, "stderr"), "w+b") as errors:
             started = time.monotonic()
-            process = subprocess.Popen(command, stdout=devnull, stderr=errors, env=env)
+            out: Any = subprocess.PIPE if count else devnull
+            process = subprocess.Popen(command, stdout=out, stderr=errors, env=env)
+            reader = threading.Thread(target=_count_records, args=(process.stdout, counted))
+            if count:
+                reader.start()
             killer = threading.Timer(timeout, process.kill)
             killer.start()
             # wait4 reports the rusage of exactly this child (RUSAGE_CHILDREN would add every child).
             _, status, usage = os.wait4(process.pid, 0)
             wall = time.monotonic() - started
             killer.cancel()
+            if count:
+                reader.join()
             process.returncode = os.waitstatus_to_exitcode(status)
             errors.seek(0)
             tail = errors.read()[-2000:].decode(errors="replace")
@@ -216,6 +240,7 @@ def run_read(config: Mapping[str, Any], streams: Sequence[str], *, timeout: floa
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         exit_code=process.returncode,
         stderr_tail=tail,
+        records=counted[0] if counted else 0,
     )
 
 

@@ -18,6 +18,7 @@ import urllib.request
 import orjson
 
 from bench.harness import (
+    ALL_STREAMS,
     fresh_account,
     median_of,
     process_cpu,
@@ -102,6 +103,56 @@ def measure_events(*, events: int, seed: int, workers: int, runs: int) -> dict[s
                 }
             )
     return median_of(results)
+
+
+def measure_catalog(*, events: int, profiles: int, seed: int, workers: int, runs: int) -> dict[str, float]:
+    """The full catalog (every stream), medium dataset with `events` and `profiles`, no latency
+    or limits: CPU per RECORD line written (all streams, derived rows included) and peak RSS."""
+    results = []
+    flags = ("--seed", str(seed), "--scale", "medium", "--events", str(events), "--profiles", str(profiles))
+    with simulator(*flags) as sim:
+        for _ in range(runs):
+            reference = dict_round_trip(sim.base_url)
+            fresh_account(sim.base_url)
+            usage = run_read(read_config(sim.base_url, workers=workers), ALL_STREAMS, count=True)
+            if usage.exit_code != 0:
+                raise RuntimeError(f"full-catalog read exited {usage.exit_code}: {usage.stderr_tail}")
+            records = max(1, usage.records)
+            results.append(
+                {
+                    "events": float(sim.events),
+                    "profiles": float(sim.profiles),
+                    "records": float(records),
+                    "wall": usage.wall,
+                    "cpu": usage.cpu,
+                    "us_per_record": usage.cpu / records * 1e6,
+                    "peak_rss_mb": usage.peak_rss_mb,
+                    "reference_us_per_record": reference,
+                    "over_reference": usage.cpu / records * 1e6 / reference,
+                }
+            )
+    return median_of(results)
+
+
+def catalog_rows(results: list[dict[str, float]], *, workers: int, runs: int) -> list[Row]:
+    """(a') CPU per record and (d') peak RSS of full-catalog reads, one pair per size."""
+    rows: list[Row] = []
+    for result in results:
+        label = f"a/d full catalog ({result['events']:,.0f} events, {result['profiles']:,.0f} profiles)"
+        rows.append(
+            (
+                label,
+                "connector CPU us / record",
+                f"{result['us_per_record']:.2f}",
+                "<= 10",
+                f"{result['records']:,.0f} RECORD lines of {len(ALL_STREAMS)} streams; "
+                f"CPU {result['cpu']:.1f} s, wall {result['wall']:.1f} s; "
+                f"{result['over_reference']:.2f}x the dict round trip "
+                f"({result['reference_us_per_record']:.2f} us); num_workers={workers}; median of {runs}",
+            )
+        )
+        rows.append((label, "peak RSS MB", f"{result['peak_rss_mb']:.0f}", "< 150, flat", "ru_maxrss"))
+    return rows
 
 
 def cpu_rows(result: dict[str, float], *, workers: int, runs: int) -> list[Row]:

@@ -64,6 +64,8 @@ def _incremental(stream: Stream, listing: Listing) -> str:
     if stream.fanout is not None:
         parents = "every parent" if stream.fanout.every_parent else "parents changed since state"
         return f"per {stream.fanout.parent_key}, on {stream.fanout.cursor_path[-1]} ({parents})"
+    if listing.window is None and listing.newest_first:
+        return f"client-side, sorted {listing.sort}: pages stop below the state (no server filter)"
     if listing.window is None:
         return "client-side (no server filter: the listing is read whole)"
     extras = []
@@ -86,6 +88,8 @@ def _cost(stream: Stream, listing: Listing) -> str:
     cost = f"pages(changed, {size})" + (f" x {parts} partitions" if parts > 1 else "")
     if listing.window is None or (stream.fanout is not None and stream.fanout.every_parent):
         cost = f"pages(all, {size})"
+    if listing.window is None and listing.newest_first:  # stops on the page reaching the state
+        cost = f"pages(changed, {size})"
     if stream.detail is not None:
         cost += " + 1 per changed record"
     if stream.fanout is not None:

@@ -67,3 +67,11 @@ def test_every_row_points_at_real_listings_and_partitions() -> None:
         if stream.legacy_archived_extra:
             assert any(set(stream.legacy_archived_extra) <= set(k) for k in keys)
         assert stream.partitioned_state == (keys != {()} or stream.fanout is not None), stream.name
+
+
+def test_a_newest_first_listing_sorts_descending_on_its_cursor_without_a_window() -> None:
+    """The scan stops below the members' start: only sound when pages come newest first on the
+    very cursor, and no window cuts them."""
+    for listing in LISTINGS.values():
+        if listing.newest_first:
+            assert listing.window is None and listing.sort == f"-{listing.cursor_path[-1]}", listing.name

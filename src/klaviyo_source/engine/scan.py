@@ -418,13 +418,17 @@ class Scanner:
             last, first, max_cursor = None, None, None
         else:
             kept = []
-            max_cursor = None
+            max_cursor = oldest = None
             for rec in data:
                 cursor = parse_cursor(shape.cursor_value(rec, path))
+                oldest = cursor if oldest is None else min(oldest, cursor)
                 if cursor < self.hi_final:
                     kept.append(rec)
                     if max_cursor is None or cursor > max_cursor:
                         max_cursor = cursor
+            starts = [m.starts[key] for m in plan.members if m.alive]
+            if row.newest_first and oldest is not None and starts:  # newest first: the rest is older
+                cut = oldest < min(starts)
             data, last, first = kept, None, None
 
         for datetime_path in row.datetime_paths:  # before the cursor copy: it may be one of them

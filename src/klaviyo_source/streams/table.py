@@ -93,6 +93,10 @@ class Listing:
     # Datetimes besides the cursor that Klaviyo sometimes writes with a space instead of `T`
     # (2026): normalized to ISO-8601 with offset before shaping (`*` = every key or item).
     datetime_paths: tuple[tuple[str, ...], ...] = ()
+    # No date filter, but a sort newest first on the cursor (`sort=-<cursor>`): the scan stops
+    # after the first page that reaches below every member's start (reviews: incremental reads
+    # the changed reviews' pages, not the whole listing).
+    newest_first: bool = False
 
     @property
     def cursor_name(self) -> str:
@@ -458,14 +462,15 @@ LISTINGS: dict[str, Listing] = {
             window=WindowFilter(field="updated", lower="greater-or-equal", upper="less-than"),
         ),
         Listing(
-            # Reviews filter on `created` only (an edited or moderated review keeps it): one scan,
-            # the client filters on `updated` (as metrics).
+            # Reviews filter on `created` only (an edited or moderated review keeps it), but sort
+            # on `-updated`: the client filters on `updated` and stops below the state.
             name="reviews",
             path="/api/reviews",
             cursor_path=("attributes", "updated"),
             page_size=100,
-            sort=None,
+            sort="-updated",
             window=None,
+            newest_first=True,
         ),
         Listing(
             name="web_feeds",

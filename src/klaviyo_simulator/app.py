@@ -52,6 +52,7 @@ class Route:
     pattern: re.Pattern[str]
     rule: EndpointRule
     parent_type: str | None  # `/api/lists/{id}/profiles` -> "list"; None for top-level paths
+    identifiers: bool = False  # `/api/lists/{id}/relationships/profiles`: resource identifiers only
 
 
 @dataclass
@@ -71,9 +72,11 @@ def compile_routes() -> list[Route]:
     routes = []
     for template, rule in endpoint_rules().items():
         pattern = "^" + re.escape(template).replace(re.escape("{id}"), "(?P<id>[^/]+)") + "/?$"
-        parts = template.split("/")  # "", "api", parent plural, "{id}", child plural
-        parent = SINGULAR[parts[2]] if len(parts) == 5 and parts[3] == "{id}" else None
-        routes.append(Route(re.compile(pattern), rule, parent))
+        parts = template.split("/")  # "", "api", parent plural, "{id}", ["relationships",] child plural
+        identifiers = len(parts) == 6 and parts[4] == "relationships"
+        nested = (len(parts) == 5 or identifiers) and parts[3] == "{id}"
+        parent = SINGULAR[parts[2]] if nested else None
+        routes.append(Route(re.compile(pattern), rule, parent, identifiers))
     return routes
 
 
@@ -276,6 +279,9 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
             quirks.reorder(rule.resource_type, query, page, options)
             data: Any = kind.render(rule.resource_type, page, renderer, query)
             data = state.drift.apply(state.store, rule.resource_type, page.rows, data)
+            if route.identifiers:
+                rendered = orjson.loads(orjson.dumps(data)) if isinstance(data, orjson.Fragment) else data
+                data = [{"type": item["type"], "id": item["id"]} for item in rendered]
             body: dict[str, Any] = {"data": data, "links": _links(request, base, next_cursor, prev_cursor)}
             records = len(page.rows)
         else:
@@ -363,6 +369,22 @@ async def handle_advance(request: web.Request) -> web.Response:
     return web.json_response(result, dumps=lambda v: orjson.dumps(v).decode())
 
 
+async def handle_change(request: web.Request) -> web.Response:
+    """`POST /__sim/delete|unsuppress|remove-members` (Store.change)."""
+    state = request.app[APP_KEY_STATE]
+    try:
+        payload = await request.json(loads=orjson.loads) if request.can_read_body else {}
+    except orjson.JSONDecodeError:
+        return web.json_response({"error": "body must be a JSON object"}, status=400)
+    if not isinstance(payload, dict):
+        return web.json_response({"error": "body must be a JSON object"}, status=400)
+    try:
+        result = state.store.change(request.match_info["action"], payload)
+    except ValueError as err:
+        return web.json_response({"error": str(err)}, status=400)
+    return web.json_response(result, dumps=lambda v: orjson.dumps(v).decode())
+
+
 def build_app(
     store: Store, controls: Controls, keys: dict[str, frozenset[str] | None], secret: bytes
 ) -> web.Application:
@@ -371,6 +393,8 @@ def build_app(
     app[APP_KEY_STATE] = state
     app.router.add_post("/__sim/advance", handle_advance)
     state.drift.add_admin_routes(app, [t for kind in store.kinds for t in kind.types])
+    for action in Store.CHANGES:
+        app.router.add_post(f"/__sim/{{action:{action}}}", handle_change)
     controls.add_admin_routes(app)
     app.router.add_route("*", "/{tail:.*}", handle_api)
     return app

@@ -43,12 +43,19 @@ class Simulator:
     store: Store
     controls: Controls
     _advance: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    _change: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
 
     def advance(self, **changes: Any) -> dict[str, Any]:
         """Same as `POST /__sim/advance`: create/update records stamped now; returns what changed."""
         if self._advance is None:
             raise RuntimeError("this simulator handle cannot advance time")
         return self._advance(changes)
+
+    def change(self, action: str, **payload: Any) -> dict[str, Any]:
+        """Same as `POST /__sim/<action>` (delete, unsuppress, remove-members): see `Store.change`."""
+        if self._change is None:
+            raise RuntimeError("this simulator handle cannot change records")
+        return self._change(action, payload)
 
 
 def build_store(options: SimulatorOptions) -> Store:
@@ -85,7 +92,9 @@ async def run_simulator(options: SimulatorOptions | None = None) -> AsyncIterato
     controls = Controls(options.controls)
     runner, base_url = await _serve(options, store, controls)
     try:
-        yield Simulator(base_url, _full_access_key(options.keys), store, controls, store.advance)
+        yield Simulator(
+            base_url, _full_access_key(options.keys), store, controls, store.advance, store.change
+        )
     finally:
         await runner.cleanup()
 
@@ -117,8 +126,14 @@ def start_in_thread(options: SimulatorOptions | None = None) -> Iterator[Simulat
 
         return asyncio.run_coroutine_threadsafe(run(), loop).result()
 
+    def change(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return store.change(action, payload)
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result()
+
     try:
-        yield Simulator(base_url, _full_access_key(options.keys), store, controls, advance)
+        yield Simulator(base_url, _full_access_key(options.keys), store, controls, advance, change)
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
         stop_loop()

@@ -62,6 +62,11 @@ SERVED_PATHS: dict[str, str] = {
     "/api/webhooks": "webhook",
     "/api/custom-metrics": "custom-metric",
     "/api/tracking-settings": "tracking-setting",
+    # Relationship listings (resource identifiers only): the connector's id scans for deletions.
+    "/api/lists/{id}/relationships/profiles": "profile",
+    "/api/segments/{id}/relationships/profiles": "profile",
+    "/api/flow-actions/{id}/relationships/flow-messages": "flow-message",
+    "/api/forms/{id}/relationships/form-versions": "form-version",
 }
 
 

@@ -17,6 +17,16 @@ from klaviyo_simulator.resources import ROW_KINDS, Events, Profiles, Resource
 from klaviyo_simulator.resources.events import event_id
 from klaviyo_simulator.seeded import mix
 
+# Rows deleted with their owner (a deleted campaign takes its messages along, as in Klaviyo).
+OWNER = {
+    "campaign-message": "campaign",
+    "flow-action": "flow",
+    "flow-message": "flow-action",
+    "form-version": "form",
+    "coupon-code": "coupon",
+    "catalog-variant": "catalog-item",
+}
+
 
 class Store:
     """All simulated data of one account."""
@@ -70,6 +80,61 @@ class Store:
 
     def get(self, resource_type: str, identifier: str) -> Row | None:
         return self._by_id.get(resource_type, {}).get(identifier)
+
+    def delete(self, resource_type: str, ids: list[str]) -> list[str]:
+        """Delete records (any resource, profiles included); returns "type/id" of everything deleted,
+        owned rows included. Unknown ids are skipped."""
+        if resource_type == "profile":
+            return [f"profile/{pid}" for pid in self.profiles.delete(ids)]
+        if resource_type not in self._kind_of:
+            raise ValueError(f"unknown resource type {resource_type!r}")
+        deleted: list[str] = []
+        pending = [(resource_type, rid) for rid in ids]
+        while pending:
+            rtype, rid = pending.pop()
+            row = self._by_id.get(rtype, {}).pop(rid, None)
+            if row is None:
+                continue
+            self._rows[rtype] = [r for r in self._rows.get(rtype, []) if r.id != rid]
+            deleted.append(f"{rtype}/{rid}")
+            for other_type, rows in self._rows.items():
+                for other in rows:
+                    for name, (related_type, value) in list(other.relationships.items()):
+                        if related_type != rtype:
+                            continue
+                        if isinstance(value, list) and rid in value:
+                            other.relationships[name] = (related_type, [v for v in value if v != rid])
+                        elif value == rid and OWNER.get(other_type) == rtype:
+                            pending.append((other_type, other.id))
+        return deleted
+
+    CHANGES = ("delete", "unsuppress", "remove-members")
+
+    def change(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Deterministic admin changes (`POST /__sim/<action>`), each returning what changed:
+
+        - `delete` {"type": "campaign", "ids": [...]}: records of any resource (profiles too), with
+          the rows they own (a campaign's messages, a flow's actions and their messages, ...);
+        - `unsuppress` {"ids": [...]}: lift profiles' email suppression (their `updated` moves);
+        - `remove-members` {"group_type": "list"|"segment", "group_id": "...", "profile_ids": [...]}.
+
+        Raises ValueError for an unknown action or a malformed payload."""
+        ids = payload.get("ids", payload.get("profile_ids"))
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError("the payload needs 'ids' (or 'profile_ids'): a list of id strings")
+        if action == "delete":
+            rtype = payload.get("type")
+            if not isinstance(rtype, str):
+                raise ValueError("'type' must be a resource type such as 'campaign' or 'profile'")
+            return {"deleted": self.delete(rtype, ids)}
+        if action == "unsuppress":
+            return {"unsuppressed": self.profiles.unsuppress(ids, self.clock())}
+        if action == "remove-members":
+            group_type, group_id = payload.get("group_type"), payload.get("group_id")
+            if group_type not in ("list", "segment") or self.get(str(group_type), str(group_id)) is None:
+                raise ValueError("'group_type' must be list or segment and 'group_id' an existing group")
+            return {"removed": self.profiles.remove_members(str(group_type), str(group_id), ids)}
+        raise ValueError(f"unknown change {action!r}; known: {', '.join(self.CHANGES)}")
 
     def members(self, group_type: str, group_id: str) -> list[int]:
         """Sorted keys `(joined_group_at << 32) | profile row` of a list's or segment's members."""

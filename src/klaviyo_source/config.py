@@ -52,6 +52,9 @@ class Config:
     max_rate_limit_wait: float = 600.0
     max_retries: int = 6
     backoff_base: float = 1.0
+    # Deleted records (engine/reconcile.py): on, and the cadence of the large id scans.
+    detect_deletions: bool = True
+    deletion_check_days: int = 7
 
     def __repr__(self) -> str:  # never print the key
         fields = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if k != "api_key")
@@ -239,6 +242,30 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=300,
         default=1,
+    ),
+    Setting(
+        name="detect_deletions",
+        kind="boolean",
+        title="Detect deleted records",
+        description="On incremental syncs, list the ids of each stream cheaply (sparse fieldsets, "
+        "relationships endpoints) and emit records that disappeared from Klaviyo as deletions "
+        "(`_ab_cdc_deleted_at`; the standalone sync soft-deletes them). Small collections are "
+        "checked every sync (about one request per 10-100 records); profiles, memberships and "
+        "per-parent scans every `deletion_check_days` days.",
+        default=True,
+    ),
+    Setting(
+        name="deletion_check_days",
+        kind="integer",
+        title="Deletion check interval for large collections (days)",
+        description="Days between id scans of profiles, list and segment memberships, flow messages "
+        "and form versions (0 = every sync). A profiles scan costs one request per 100 profiles "
+        "in the profiles rate tier (75/s burst, 750/min steady): 1 million profiles take "
+        "10,000 requests, about 14 minutes of that tier.",
+        minimum=0,
+        maximum=365,
+        default=7,
+        examples=(0, 7, 30),
     ),
 )
 BLANK_MEANS_UNSET = frozenset({"start_date", "event_metric_ids"})  # "" = not set (Airbyte's UI sends it)

@@ -134,7 +134,8 @@ def test_derived_streams_equal_the_ground_truth_in_both_modes_for_no_extra_reque
         }
         await asyncio.sleep(1.1)
         sim.controls.reset_stats()
-        second = await sync(sim, DERIVED, states)
+        # Id scans for deletions cost requests of their own (tests/reliability/test_three_months.py).
+        second = await sync(sim, DERIVED, states, detect_deletions=False)
         assert sum(requests(sim).values()) < sum(with_derived.values())
         truth = derived(sim.store)
         for stream in DERIVED:

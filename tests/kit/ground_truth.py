@@ -42,6 +42,26 @@ def loaded(url: str, streams: list[str]) -> dict[str, dict[str, int | None]]:
     return out
 
 
+def soft_deleted(
+    url: str, streams: list[str]
+) -> tuple[dict[str, dict[str, int | None]], dict[str, set[str]]]:
+    """(live rows: key -> cursor, as `loaded`; keys whose row has `_deleted_at` set), per stream."""
+    schema = parse_destination(url).schema
+    live: dict[str, dict[str, int | None]] = {}
+    deleted: dict[str, set[str]] = {}
+    for stream in streams:
+        field = STREAMS_BY_NAME[stream].cursor_field
+        cursor = quote(field) if field is not None else "NULL"
+        row = STREAMS_BY_NAME[stream]
+        marked = "_deleted_at IS NOT NULL" if row.reconcile is not None or row.replaces else "FALSE"
+        rows = _query(
+            url, f"SELECT {_key_sql(stream)}, {cursor}, {marked} FROM {quote(schema)}.{quote(stream)}"
+        )
+        live[stream] = {row[0]: epoch_us(row[1]) for row in rows if not row[2]}
+        deleted[stream] = {row[0] for row in rows if row[2]}
+    return live, deleted
+
+
 def duplicates(url: str, streams: list[str]) -> dict[str, int]:
     schema = parse_destination(url).schema
     found = {}
@@ -61,4 +81,4 @@ def stored_states(url: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["duplicates", "expected", "loaded", "stored_states"]
+__all__ = ["duplicates", "expected", "loaded", "soft_deleted", "stored_states"]

@@ -42,3 +42,8 @@ class CollectingSink:
 
     def errors_of(self, stream: str) -> list[Exception]:
         return [v for kind, s, v in self.calls if kind == "error" and s == stream]
+
+
+def without_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """A stream state without its deletion-check entry (`_reconcile`: the destination's keys)."""
+    return {k: v for k, v in state.items() if k != "_reconcile"}

@@ -62,6 +62,11 @@ TAG_STREAMS: dict[str, tuple[str, str]] = {
 }
 
 
+def live_profile_rows(store: Store) -> list[int]:
+    """Rows of the profiles not deleted (admin `delete`)."""
+    return [row for row in range(store.profile_count) if row not in store.profiles.deleted]
+
+
 def epoch_us(moment: datetime | str | None) -> int | None:
     if moment is None:
         return None
@@ -77,7 +82,7 @@ def expected(store: Store) -> dict[str, dict[str, int | None]]:
         event_id: ts * 1_000_000 for event_id, ts in zip(store.event_ids(), events_ts, strict=True)
     }
     profiles: dict[str, int | None] = {
-        store.profile_id(row): profile_cols.updated[row] * 1_000_000 for row in range(store.profile_count)
+        store.profile_id(row): profile_cols.updated[row] * 1_000_000 for row in live_profile_rows(store)
     }
     truth: dict[str, dict[str, int | None]] = {
         "events": events,
@@ -86,6 +91,7 @@ def expected(store: Store) -> dict[str, dict[str, int | None]]:
         "global_exclusions": {  # the cursor is the suppression time (Airbyte 3.x)
             store.profile_id(row): seconds * 1_000_000
             for row, (_, seconds) in profile_cols.suppression.items()
+            if row not in store.profiles.deleted
         },
     }
     for stream, (resource, cursor) in SMALL_STREAMS.items():
@@ -123,7 +129,7 @@ def derived(store: Store) -> dict[str, dict[str, int | None]]:
     subscriptions: dict[str, int | None] = {}
     exclusions: dict[str, int | None] = {}
     profiles = store.profiles
-    for row in range(store.profile_count):
+    for row in live_profile_rows(store):
         pid, updated = store.profile_id(row), profiles.cols.updated[row] * 1_000_000
         for channel, kinds in profiles.subscriptions(row).items():
             subscriptions.update((f"{pid}/{channel}/{kind}", updated) for kind in kinds)
@@ -143,9 +149,13 @@ def expected_ids(store: Store, stream: str) -> set[str]:
     if stream in ("events", "events_detailed"):
         return set(store.event_ids())
     if stream == "profiles":
-        return set(store.profile_ids())
+        return set(store.profiles.live_ids())
     if stream == "global_exclusions":
-        return {store.profile_id(row) for row in store.profiles.cols.suppression}
+        return {
+            store.profile_id(row)
+            for row in store.profiles.cols.suppression
+            if row not in store.profiles.deleted
+        }
     if stream in MEMBERSHIP_STREAMS:
         return {f"{g}/{p}" for g, p in memberships(store, MEMBERSHIP_STREAMS[stream])}
     if stream not in SMALL_STREAMS:

@@ -212,6 +212,23 @@ def cases(sim: Simulator) -> list[tuple[str, str, dict[str, str]]]:
         ("/api/webhooks", "/api/webhooks", {"include": "webhook-topics"}),
         ("/api/custom-metrics", "/api/custom-metrics", {"include": "metrics"}),
         ("/api/tracking-settings", "/api/tracking-settings", {}),
+        # Relationship listings (ids only): the connector's id scans for deleted records.
+        ("/api/lists/{id}/relationships/profiles", f"/api/lists/{list_id}/relationships/profiles", {}),
+        (
+            "/api/segments/{id}/relationships/profiles",
+            f"/api/segments/{segment_id}/relationships/profiles",
+            {"page[size]": "100"},
+        ),
+        (
+            "/api/flow-actions/{id}/relationships/flow-messages",
+            f"/api/flow-actions/{action_with_messages}/relationships/flow-messages",
+            {},
+        ),
+        (
+            "/api/forms/{id}/relationships/form-versions",
+            f"/api/forms/{form_with_versions}/relationships/form-versions",
+            {},
+        ),
     ]
     return out
 

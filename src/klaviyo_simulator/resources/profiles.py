@@ -267,6 +267,7 @@ class Profiles:
         self._members: dict[tuple[str, str], list[int]] = {}
         self.created_at_generation: list[int] = []  # creation seconds, sorted (events draw from it)
         self._list_ids: list[str] | None = None  # the generated lists (list suppressions draw from them)
+        self.deleted: set[int] = set()  # rows deleted through the admin API (gone from every listing)
 
     # ------------------------------------------------------------ generation and ids
 
@@ -293,7 +294,12 @@ class Profiles:
 
     def row_of(self, identifier: str) -> int | None:
         self._ensure_ids()
-        return self._rows.get(identifier)
+        row = self._rows.get(identifier)
+        return None if row in self.deleted else row
+
+    def live_ids(self) -> list[str]:
+        """Ids of the profiles not deleted."""
+        return [pid for row, pid in enumerate(self.ids()) if row not in self.deleted]
 
     def _ensure_ids(self) -> None:
         for row in range(len(self._ids), self.count):
@@ -375,6 +381,8 @@ class Profiles:
                 rows = rows[:position]  # the first segment is empty, the second has one member
             # generated profiles only; each joined between its creation and "now" at generation
             cached = sorted(((created[r] + int((now - created[r]) * draw())) << SHIFT) | r for r in rows)
+            if self.deleted:
+                cached = [k for k in cached if k & ROW_MASK not in self.deleted]
             self._members[key] = cached
         return cached
 
@@ -391,8 +399,10 @@ class Profiles:
             return self._member_page(listing)
         conds, sort, size = listing.conditions, listing.sort, listing.size or self.count + 1
 
+        deleted = self.deleted
+
         def accept_row(row: int) -> bool:
-            return all(matches(c, self.value(row, c.field)) for c in conds)
+            return row not in deleted and all(matches(c, self.value(row, c.field)) for c in conds)
 
         if sort in ("updated", "created"):
             keys_int: Sequence[int] = self.updated_keys if sort == "updated" else self.created_keys
@@ -532,7 +542,7 @@ class Profiles:
         for k in range(total):
             row = mix(change.salt, 2, k) % self.count
             attempts = 0
-            while row in chosen and attempts < self.count:
+            while (row in chosen or row in self.deleted) and attempts < self.count:
                 row = (row + 1) % self.count
                 attempts += 1
             chosen.append(row)
@@ -546,6 +556,41 @@ class Profiles:
             result["profiles_suppressed"] = touched[n_updated:]
         self._sorted_cache.pop(SUPPRESSION_SORT, None)
         return result
+
+    # ------------------------------------------------------------ admin changes (deterministic)
+
+    def delete(self, ids: list[str]) -> list[str]:
+        """Delete profiles (a GDPR deletion): gone from listings, groups and single GETs."""
+        rows = [row for pid in ids if (row := self.row_of(pid)) is not None]
+        if not rows:
+            return []
+        gone = set(rows)
+        self.deleted |= gone
+        self.updated_keys = [k for k in self.updated_keys if k & ROW_MASK not in gone]
+        self.created_keys = array("q", (k for k in self.created_keys if k & ROW_MASK not in gone))
+        for key, members in self._members.items():
+            self._members[key] = [k for k in members if k & ROW_MASK not in gone]
+        self._sorted_cache.clear()
+        return [self.id(row) for row in rows]
+
+    def unsuppress(self, ids: list[str], now: int) -> list[str]:
+        """Lift the email suppression of profiles (the profile's `updated` moves to now)."""
+        lifted = []
+        for pid in ids:
+            row = self.row_of(pid)
+            if row is not None and self.cols.suppression.pop(row, None) is not None:
+                self._touch(row, now)
+                lifted.append(pid)
+        self._sorted_cache.pop(SUPPRESSION_SORT, None)
+        return lifted
+
+    def remove_members(self, group_type: str, group_id: str, ids: list[str]) -> list[str]:
+        """Remove profiles from a list or segment; returns the profile ids that were members."""
+        rows = {row for pid in ids if (row := self.row_of(pid)) is not None}
+        keys = self.members(group_type, group_id)
+        removed = [self.id(k & ROW_MASK) for k in keys if k & ROW_MASK in rows]
+        keys[:] = [k for k in keys if k & ROW_MASK not in rows]
+        return removed
 
     def _add_members(self, change: Change) -> dict[str, Any]:
         """`<group>_members_added`: that many profiles join groups (cycling over the groups) now;
@@ -563,7 +608,7 @@ class Profiles:
                 present = {key & ROW_MASK for key in keys}
                 row = mix(change.salt, 14, k) % self.count
                 for _ in range(self.count):
-                    if row not in present:
+                    if row not in present and row not in self.deleted:
                         break
                     row = (row + 1) % self.count
                 else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from klaviyo_source.engine.contract import StreamSelection
+from klaviyo_source.engine.known import DELETED_AT
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import STREAMS, Stream, catalog_row
@@ -24,7 +25,7 @@ def discovered_streams() -> list[dict[str, Any]]:
     return [
         {
             "name": row.name,
-            "json_schema": load_schema(row.name),
+            "json_schema": _with_deletions(row, load_schema(row.name)),
             "supported_sync_modes": list(SYNC_MODES),
             **_cursor_fields(row),
             "source_defined_primary_key": [[key] for key in row.primary_key],
@@ -32,6 +33,18 @@ def discovered_streams() -> list[dict[str, Any]]:
         }
         for row in STREAMS
     ]
+
+
+def _with_deletions(row: Stream, schema: dict[str, Any]) -> dict[str, Any]:
+    """Streams whose deleted records are detected declare Airbyte's `_ab_cdc_deleted_at` (set on
+    deletion records, which carry only the primary key and the cursor; docs/airbyte.md)."""
+    if row.reconcile is None and not row.replaces:
+        return schema
+    properties = {
+        **schema.get("properties", {}),
+        DELETED_AT: {"type": ["null", "string"], "format": "date-time"},
+    }
+    return {**schema, "properties": properties}
 
 
 def _cursor_fields(row: Stream) -> dict[str, Any]:

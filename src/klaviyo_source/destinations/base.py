@@ -52,7 +52,14 @@ from klaviyo_source.times import maybe_time
 STATE_TABLE = "_klaviyo_state"
 STREAMS_TABLE = "_klaviyo_streams"  # per stream table: the write mode its rows were written with
 STAGE_PREFIX = "_klaviyo_stage_"
+DELETED_COLUMN = "_deleted_at"  # set when the record disappeared from Klaviyo (soft delete)
+DELETION_MARK = "_ab_cdc_deleted_at"  # what a deletion record carries (engine/known.py)
 _OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+class DeleteMode(StrEnum):
+    SOFT = "soft"  # the row stays, `_deleted_at` set (cleared if the record comes back)
+    HARD = "hard"  # the row is removed
 
 
 class WriteMode(StrEnum):
@@ -89,6 +96,7 @@ class WriteResult:
     changed: int = 0  # an existing key, replaced by a version with different content
     unchanged: int = 0  # an existing key re-read identical, or older than the stored version
     rejected_values: int = 0  # non-null values that did not fit their column's type (stored as NULL)
+    deleted: int = 0  # rows soft-deleted or removed (deletion records)
 
     @property
     def updated(self) -> int:
@@ -100,6 +108,7 @@ class WriteResult:
         self.changed += other.changed
         self.unchanged += other.unchanged
         self.rejected_values += other.rejected_values
+        self.deleted += other.deleted
 
 
 class WriteModeConflictError(ConfigError):
@@ -305,6 +314,8 @@ class SqlDestination(ABC):
         for column in schema_columns:
             held = info.columns.get(column.name)
             info.columns[column.name] = Column(column.name, held.kind if held else column.kind, column.path)
+        if (row.reconcile is not None or row.replaces) and DELETED_COLUMN not in info.columns:
+            info.columns[DELETED_COLUMN] = Column(DELETED_COLUMN, "timestamp", ())  # never loaded: NULL
         if table != row.name or not existing:
             self._create(info)
         else:
@@ -413,6 +424,31 @@ class SqlDestination(ABC):
             f"VALUES ({p}, {p}, {p}, {p})",
             [stream, orjson.dumps(state).decode(), datetime.now(UTC), self.sync_id],
         )
+
+    def delete_rows(self, stream: str, records: Sequence[Record], mode: DeleteMode) -> WriteResult:
+        """Deletion records (key + `_ab_cdc_deleted_at`): set `_deleted_at` on the rows of those keys
+        (soft) or remove them (hard), in one transaction. Rows already soft-deleted keep their time."""
+        info = self.tables[stream]
+        if info.mode is WriteMode.OVERWRITE or not records:
+            return WriteResult()  # a rebuilt table holds only live rows
+        p = self.placeholder
+        keys = info.row.primary_key
+        match = " AND ".join(f"{quote(k)} = {p}" for k in keys)
+        target = self.qualified(info.table)
+        deleted = 0
+        with self.transaction():
+            for record in records:
+                values = [record.get(k) for k in keys]
+                if mode is DeleteMode.HARD:
+                    deleted += self.execute(f"DELETE FROM {target} WHERE {match}", values)
+                else:
+                    at = maybe_time(record.get(DELETION_MARK)) or datetime.now(UTC)
+                    deleted += self.execute(
+                        f"UPDATE {target} SET {quote(DELETED_COLUMN)} = {p} WHERE {match} "
+                        f"AND {quote(DELETED_COLUMN)} IS NULL",
+                        [at, *values],
+                    )
+        return WriteResult(deleted=deleted)
 
     def finish(self, stream: str, state: dict[str, Any] | None) -> None:
         """A stream completed: in overwrite mode swap its staging table in, with its state, atomically."""

@@ -47,6 +47,7 @@ class StreamStats:
     requests: int = 0
     throttled: int = 0  # 429s received
     retries: int = 0
+    deleted: int = 0  # deletion records (keys gone from Klaviyo since they were emitted)
     partitions_done: int = 0
     partitions_total: int = 0
     rate_limit_wait_seconds: float = 0.0  # wall-clock time (overlapping waits count once)
@@ -81,3 +82,10 @@ class Sink(Protocol):
 class RawRecordSink(Sink, Protocol):
     async def raw_records(self, stream: str, records: Sequence[orjson.Fragment]) -> None:
         """A batch of pre-serialized records of a passthrough stream (in place of `records`)."""
+
+
+@runtime_checkable
+class DeletionSink(Sink, Protocol):
+    async def deletions(self, stream: str, records: Sequence[Record]) -> None:
+        """Keys gone from Klaviyo: each record holds the primary key, the cursor set to the deletion
+        time and `_ab_cdc_deleted_at`. A sink without this method gets them through `records`."""

@@ -23,7 +23,10 @@ class PageItem:
     final: bool
     # The same page pre-serialized, for a sink that takes raw records (instead of `batches`).
     raw_batches: list[tuple[Member, list[orjson.Fragment]]] = field(default_factory=list)
+    raw_ids: list[list[str]] = field(default_factory=list)  # per raw batch: its records' ids
     large: bool = False  # counted in the large listings' page budget (else the small ones')
+    # Members whose rows replace their parents' (`Stream.replaces`): the parent ids on the page.
+    parents: list[tuple[Member, list[str]]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -56,7 +59,18 @@ class TaskEnd:
     window: Window
 
 
-Item = PageItem | ChildItem | FailItem | NoteItem | TaskEnd
+@dataclass(eq=False)
+class ReconcileItem:
+    """A member's id scan is done: its deleted keys (None when the scan failed: `error`)."""
+
+    plan: ListingPlan
+    member: Member
+    deleted: list[tuple[str, ...]] | None
+    live: set[tuple[str, ...]] | None = None  # the live keys, when the scan lists whole keys
+    error: BaseException | None = None
+
+
+Item = PageItem | ChildItem | FailItem | NoteItem | TaskEnd | ReconcileItem
 
 
 class Outbox:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from klaviyo_source.engine.contract import StreamOutcome, StreamStats, StreamStatus
+from klaviyo_source.engine.known import KnownKeys
 from klaviyo_source.state import SavedState, write_state
 from klaviyo_source.streams.table import FLOOR_ISO, Listing, PartitionKey, Stream
 from klaviyo_source.times import parse_time
@@ -102,6 +103,9 @@ class Member:
     waits: WaitClock = field(default_factory=lambda: WaitClock())
     floor: datetime = FLOOR  # start_date (or the 2012 floor): where a new fan-out child starts
     children: dict[PartitionKey, datetime] = field(default_factory=dict)  # fan-out progress per parent
+    known: KnownKeys | None = None  # the destination's keys, for deletions (engine/known.py)
+    reconciling: bool = False  # its id scan is running; it finishes when the scan is in
+    reread: set[tuple[str, ...]] | None = None  # a stream read whole each sync: this run's keys
 
     def child_start(self, key: PartitionKey) -> datetime:
         """Where a fan-out child listing resumes: its saved cursor (inclusive), else the floor

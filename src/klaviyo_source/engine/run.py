@@ -21,15 +21,28 @@ from typing import Any
 
 from klaviyo_source.config import Config
 from klaviyo_source.engine.contract import (
+    DeletionSink,
     RawRecordSink,
+    Record,
     Sink,
     StreamOutcome,
     StreamSelection,
     StreamStats,
     StreamStatus,
 )
+from klaviyo_source.engine.known import STATE_KEY, Key, KnownKeys, deletion_markers
 from klaviyo_source.engine.names import named_ids, resolve
-from klaviyo_source.engine.outbox import ChildItem, FailItem, Item, NoteItem, Outbox, PageItem, TaskEnd
+from klaviyo_source.engine.observer import StatsObserver
+from klaviyo_source.engine.outbox import (
+    ChildItem,
+    FailItem,
+    Item,
+    NoteItem,
+    Outbox,
+    PageItem,
+    ReconcileItem,
+    TaskEnd,
+)
 from klaviyo_source.engine.partitions import (
     FLOOR,
     ListingPlan,
@@ -39,6 +52,7 @@ from klaviyo_source.engine.partitions import (
     member_starts,
     plan_windows,
 )
+from klaviyo_source.engine.reconcile import IdScans, deletions, due, live_keys, rereads_everything
 from klaviyo_source.engine.scan import Scanner
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient, preflight
@@ -105,6 +119,11 @@ def _plan(
             StreamOutcome(row.name),
             floor=config.start_date or FLOOR,
         )
+        if row.reconcile is not None or row.replaces:
+            raw = states.get(row.name) if selection.incremental else None
+            members[row.name].known = KnownKeys.from_state(row.primary_key, raw)
+            if rereads_everything(row):
+                members[row.name].reread = set()
 
     plans: dict[str, ListingPlan] = {}
     for member in members.values():
@@ -139,6 +158,8 @@ class _Run:
         self.scanner: Scanner | None = None
         self.client: KlaviyoClient | None = None
         self.rate_status_at: dict[str, float] = {}
+        self.id_scans: IdScans | None = None
+        self.overflow_noted: set[str] = set()
 
     def spawn(self, window: Window) -> None:
         assert self.scanner is not None
@@ -168,6 +189,8 @@ class _Run:
 
     async def emit_state(self, plan: ListingPlan, member: Member, *, force: bool) -> None:
         state = member.state(plan, self.hi_final)
+        if member.known is not None and member.known.worth_saving:
+            state = {**state, STATE_KEY: member.known.state()}
         checkpoint = member.checkpoint
         if state == checkpoint.last and not force:
             return
@@ -185,6 +208,90 @@ class _Run:
         member.outcome.status = StreamStatus.COMPLETE
         await self.sink.status(member.name, StreamStatus.COMPLETE)
 
+    async def complete(self, plan: ListingPlan, member: Member) -> None:
+        """The member's listing is read: reconcile its keys when due, then finish it."""
+        known = member.known
+        if member.reconciling or not member.alive:
+            return
+        if known is not None and known.overflow and member.name not in self.overflow_noted:
+            self.overflow_noted.add(member.name)
+            await self.sink.log(
+                "WARN",
+                f"{member.name}: more keys than the state keeps for deletion checks; deleted records of "
+                "this stream are not detected.",
+            )
+        if known is None or not due(member, self.config, self.hi_final):
+            if known is not None and member.incremental and known.at is None and not member.saved:
+                known.set_at(self.hi_final)  # a first read lists everything: it counts as one
+            await self.finish(plan, member)
+            return
+        if rereads_everything(member.row):
+            live = set(member.reread) if member.reread is not None else set()
+            gone = sorted(k for k in known.keys if k not in live)
+            await self.on_reconciled(ReconcileItem(plan, member, gone, live), counted=False)
+            return
+        member.reconciling = True
+        self.active += 1
+        task = asyncio.create_task(self.reconcile(plan, member))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def reconcile(self, plan: ListingPlan, member: Member) -> None:
+        assert self.id_scans is not None and self.scanner is not None and member.known is not None
+        row = member.row
+        observer = StatsObserver([member], self.outbox, f"{row.name} id scan", self.scanner.requests)
+        try:
+            live = await self.id_scans.live(member, observer)
+            item = ReconcileItem(plan, member, deletions(row, member.known, live), live_keys(row, live))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            item = ReconcileItem(plan, member, None, error=error)
+        self.outbox.note(item)
+
+    async def on_reconciled(self, item: ReconcileItem, *, counted: bool = True) -> None:
+        if counted:
+            self.active -= 1
+        member, known = item.member, item.member.known
+        assert known is not None
+        member.reconciling = False
+        if not member.alive:
+            return
+        if item.deleted is None:
+            reason = getattr(item.error, "message", None) or str(item.error)
+            await self.sink.log("WARN", f"{member.name}: deletion check skipped this sync ({reason}).")
+        else:
+            await self.emit_deletions(member, item.deleted)
+            if item.live is not None:
+                known.reset(item.live)
+            known.set_at(self.hi_final)
+        await self.finish(item.plan, member)
+
+    async def emit_deletions(self, member: Member, keys: list[Key]) -> None:
+        """Deletion records for keys gone from Klaviyo; the keys leave the known set."""
+        if not keys or member.known is None:
+            return
+        row = member.row
+        markers = deletion_markers(row.primary_key, row.cursor_field, keys, self.hi_final)
+        if mark_running(member):
+            await self.sink.status(member.name, StreamStatus.RUNNING)
+        if isinstance(self.sink, DeletionSink):
+            await self.sink.deletions(member.name, markers)
+        else:
+            await self.sink.records(member.name, markers)
+        member.known.remove(keys)
+        member.outcome.stats.deleted += len(keys)
+        member.checkpoint.records_since += len(keys)
+
+    def track(self, member: Member, records: Sequence[Record]) -> None:
+        """Keep the keys of emitted records (and, for streams read whole, this run's keys)."""
+        known = member.known
+        if known is None:
+            return
+        known.add(records)
+        if member.reread is not None:
+            member.reread.update(known.key_of(r) for r in records)
+
     async def fail(self, member: Member, error: BaseException) -> None:
         if not member.alive:
             return
@@ -199,7 +306,8 @@ class _Run:
         window = item.window
         track = window.track
         plan = track.plan
-        for member, records in item.batches or item.raw_batches:
+        batches: Sequence[tuple[Member, Sequence[Any]]] = item.batches or item.raw_batches
+        for index, (member, records) in enumerate(batches):
             if not member.alive:
                 continue
             if mark_running(member):
@@ -207,15 +315,24 @@ class _Run:
             if records:
                 if item.raw_batches:
                     assert isinstance(self.sink, RawRecordSink)
-                    await self.sink.raw_records(member.name, records)  # type: ignore[arg-type]
+                    await self.sink.raw_records(member.name, records)
                 else:
-                    await self.sink.records(member.name, records)  # type: ignore[arg-type]
+                    await self.sink.records(member.name, records)
+                if item.raw_batches:
+                    self.track(member, [{"id": i} for i in item.raw_ids[index]])
+                else:
+                    self.track(member, records)
                 member.outcome.stats.records += len(records)
                 member.checkpoint.records_since += len(records)
                 if item.max_cursor is not None:
                     previous = member.max_cursor.get(track.key)
                     if previous is None or item.max_cursor > previous:
                         member.max_cursor[track.key] = item.max_cursor
+        produced = {id(m): records for m, records in item.batches}
+        for member, parent_ids in item.parents:
+            if member.alive and member.known is not None:
+                stale = member.known.stale(member.row.replaces, parent_ids, produced.get(id(member), ()))
+                await self.emit_deletions(member, stale)
         if item.last is not None and (window.last is None or item.last > window.last):
             window.last = item.last
         if item.final:
@@ -228,7 +345,7 @@ class _Run:
             if not member.alive:
                 continue
             if plan_done:
-                await self.finish(plan, member)
+                await self.complete(plan, member)
             elif (
                 item.final
                 or member.checkpoint.records_since >= STATE_EVERY_RECORDS
@@ -245,6 +362,7 @@ class _Run:
             await self.sink.status(member.name, StreamStatus.RUNNING)
         if item.records:
             await self.sink.records(member.name, item.records)
+            self.track(member, item.records)
             member.outcome.stats.records += len(item.records)
             member.checkpoint.records_since += len(item.records)
         if item.last is not None:
@@ -289,6 +407,8 @@ class _Run:
                     await self.fail(member, item.error)
             elif isinstance(item, TaskEnd):
                 self.active -= 1
+            elif isinstance(item, ReconcileItem):
+                await self.on_reconciled(item)
 
     def has_work(self) -> bool:
         """Some stream needs data from before hi_final (else the run sends no request at all)."""
@@ -308,6 +428,7 @@ class _Run:
         self.scanner = Scanner(
             client, self.config, self.outbox, self.hi_final, self.spawn, self.can_split, raw_plans=raw_plans
         )
+        self.id_scans = IdScans(client, self.hi_final)
         for outcome in self.failed_early:
             assert outcome.error is not None
             await self.sink.status(outcome.name, StreamStatus.STARTED)
@@ -324,7 +445,7 @@ class _Run:
             windows = plan_windows(plan, self.hi_final)
             if not windows:
                 for member in plan.members:
-                    await self.finish(plan, member)
+                    await self.complete(plan, member)
             for window in windows:
                 self.spawn(window)
         try:

@@ -359,6 +359,7 @@ class Scanner:
         records = page.records
         leaf = plan.row.cursor_path[-1]
         raw_batches: list[tuple[Member, list[orjson.Fragment]]] = []
+        raw_ids: list[list[str]] = []  # per raw batch, its records' ids (the keys of passthrough rows)
         for member in plan.members:
             if not member.alive:
                 continue
@@ -378,8 +379,9 @@ class Scanner:
                 key = cursor_key(cursor_field)
                 batch = [fragment(records[i], key, cursors[i]) for i in chosen]
             raw_batches.append((member, batch))
+            raw_ids.append([ids[i] for i in chosen])
         tail = tail_ids(picked, times, id_at)
-        item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches)
+        item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches, raw_ids=raw_ids)
         return item, cut, tail
 
     def _page(
@@ -452,6 +454,7 @@ class Scanner:
         page = Page(doc)
         batches: list[tuple[Member, list[Record]]] = []
         work: list[tuple[Member, Coroutine[Any, Any, list[Record] | None]]] = []
+        parents: list[tuple[Member, list[str]]] = []
         for member in plan.members:
             if not member.alive:
                 continue
@@ -466,6 +469,8 @@ class Scanner:
             else:
                 selected = data
             stream = member.row
+            if stream.replaces and member.known is not None:
+                parents.append((member, [str(r["id"]) for r in selected]))
             if stream.shape is not None:
                 selected = stream.shape(selected, page)
                 own = stream.cursor_field
@@ -477,7 +482,7 @@ class Scanner:
                 work.append((member, self._details(member, selected, page)))
             else:
                 batches.append((member, selected))
-        item = PageItem(window, batches, len(data), last, max_cursor, final)
+        item = PageItem(window, batches, len(data), last, max_cursor, final, parents=parents)
         return item, cut, tail, work
 
     async def _fanout(self, plan: ListingPlan, member: Member, fanout: Fanout, parents: list[Record]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from klaviyo_source.streams import records as shape
+from klaviyo_source.streams.reconcile import Reconcile, included_ids
 from klaviyo_source.streams.records import Page, Record
 
 # One partition of a listing: fixed (key, value) pairs, e.g. (("archived", "true"), ("campaign_type", "sms")).
@@ -211,6 +212,12 @@ class Stream:
     # Airbyte's legacy per-partition `states` lists of single-cursor streams: which cursor to take
     # ("min" misses nothing; "max" where every later change has a later cursor).
     legacy_states_pick: Literal["min", "max"] = "min"
+    # Deleted records: the id scan that lists the live keys (streams/reconcile.py); None = none.
+    reconcile: Reconcile | None = None
+    # Rows derived from a parent record carry its id in this column: a parent on a page brings
+    # all its current rows, so its earlier rows that did not come back are deletions (a lifted
+    # suppression leaves global_exclusions, a dropped list suppression leaves list_exclusions).
+    replaces: str = ""
 
     @property
     def has_cursor(self) -> bool:
@@ -514,6 +521,44 @@ LISTINGS: dict[str, Listing] = {
 
 _CAMPAIGN_EMAIL: PartitionKey = (("campaign_type", "email"),)
 
+
+def _ids(resource_type: str, *, column: str = "id", large: bool = False, include: str = "") -> Reconcile:
+    """Reconcile on the listing's ids alone (`fields[<type>]=id`); with `include`, the included
+    children's ids come along on the same pages, so parent and child streams share one scan."""
+    params: Params = ((f"fields[{resource_type}]", "id"),)
+    if include:
+        params += (("include", include), (f"fields[{include[:-1]}]", "id"))
+    return Reconcile(params=params, column=column, large=large)
+
+
+def _included_ids(parent_type: str, include: str) -> Reconcile:
+    """Reconcile on the ids of included children (`include=<type>`, ids only)."""
+    return replace(_ids(parent_type, include=include), ids=included_ids(include[:-1]))
+
+
+def _per_parent(
+    path: str,
+    parent_column: str,
+    page_size: int,
+    *,
+    column: str = "id",
+    large: bool = False,
+    parents: Reconcile | None = None,
+) -> Reconcile:
+    """Reconcile per parent on a relationships endpoint (ids only): the parents the destination
+    holds, or (parent not in the key) those `parents` lists."""
+    return Reconcile(
+        per_parent=path,
+        parent_column=parent_column,
+        column=column,
+        page_size=page_size,
+        large=large,
+        parents=parents,
+    )
+
+
+_REREAD = Reconcile()  # no cursor: every sync re-reads every record, so the read itself lists the live keys
+
 STREAMS: tuple[Stream, ...] = (
     Stream(
         name="profiles",
@@ -521,6 +566,7 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated",
         shape=shape.normalize_profiles,
         wants_variant=True,
+        reconcile=_ids("profile", large=True),
     ),
     Stream(
         name="global_exclusions",
@@ -532,6 +578,11 @@ STREAMS: tuple[Stream, ...] = (
         # bound it), re-reading the last hour.
         fixed_lookback_seconds=3600,
         pinned_start=EPOCH_ISO,
+        # Every sync: the suppressed profiles' ids (a small share of all profiles).
+        reconcile=Reconcile(
+            listing="suppressions", params=(("fields[profile]", "id"),), window_from=EPOCH_ISO
+        ),
+        replaces="id",
     ),
     Stream(name="events", listing="events", cursor_field="datetime", lookback=True),
     Stream(
@@ -541,10 +592,16 @@ STREAMS: tuple[Stream, ...] = (
         shape=shape.merge_included_page,
         lookback=True,
     ),
-    Stream(name="email_templates", listing="templates", cursor_field="updated"),
+    Stream(name="email_templates", listing="templates", cursor_field="updated", reconcile=_ids("template")),
     # Airbyte 3.x reads every metric whatever start_date says (its start is 1970).
-    Stream(name="metrics", listing="metrics", cursor_field="updated", pinned_start=EPOCH_ISO),
-    Stream(name="lists", listing="lists", cursor_field="updated"),
+    Stream(
+        name="metrics",
+        listing="metrics",
+        cursor_field="updated",
+        pinned_start=EPOCH_ISO,
+        reconcile=_ids("metric"),
+    ),
+    Stream(name="lists", listing="lists", cursor_field="updated", reconcile=_ids("list")),
     Stream(
         name="lists_detailed",
         listing="lists",
@@ -555,6 +612,7 @@ STREAMS: tuple[Stream, ...] = (
             combine=shape.group_with_profile_count,
         ),
         legacy_states_pick="max",
+        reconcile=_ids("list"),
     ),
     Stream(
         name="campaigns",
@@ -562,6 +620,7 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated_at",
         partitioned_state=True,
         legacy_archived_extra=_CAMPAIGN_EMAIL,
+        reconcile=_ids("campaign", include="campaign-messages"),
     ),
     Stream(
         name="campaigns_detailed",
@@ -573,9 +632,16 @@ STREAMS: tuple[Stream, ...] = (
         ),
         partitioned_state=True,
         legacy_archived_extra=_CAMPAIGN_EMAIL,
+        reconcile=_ids("campaign", include="campaign-messages"),
     ),
-    Stream(name="flows", listing="flows", cursor_field="updated", partitioned_state=True),
-    Stream(name="segments", listing="segments", cursor_field="updated"),
+    Stream(
+        name="flows",
+        listing="flows",
+        cursor_field="updated",
+        partitioned_state=True,
+        reconcile=_ids("flow", include="flow-actions"),
+    ),
+    Stream(name="segments", listing="segments", cursor_field="updated", reconcile=_ids("segment")),
     Stream(
         name="list_memberships",
         listing="lists",
@@ -592,6 +658,9 @@ STREAMS: tuple[Stream, ...] = (
             row=shape.membership("list_id"),
         ),
         partitioned_state=True,
+        reconcile=_per_parent(
+            "/api/lists/{id}/relationships/profiles", "list_id", 100, column="profile_id", large=True
+        ),
     ),
     Stream(
         name="segment_memberships",
@@ -609,6 +678,9 @@ STREAMS: tuple[Stream, ...] = (
             row=shape.membership("segment_id"),
         ),
         partitioned_state=True,
+        reconcile=_per_parent(
+            "/api/segments/{id}/relationships/profiles", "segment_id", 100, column="profile_id", large=True
+        ),
     ),
     Stream(
         name="segments_detailed",
@@ -619,6 +691,7 @@ STREAMS: tuple[Stream, ...] = (
             params=(("additional-fields[segment]", "profile_count"),),
             combine=shape.group_with_profile_count,
         ),
+        reconcile=_ids("segment"),
     ),
     Stream(
         # The actions of the flows changed since the state, from the flows listing's
@@ -630,6 +703,7 @@ STREAMS: tuple[Stream, ...] = (
         shape=shape.included_children("flow-actions", cursor="updated", parent_key="flow_id"),
         rows_own_cursor=True,
         partitioned_state=True,
+        reconcile=_included_ids("flow", "flow-actions"),
     ),
     Stream(
         # One child listing per flow action changed since `parent_state` (a changed message moves
@@ -651,6 +725,13 @@ STREAMS: tuple[Stream, ...] = (
             row=shape.child_resource("flow_action_id", cursor="updated"),
         ),
         partitioned_state=True,
+        reconcile=_per_parent(
+            "/api/flow-actions/{id}/relationships/flow-messages",
+            "flow_action_id",
+            50,
+            large=True,
+            parents=_included_ids("flow", "flow-actions"),
+        ),
     ),
     # Derived streams: rows built from the pages of a listing read anyway (no request of their
     # own); their cursor and state are their parent's.
@@ -660,6 +741,7 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated_at",
         shape=shape.campaign_message_rows,
         partitioned_state=True,
+        reconcile=_included_ids("campaign", "campaign-messages"),
     ),
     Stream(
         name="campaign_audiences",
@@ -668,6 +750,8 @@ STREAMS: tuple[Stream, ...] = (
         primary_key=("campaign_id", "audience_id", "inclusion"),
         shape=shape.campaign_audience_rows,
         partitioned_state=True,
+        reconcile=_ids("campaign", include="campaign-messages", column="campaign_id"),
+        replaces="campaign_id",
     ),
     Stream(
         name="campaign_tags",
@@ -676,6 +760,8 @@ STREAMS: tuple[Stream, ...] = (
         primary_key=("campaign_id", "tag_id"),
         shape=shape.tag_links("campaign_id", "updated_at"),
         partitioned_state=True,
+        reconcile=_ids("campaign", include="campaign-messages", column="campaign_id"),
+        replaces="campaign_id",
     ),
     Stream(
         name="flow_tags",
@@ -684,6 +770,8 @@ STREAMS: tuple[Stream, ...] = (
         primary_key=("flow_id", "tag_id"),
         shape=shape.tag_links("flow_id", "updated"),
         partitioned_state=True,
+        reconcile=_ids("flow", include="flow-actions", column="flow_id"),
+        replaces="flow_id",
     ),
     Stream(
         name="list_tags",
@@ -691,6 +779,8 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated",
         primary_key=("list_id", "tag_id"),
         shape=shape.tag_links("list_id", "updated"),
+        reconcile=_ids("list", column="list_id"),
+        replaces="list_id",
     ),
     Stream(
         name="segment_tags",
@@ -698,6 +788,8 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated",
         primary_key=("segment_id", "tag_id"),
         shape=shape.tag_links("segment_id", "updated"),
+        reconcile=_ids("segment", column="segment_id"),
+        replaces="segment_id",
     ),
     # Every profile has subscriptions: alone, profile_subscriptions reads the profiles listing
     # (without predictive analytics); list_exclusions alone reads only the changed profiles that
@@ -709,6 +801,8 @@ STREAMS: tuple[Stream, ...] = (
         cursor_field="updated",
         primary_key=("profile_id", "channel", "kind"),
         shape=shape.profile_subscription_rows,
+        reconcile=_ids("profile", column="profile_id", large=True),
+        replaces="profile_id",
     ),
     Stream(
         name="list_exclusions",
@@ -717,10 +811,16 @@ STREAMS: tuple[Stream, ...] = (
         primary_key=("profile_id", "list_id"),
         shape=shape.list_exclusion_rows,
         rides_on="profiles",
+        # Every sync: the ids of the profiles holding a list suppression (a small share); a
+        # profile without one any more (or deleted) takes its rows along.
+        reconcile=Reconcile(
+            listing="list_suppressed_profiles", params=(("fields[profile]", "id"),), column="profile_id"
+        ),
+        replaces="profile_id",
     ),
-    Stream(name="tags", listing="tags", cursor_field=None),
-    Stream(name="tag_groups", listing="tag_groups", cursor_field=None),
-    Stream(name="coupons", listing="coupons", cursor_field=None),
+    Stream(name="tags", listing="tags", cursor_field=None, reconcile=_REREAD),
+    Stream(name="tag_groups", listing="tag_groups", cursor_field=None, reconcile=_REREAD),
+    Stream(name="coupons", listing="coupons", cursor_field=None, reconcile=_REREAD),
     Stream(
         # GET /api/coupon-codes requires a filter: one listing per coupon, `equals(coupon.id,[..])`.
         name="coupon_codes",
@@ -737,8 +837,9 @@ STREAMS: tuple[Stream, ...] = (
             row=shape.child_of("coupon_id", None),
         ),
         partitioned_state=True,
+        reconcile=_REREAD,
     ),
-    Stream(name="forms", listing="forms", cursor_field="updated_at"),
+    Stream(name="forms", listing="forms", cursor_field="updated_at", reconcile=_ids("form")),
     Stream(
         # Every form each sync (a new version need not move its form's updated_at), each from
         # its own cursor.
@@ -755,13 +856,23 @@ STREAMS: tuple[Stream, ...] = (
             row=shape.child_of("form_id", "updated_at"),
         ),
         partitioned_state=True,
+        reconcile=_per_parent(
+            "/api/forms/{id}/relationships/form-versions", "form_id", 100, large=True, parents=_ids("form")
+        ),
     ),
-    Stream(name="images", listing="images", cursor_field="updated_at"),
-    Stream(name="push_tokens", listing="push_tokens", cursor_field=None),
-    Stream(name="catalog_items", listing="catalog_items", cursor_field="updated"),
-    Stream(name="catalog_variants", listing="catalog_variants", cursor_field="updated"),
-    Stream(name="catalog_categories", listing="catalog_categories", cursor_field="updated"),
-    Stream(name="accounts", listing="accounts", cursor_field=None),
+    Stream(name="images", listing="images", cursor_field="updated_at", reconcile=_ids("image")),
+    Stream(name="push_tokens", listing="push_tokens", cursor_field=None, reconcile=_REREAD),
+    *(
+        Stream(
+            name=f"catalog_{kind}", listing=f"catalog_{kind}", cursor_field="updated", reconcile=_ids(rtype)
+        )
+        for kind, rtype in (
+            ("items", "catalog-item"),
+            ("variants", "catalog-variant"),
+            ("categories", "catalog-category"),
+        )
+    ),
+    Stream(name="accounts", listing="accounts", cursor_field=None, reconcile=_REREAD),
     Stream(
         # GET /api/metrics/{id}/metric-properties: one page per metric (no paging, no date, XS
         # tier), every metric each sync (a new property does not move its metric's `updated`).
@@ -778,13 +889,24 @@ STREAMS: tuple[Stream, ...] = (
             row=shape.child_of("metric_id", None),
         ),
         partitioned_state=True,
+        reconcile=_REREAD,
     ),
-    Stream(name="universal_content", listing="universal_content", cursor_field="updated"),
-    Stream(name="reviews", listing="reviews", cursor_field="updated"),
-    Stream(name="web_feeds", listing="web_feeds", cursor_field="updated"),
-    Stream(name="webhooks", listing="webhooks", cursor_field=None),
-    Stream(name="custom_metrics", listing="custom_metrics", cursor_field="updated"),
-    Stream(name="tracking_settings", listing="tracking_settings", cursor_field=None),
+    Stream(
+        name="universal_content",
+        listing="universal_content",
+        cursor_field="updated",
+        reconcile=_ids("template-universal-content"),
+    ),
+    Stream(name="reviews", listing="reviews", cursor_field="updated", reconcile=_ids("review")),
+    Stream(name="web_feeds", listing="web_feeds", cursor_field="updated", reconcile=_ids("web-feed")),
+    Stream(name="webhooks", listing="webhooks", cursor_field=None, reconcile=_REREAD),
+    Stream(
+        name="custom_metrics",
+        listing="custom_metrics",
+        cursor_field="updated",
+        reconcile=_ids("custom-metric"),
+    ),
+    Stream(name="tracking_settings", listing="tracking_settings", cursor_field=None, reconcile=_REREAD),
 )
 
 STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}

@@ -2,6 +2,7 @@
 
     klaviyo-source sync --config config.json [--streams a,b] [--destination duckdb:///klaviyo.duckdb |
                         postgresql://...] [--full-refresh] [--write append|dedup|overwrite]
+                        [--deletes soft|hard]
                         [--report table|json] [--report-file run.json] [--log-level LEVEL]
 
 State lives in the destination and is committed with the rows it covers, so a sync killed at any
@@ -27,7 +28,13 @@ from typing import Any, TextIO
 
 from klaviyo_source.config import API_KEY_ENV, Config, load_config, read_config_file
 from klaviyo_source.destinations import open_destination
-from klaviyo_source.destinations.base import DestinationSpec, SqlDestination, WriteMode, parse_destination
+from klaviyo_source.destinations.base import (
+    DeleteMode,
+    DestinationSpec,
+    SqlDestination,
+    WriteMode,
+    parse_destination,
+)
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStats, StreamStatus
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError, UsageError
 from klaviyo_source.interrupt import Interrupted, received_signal, run_interruptible
@@ -58,6 +65,7 @@ class SyncOptions:
     report: str = "table"  # the end-of-sync summary on stdout: "table" or "json"
     report_file: str | None = None  # also write the JSON summary here
     log_level: str = "INFO"
+    deletes: DeleteMode = DeleteMode.SOFT  # records gone from Klaviyo: _deleted_at set, or the row removed
 
 
 @dataclass
@@ -115,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
         default=WriteMode.DEDUP.value,
         help="dedup: one row per id (default); append: every version; overwrite: replace each table "
         "atomically at the end (implies --full-refresh)",
+    )
+    parser.add_argument(
+        "--deletes",
+        choices=[m.value for m in DeleteMode],
+        default=DeleteMode.SOFT.value,
+        help="records gone from Klaviyo: soft sets the row's _deleted_at (default); hard removes the row",
     )
     parser.add_argument(
         "--progress",
@@ -176,6 +190,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) ->
         report=args.report,
         report_file=args.report_file,
         log_level=args.log_level,
+        deletes=DeleteMode(args.deletes),
     )
 
 
@@ -213,7 +228,9 @@ async def run_sync(options: SyncOptions, *, out: TextIO | None = None) -> SyncRe
             report.error = f"preparing {options.destination.display} failed: {type(error).__name__}: {error}"
             return report
         selections = [StreamSelection(name, incremental=not options.full_refresh) for name in options.streams]
-        sink = DestinationSink(destination, modes, on_log=lambda level, text: progress.log(level, text))
+        sink = DestinationSink(
+            destination, modes, on_log=lambda level, text: progress.log(level, text), deletes=options.deletes
+        )
         run = read(options.config, selections, {k: v for k, v in states.items() if k in modes}, sink)
         progress = SyncProgress(
             run.snapshot, sink.counts, options.progress, stream=out, log_level=options.log_level

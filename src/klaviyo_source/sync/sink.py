@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from klaviyo_source.destinations.base import Batch, SqlDestination, WriteMode, WriteResult
+from klaviyo_source.destinations.base import Batch, DeleteMode, SqlDestination, WriteMode, WriteResult
 from klaviyo_source.destinations.spool import Spool, SpoolFile
 from klaviyo_source.engine.contract import Record, StreamStatus
 
@@ -48,6 +48,7 @@ class StreamCounts:
     changed: int = 0
     unchanged: int = 0
     rejected_values: int = 0
+    deleted: int = 0  # rows soft-deleted (or removed) because the record is gone from Klaviyo
     checkpoints: int = 0
     status: StreamStatus | None = None
     reason: str | None = None
@@ -89,8 +90,10 @@ class DestinationSink:
         max_delay: float = 2.0,
         queue_size: int = 1,
         on_log: LogCallback | None = None,
+        deletes: DeleteMode = DeleteMode.SOFT,
     ) -> None:
         self.destination = destination
+        self.deletes = deletes
         self.modes = dict(modes)
         self.flush_bytes = flush_bytes or destination.flush_bytes
         self.max_delay = max_delay
@@ -131,6 +134,12 @@ class DestinationSink:
         self.counts[stream].received += len(records)
         if pending.spool.bytes >= self.flush_bytes or self._overdue(pending):
             await self._flush(stream)
+
+    async def deletions(self, stream: str, records: Sequence[Record]) -> None:
+        """DeletionSink: after the rows spooled so far (and their state), mark or remove the keys."""
+        await self._flush(stream)
+        delete = partial(self.destination.delete_rows, stream, list(records), self.deletes)
+        await self._submit(_Job(stream, delete))
 
     async def state(self, stream: str, state: dict[str, Any]) -> None:
         pending = self._of(stream)
@@ -232,6 +241,7 @@ class DestinationSink:
                 counts.changed += result.changed
                 counts.unchanged += result.unchanged
                 counts.rejected_values += result.rejected_values
+                counts.deleted += result.deleted
             if job.checkpoint:
                 counts.checkpoints += 1
 

@@ -1,0 +1,165 @@
+"""The keys a destination holds of one stream, kept in the stream's state, and deletion markers.
+
+The engine cannot see the destination, so it keeps the set itself: every key it emitted (the
+saved set plus this run's records), minus every key it emitted a deletion for. The set travels
+in the stream's state under `_reconcile` (next to the cursor, which old readers ignore), so both
+faces work the same way and a state without it still loads (reconciliation then starts from
+what this run emits and what the first scan lists). Encoding: sorted keys, one per line
+(composite keys tab-joined), zlib, base64: a 6-character Klaviyo id costs ~4 bytes, a 26-character
+profile id ~17. Above `MAX_KEYS` the set is dropped (state stays small) and the stream's
+deletions are no longer detected, with a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from klaviyo_source.times import format_time, parse_time
+
+Key = tuple[str, ...]
+STATE_KEY = "_reconcile"
+DELETED_AT = "_ab_cdc_deleted_at"  # Airbyte's CDC convention, honoured by destinations in dedup mode
+MAX_KEYS = 250_000
+
+
+def encode_keys(keys: Iterable[Key]) -> str:
+    text = "\n".join(sorted("\t".join(key) for key in keys))
+    return base64.b64encode(zlib.compress(text.encode(), 6)).decode()
+
+
+def decode_keys(blob: str) -> set[Key]:
+    text = zlib.decompress(base64.b64decode(blob)).decode()
+    return {tuple(line.split("\t")) for line in text.split("\n")} if text else set()
+
+
+@dataclass(eq=False)
+class KnownKeys:
+    """One stream's destination keys (`primary_key` order) and its last reconciliation time."""
+
+    primary_key: tuple[str, ...]
+    keys: set[Key] = field(default_factory=set)
+    at: datetime | None = None  # the last reconciliation (None: never)
+    baseline: bool = False  # the keys came from a saved state (else only from this run)
+    overflow: bool = False  # more than MAX_KEYS: not tracked
+    _columns: dict[int, dict[str, set[Key]]] = field(default_factory=dict)
+    _encoded: dict[str, Any] | None = None
+
+    @classmethod
+    def from_state(cls, primary_key: tuple[str, ...], raw: Any) -> KnownKeys:
+        """From a saved stream state (any shape); a missing or unreadable entry starts empty."""
+        known = cls(primary_key)
+        entry = raw.get(STATE_KEY) if isinstance(raw, Mapping) else None
+        if not isinstance(entry, Mapping):
+            return known
+        try:
+            if isinstance(entry.get("at"), str):
+                known.at = parse_time(entry["at"])
+            if entry.get("overflow") is True:
+                known.overflow = True
+            elif isinstance(entry.get("keys"), str):
+                known.keys = decode_keys(entry["keys"])
+                known.baseline = True
+        except (ValueError, zlib.error, UnicodeDecodeError):
+            return cls(primary_key)
+        return known
+
+    @property
+    def worth_saving(self) -> bool:
+        """Anything to keep (a state without the entry reads back the same)."""
+        return bool(self.keys) or self.at is not None or self.overflow
+
+    def state(self) -> dict[str, Any]:
+        """The `_reconcile` entry of the stream's state (cached until the keys change)."""
+        if self._encoded is None:
+            entry: dict[str, Any] = {"at": format_time(self.at) if self.at else None}
+            if self.overflow:
+                entry["overflow"] = True
+            else:
+                entry["count"] = len(self.keys)
+                entry["keys"] = encode_keys(self.keys)
+            self._encoded = entry
+        return self._encoded
+
+    def key_of(self, record: Mapping[str, Any]) -> Key:
+        return tuple(str(record.get(k)) for k in self.primary_key)
+
+    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
+        if self.overflow:
+            return
+        added = [self.key_of(r) for r in records]
+        if not added:
+            return
+        self.keys.update(added)
+        for index, groups in self._columns.items():
+            for key in added:
+                groups.setdefault(key[index], set()).add(key)
+        self._encoded = None
+        if len(self.keys) > MAX_KEYS:
+            self.overflow = True
+            self.keys = set()
+            self._columns = {}
+
+    def remove(self, keys: Iterable[Key]) -> None:
+        for key in keys:
+            self.keys.discard(key)
+            for index, groups in self._columns.items():
+                group = groups.get(key[index])
+                if group is not None:
+                    group.discard(key)
+        self._encoded = None
+
+    def reset(self, keys: set[Key]) -> None:
+        self.keys = keys
+        self._columns = {}
+        self._encoded = None
+
+    def grouped(self, column: str) -> dict[str, set[Key]]:
+        """Known keys by their value in one key column (built once, kept up to date)."""
+        index = self.primary_key.index(column)
+        groups = self._columns.get(index)
+        if groups is None:
+            groups = {}
+            for key in self.keys:
+                groups.setdefault(key[index], set()).add(key)
+            self._columns[index] = groups
+        return groups
+
+    def stale(self, column: str, parents: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> list[Key]:
+        """Known keys of these parents (by `column`) that the parents' current rows no longer have."""
+        if self.overflow or not self.keys:
+            return []
+        groups = self.grouped(column)
+        current = {self.key_of(r) for r in rows}
+        return sorted(k for p in parents for k in groups.get(p, ()) if k not in current)
+
+    def set_at(self, at: datetime) -> None:
+        self.at = at
+        self._encoded = None
+
+
+def deletion_markers(
+    primary_key: tuple[str, ...], cursor_field: str | None, keys: Iterable[Key], at: datetime
+) -> list[dict[str, Any]]:
+    """Deletion records: the key, `_ab_cdc_deleted_at`, and the cursor set to the deletion time (so
+    a destination ordering versions by cursor keeps the deletion as the newest version)."""
+    stamp = format_time(at)
+    out = []
+    for key in keys:
+        record: dict[str, Any] = dict(zip(primary_key, key, strict=True))
+        if cursor_field is not None and cursor_field not in record:
+            record[cursor_field] = stamp
+        record[DELETED_AT] = stamp
+        out.append(record)
+    return out
+
+
+def state_size(entry: Mapping[str, Any]) -> int:
+    """Bytes of an entry as JSON (for docs and benchmarks)."""
+    return len(orjson.dumps(entry))

@@ -159,6 +159,34 @@ DERIVED: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
         },
     ),
 }
+# Report streams (POST queries): stream -> (request component whose `statistics` enum the
+# records carry, grouping fields copied to the top level, whether a conversion metric is one of
+# them). metric_aggregates has its own columns (build_report).
+REPORTS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "campaign_values_reports": (
+        "CampaignValuesRequestDTOResourceObject",
+        ("campaign_id", "campaign_message_id", "send_channel"),
+        True,
+    ),
+    "flow_series_reports": (
+        "FlowSeriesRequestDTOResourceObject",
+        ("flow_id", "flow_message_id", "send_channel"),
+        True,
+    ),
+    "flow_values_reports": (
+        "FlowValuesRequestDTOResourceObject",
+        ("flow_id", "flow_message_id", "send_channel"),
+        True,
+    ),
+    "segment_series_reports": ("SegmentSeriesRequestDTOResourceObject", ("segment_id",), False),
+    "form_series_reports": ("FormSeriesRequestDTOResourceObject", ("form_id", "form_version_id"), False),
+    "metric_aggregates": ("MetricAggregateQueryResourceObject", (), False),
+}
+_REPORT_DATE = {
+    "type": "string",
+    "format": "date-time",
+    "description": "Midnight starting the record's day in the account's timezone (the cursor).",
+}
 _SUPPRESSION = "copy:attributes.subscriptions.email.marketing.suppression"
 # (stream, dotted path of the new property, schema or "component:<name>" / "copy:<dotted path>")
 EXTRAS: tuple[tuple[str, str, Any], ...] = (
@@ -439,12 +467,63 @@ def build_derived(resolver: Resolver, stream: str) -> Schema:
     return schema
 
 
+def build_report(resolver: Resolver, stream: str) -> Schema:
+    """A report stream's records: `date`, the groupings (also copied to the top level), one
+    nullable number per statistic of the spec's enum, the conversion metric."""
+    component, fields, conversion = REPORTS[stream]
+    attributes = resolver.components[component]["properties"]["attributes"]["properties"]
+    text = {"type": ["null", "string"]}
+    number = {"type": ["null", "number"]}
+    props: dict[str, Schema]
+    if stream == "metric_aggregates":
+        measurements = attributes["measurements"]["items"]["enum"]
+        props = {
+            "date": dict(_REPORT_DATE),
+            "metric_id": {"type": "string"},
+            "measurement": {"type": "string", "description": ", ".join(measurements)},
+            "dimensions": {"type": ["null", "array"], "items": {"type": ["null", "string"]}},
+            "dimension_key": {"type": "string", "description": "The dimension values joined by '|'."},
+            "value": number,
+        }
+        keys = ("date", "metric_id", "measurement", "dimension_key")
+    else:
+        statistics = attributes["statistics"]["items"]["enum"]
+        groupings = {name: dict(text) for name in fields}
+        props = {
+            "date": dict(_REPORT_DATE),
+            **{name: dict(text) for name in fields},
+            "groupings": {
+                "type": ["null", "object"],
+                "additionalProperties": True,
+                "properties": groupings,
+            },
+            "statistics": {
+                "type": ["null", "object"],
+                "additionalProperties": True,
+                "properties": {name: dict(number) for name in statistics},
+            },
+        }
+        if conversion:
+            props["conversion_metric_id"] = dict(text)
+        keys = ("date", *fields, *(("conversion_metric_id",) if conversion else ()))
+    for key in keys:
+        props[key]["type"] = props[key]["type"] if isinstance(props[key]["type"], str) else "string"
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "required": list(keys),
+        "additionalProperties": True,
+        "properties": props,
+    }
+
+
 def build_all(spec_path: Path = SPEC_PATH) -> dict[str, str]:
     """stream name -> the file text the generator writes."""
     spec = json.loads(spec_path.read_text())
     resolver = Resolver(spec["components"]["schemas"])
     built = {stream: build_stream(resolver, stream) for stream in SOURCES}
     built.update((stream, build_derived(resolver, stream)) for stream in DERIVED)
+    built.update((stream, build_report(resolver, stream)) for stream in REPORTS)
     return {
         stream: json.dumps(schema, indent=2, ensure_ascii=False) + "\n" for stream, schema in built.items()
     }

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from klaviyo_source.endpoints import bucket_for, endpoint_for, rate_for
+from klaviyo_source.endpoints import bucket_for, endpoint_for, query_endpoints, rate_for
 from klaviyo_source.streams.table import LISTINGS, STREAMS, Listing, Stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,31 @@ def _cost(stream: Stream, listing: Listing) -> str:
     return cost
 
 
+def report_row(stream: Stream) -> str:
+    """A Reporting API stream: its POST query, whole days, the daily quota."""
+    report = stream.report
+    assert report is not None
+    endpoint = query_endpoints()[report.path]
+    per = f"up to {report.max_days} days" if report.interval else "1 day"
+    partitions = f" x metric in `{report.metrics_from}`" if report.metrics_from else ""
+    daily = f", {endpoint.daily}/day" if endpoint.daily else ""
+    cells = [
+        f"`{stream.name}`",
+        f"POST {report.path} (`{report.type}`, {report.interval or 'values'})",
+        ", ".join(stream.primary_key),
+        stream.cursor_field or "—",
+        "full refresh, incremental",
+        "whole days from the saved coverage to yesterday, plus `reporting_lookback_window` days",
+        ", ".join(endpoint.scopes),
+        f"{endpoint.burst}/s, {endpoint.steady}/min{daily}",
+        f"1 per {per} not read yet{partitions} (0 when nothing is new)",
+    ]
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
 def row_of(stream: Stream) -> str:
+    if stream.report is not None:
+        return report_row(stream)
     listing = LISTINGS[stream.listing]
     params = dict(listing.params)
     if stream.wants_variant and listing.variant is not None:

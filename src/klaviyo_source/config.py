@@ -55,6 +55,15 @@ class Config:
     # Deleted records (engine/reconcile.py): on, and the cadence of the large id scans.
     detect_deletions: bool = True
     deletion_check_days: int = 7
+    # Reporting API streams (engine/reports.py).
+    metric_ids: str = ""
+    reporting_lookback_window: int = 5
+    report_history_days: int = 30
+    metric_aggregate_metrics: str = ""
+    metric_aggregate_measurements: str = "count,sum_value,unique"
+    metric_aggregate_by: str = ""
+    report_daily_quota: int = 225
+    report_quota_day_seconds: int = 86_400
 
     def __repr__(self) -> str:  # never print the key
         fields = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if k != "api_key")
@@ -197,6 +206,85 @@ SETTINGS: tuple[Setting, ...] = (
         examples=(0, 24, 168),
     ),
     Setting(
+        name="metric_ids",
+        kind="string",
+        title="Conversion metrics of the reports",
+        description="Comma-separated conversion metric ids (as Airbyte 3.x) or metric names "
+        "(resolved through /api/metrics) for campaign_values_reports, flow_series_reports and "
+        "flow_values_reports: one partition per metric. Empty: every metric (each costs report "
+        "calls; a metric Klaviyo refuses for values data is skipped with a warning).",
+        examples=("RESQ6t", "Placed Order", "RESQ6t,Ordered Product"),
+    ),
+    Setting(
+        name="reporting_lookback_window",
+        kind="integer",
+        title="Reporting Lookback Window (Days)",
+        description="Days of the report streams re-read before their saved date whenever a "
+        "new day is read, because Klaviyo revises attribution afterwards (re-read days keep "
+        "their primary key). Default 5: Klaviyo's default conversion (attribution) window for "
+        "email is 5 days (help.klaviyo.com, 'Understanding message conversion tracking').",
+        minimum=0,
+        maximum=60,
+        default=5,
+        examples=(0, 5, 7),
+    ),
+    Setting(
+        name="report_history_days",
+        kind="integer",
+        title="Report history (days)",
+        description="How far back the report streams read, in days up to yesterday (and never "
+        "before start_date). Values reports cost one call per day and metric (225 calls per day "
+        "per endpoint), so a long history is read over several days of quota.",
+        minimum=1,
+        maximum=3650,
+        default=30,
+    ),
+    Setting(
+        name="metric_aggregate_metrics",
+        kind="string",
+        title="Metrics of metric_aggregates",
+        description="Comma-separated metric ids or names whose daily aggregates "
+        "metric_aggregates reads (POST /api/metric-aggregates). Empty: every metric.",
+        examples=("Placed Order,Opened Email",),
+    ),
+    Setting(
+        name="metric_aggregate_measurements",
+        kind="string",
+        title="Measurements of metric_aggregates",
+        description="Comma-separated measurements: count, sum_value, unique (one record per "
+        "day, metric, measurement and dimension values).",
+        default="count,sum_value,unique",
+    ),
+    Setting(
+        name="metric_aggregate_by",
+        kind="string",
+        title="Dimensions of metric_aggregates",
+        description="Comma-separated dimensions to group metric_aggregates by (the spec's `by` "
+        "values, e.g. $message, $attributed_flow, Campaign Name, form_id). Empty: no grouping.",
+        examples=("$message", "$attributed_flow,$attributed_message"),
+    ),
+    Setting(
+        name="report_daily_quota",
+        kind="integer",
+        title="Report calls per day",
+        description="Calls per UTC day this connector spends on each Reporting API endpoint "
+        "(Klaviyo allows 225; lower it when other tools use the same key). When a day's calls "
+        "are spent the report stream ends INCOMPLETE and the next sync continues.",
+        minimum=1,
+        maximum=225,
+        default=225,
+    ),
+    Setting(
+        name="report_quota_day_seconds",
+        kind="integer",
+        title="Report quota day (seconds)",
+        description="Length of the report quota's day; change only against a simulator whose "
+        "quota day is shortened for tests.",
+        minimum=1,
+        maximum=86400,
+        default=86400,
+    ),
+    Setting(
         name="base_url",
         kind="string",
         title="API base URL",
@@ -268,7 +356,10 @@ SETTINGS: tuple[Setting, ...] = (
         examples=(0, 7, 30),
     ),
 )
-BLANK_MEANS_UNSET = frozenset({"start_date", "event_metric_ids"})  # "" = not set (Airbyte's UI sends it)
+# "" = not set (Airbyte's UI sends it)
+BLANK_MEANS_UNSET = frozenset(
+    {"start_date", "event_metric_ids", "metric_ids", "metric_aggregate_metrics", "metric_aggregate_by"}
+)
 SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 
 SPEC_PROPERTIES: dict[str, dict[str, Any]] = {

@@ -314,8 +314,9 @@ def bucket_for(path: str, params: Mapping[str, str] | None = None, method: str =
 
 
 def scopes_for(path: str) -> tuple[str, ...]:
-    """The scopes a GET of this path (concrete or template) needs; () when the spec lacks it."""
-    endpoint = endpoint_for(path)
+    """The scopes a GET of this path (concrete or template), or a POST report query, needs; ()
+    when the spec lacks it."""
+    endpoint = endpoint_for(path) or query_endpoints().get(path.rstrip("/"))
     return endpoint.scopes if endpoint is not None else ()
 
 

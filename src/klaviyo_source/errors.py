@@ -8,6 +8,7 @@
     │   └── UsageError              config_error    (a bad command line; `sync` exits 2)
     ├── TransientError              transient_error (retries or waits exhausted; retry later)
     │   ├── RateLimitError          transient_error (429s past max_rate_limit_wait)
+    │   ├── ReportQuotaError        transient_error (a report endpoint's calls for the day are spent)
     │   ├── ServerError             transient_error (5xx / 408 past max_retries; `status` is the last)
     │   └── NoAnswerError           transient_error (timeouts, refused or reset connections past max_retries)
     ├── DestinationBusyError        transient_error (another sync holds the destination's lock)
@@ -78,6 +79,10 @@ class TransientError(KlaviyoSourceError):
 
 class RateLimitError(TransientError):
     """Klaviyo kept answering 429 for longer than max_rate_limit_wait."""
+
+
+class ReportQuotaError(TransientError):
+    """A Reporting API endpoint's calls for the day are spent: the stream stops where it got to."""
 
 
 class ServerError(TransientError):

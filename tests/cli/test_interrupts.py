@@ -13,7 +13,7 @@ import pytest
 from cli_commands import BIN, command_env, sim_config, write_json
 
 from klaviyo_simulator.server import Simulator
-from klaviyo_source.streams.table import STREAMS_BY_NAME
+from klaviyo_source.streams.table import DEFAULT_STREAMS
 
 CATALOG = {
     "streams": [
@@ -59,7 +59,7 @@ def test_sigterm_during_sync_commits_what_is_safe_and_says_so(
     assert "klaviyo-source sync: interrupted by SIGTERM; stopped reading and kept what was committed." in err
     assert "Run the same command again to resume." in err and "Traceback" not in err
     kept = committed(err)
-    assert set(kept) == set(STREAMS_BY_NAME)
+    assert set(kept) == set(DEFAULT_STREAMS)
     with duckdb.connect(str(tmp_path / "k.duckdb"), read_only=True) as con:
         run = con.execute("SELECT exit_code, interrupted_by FROM klaviyo._klaviyo_sync_runs").fetchall()
         assert run == [(143, "SIGTERM")]

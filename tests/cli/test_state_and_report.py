@@ -10,9 +10,9 @@ import duckdb
 from cli_commands import run_command, sim_config, write_json
 
 from klaviyo_simulator.server import Simulator
-from klaviyo_source.streams.table import STREAMS_BY_NAME
+from klaviyo_source.streams.table import DEFAULT_STREAMS
 
-ALL = len(STREAMS_BY_NAME)
+ALL = len(DEFAULT_STREAMS)
 
 
 def sync(tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from kit.documents import REPORT_SETTINGS
 from kit.sim import simulator as kit_simulator
 from kit.truth import expected_ids
 from klaviyo_simulator.server import Simulator
@@ -45,6 +46,7 @@ def config(sim: Simulator) -> dict[str, Any]:
         "num_workers": 4,
         "max_retries": 1,
         "backoff_base": 0.01,
+        **REPORT_SETTINGS,  # a call or two per report endpoint (2/min, 225/day)
     }
 
 

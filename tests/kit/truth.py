@@ -8,8 +8,9 @@ key is its primary key, '/'-joined when composite (`record_key`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from klaviyo_simulator.resources.profiles import ROW_MASK, SHIFT
 from klaviyo_simulator.store import Store
@@ -139,6 +140,39 @@ def derived(store: Store) -> dict[str, dict[str, int | None]]:
     return truth
 
 
+def report_ids(store: Store, stream: str, settings: Mapping[str, Any] | None = None) -> set[str]:
+    """The primary keys a read of a report stream with kit.documents.REPORT_SETTINGS returns
+    (yesterday in the account's timezone, Placed Order): the simulator's answers to the queries
+    the stream's row builds, shaped by its row builder. (The numbers themselves are checked
+    against the events in tests/engine/test_report_streams.py.)"""
+    from kit.documents import REPORT_SETTINGS
+    from klaviyo_simulator.resources.reports import Reports
+    from klaviyo_source.config import Config
+    from klaviyo_source.metric_ids import split_list
+    from klaviyo_source.streams.reports import ReportQuery
+    from klaviyo_source.streams.schema import load_schema
+
+    report = STREAMS_BY_NAME[stream].report
+    assert report is not None
+    config = {**REPORT_SETTINGS, **(settings or {})}
+    zone = ZoneInfo(store.records_view("account")[0].attributes["timezone"])
+    last = datetime.now(zone).date() - timedelta(days=1)
+    names = {m.attributes["name"]: m.id for m in store.records_view("metric")}
+    metric = names[str(config[report.metrics_from])] if report.metrics_from else ""
+    statistics = tuple(load_schema(stream)["properties"].get("statistics", {}).get("properties", {}))
+    measurements = tuple(
+        split_list(str(config.get("metric_aggregate_measurements", Config.metric_aggregate_measurements)))
+    )
+    out: set[str] = set()
+    for offset in range(int(config["report_history_days"])):
+        day = last - timedelta(days=offset)
+        query = ReportQuery(day, day, zone, statistics, metric, report.interval, measurements)
+        body = {"data": {"type": report.type, "attributes": report.body(query)}}
+        document = Reports(store).answer(report.path, body, "http://truth")
+        out |= {record_key(stream, row) for row in report.rows(document, query)}
+    return out
+
+
 def record_key(stream: str, record: Mapping[str, Any]) -> str:
     """A record's primary key as one string ('/'-joined when composite), as `expected` keys it."""
     return "/".join(str(record[k]) for k in STREAMS_BY_NAME[stream].primary_key)
@@ -146,6 +180,8 @@ def record_key(stream: str, record: Mapping[str, Any]) -> str:
 
 def expected_ids(store: Store, stream: str) -> set[str]:
     """The ids every complete read of `stream` must contain."""
+    if STREAMS_BY_NAME[stream].report is not None:
+        return report_ids(store, stream)
     if stream in ("events", "events_detailed"):
         return set(store.event_ids())
     if stream == "profiles":

@@ -70,7 +70,19 @@ class ReconcileItem:
     error: BaseException | None = None
 
 
-Item = PageItem | ChildItem | FailItem | NoteItem | TaskEnd | ReconcileItem
+@dataclass(eq=False)
+class ReportItem:
+    """What a report stream's task hands the consumer (engine/reports.py), in order: records,
+    then the state covering them; `end`: the task is over (with `error` when it failed)."""
+
+    stream: str
+    records: list[Record] = field(default_factory=list)
+    state: dict[str, object] | None = None
+    end: bool = False
+    error: Exception | None = None
+
+
+Item = PageItem | ChildItem | FailItem | NoteItem | TaskEnd | ReconcileItem | ReportItem
 
 
 class Outbox:

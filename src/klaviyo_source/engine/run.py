@@ -41,6 +41,7 @@ from klaviyo_source.engine.outbox import (
     Outbox,
     PageItem,
     ReconcileItem,
+    ReportItem,
     TaskEnd,
 )
 from klaviyo_source.engine.partitions import (
@@ -53,6 +54,8 @@ from klaviyo_source.engine.partitions import (
     plan_windows,
 )
 from klaviyo_source.engine.reconcile import IdScans, deletions, due, live_keys, rereads_everything
+from klaviyo_source.engine.report_state import read_report_state
+from klaviyo_source.engine.reports import ReportMember, Reports
 from klaviyo_source.engine.scan import Scanner
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient, preflight
@@ -96,7 +99,7 @@ def _plan(
         if row is None:
             known = ", ".join(STREAMS_BY_NAME)
             raise ConfigError(f"Unknown stream '{selection.name}' in the catalog (this source has: {known}).")
-        if row.name in members or row.name in failed:
+        if row.name in members or row.name in failed or row.report is not None:
             continue
         configured = configured_listing(row.listing, config)
         try:
@@ -138,6 +141,25 @@ def _plan(
     return list(plans.values()), list(failed.values())
 
 
+def _report_members(
+    selections: Sequence[StreamSelection], states: Mapping[str, Any]
+) -> tuple[list[ReportMember], list[StreamOutcome]]:
+    """The selected report streams (engine/reports.py), and those whose saved state is unreadable."""
+    members: dict[str, ReportMember] = {}
+    failed: list[StreamOutcome] = []
+    for selection in selections:
+        row = STREAMS_BY_NAME[selection.name]
+        if row.report is None or row.name in members:
+            continue
+        try:
+            saved = read_report_state(row.name, states.get(row.name) if selection.incremental else None)
+        except ConfigError as error:
+            failed.append(StreamOutcome(row.name, StreamStatus.INCOMPLETE, error))
+            continue
+        members[row.name] = ReportMember(row, selection.incremental, saved, StreamOutcome(row.name))
+    return list(members.values()), failed
+
+
 class _Run:
     def __init__(
         self,
@@ -146,6 +168,7 @@ class _Run:
         failed: list[StreamOutcome],
         sink: Sink,
         hi_final: datetime,
+        reports: list[ReportMember] | None = None,
     ) -> None:
         self.config = config
         self.plans = plans
@@ -153,6 +176,7 @@ class _Run:
         self.sink = sink
         self.hi_final = hi_final
         self.outbox = Outbox(capacity=config.num_workers + 2)
+        self.reports = Reports(config, reports or [], self.outbox, hi_final)
         self.active = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.scanner: Scanner | None = None
@@ -385,6 +409,30 @@ class _Run:
             return
         await self.sink.log(item.level, item.message)
 
+    async def on_report(self, item: ReportItem) -> None:
+        member = next(m for m in self.reports.members if m.name == item.stream)
+        if not member.started:
+            member.started = True
+            member.outcome.status = StreamStatus.RUNNING
+            await self.sink.status(member.name, StreamStatus.RUNNING)
+        if item.records:
+            await self.sink.records(member.name, item.records)
+            member.outcome.stats.records += len(item.records)
+        if item.state is not None:
+            await self.sink.state(member.name, item.state)
+        if not item.end:
+            return
+        self.active -= 1
+        if item.error is not None:
+            error = item.error
+            member.outcome.status = StreamStatus.INCOMPLETE
+            member.outcome.error = error
+            await self.sink.error(member.name, error)
+            await self.sink.status(member.name, StreamStatus.INCOMPLETE)
+        else:
+            member.outcome.status = StreamStatus.COMPLETE
+            await self.sink.status(member.name, StreamStatus.COMPLETE)
+
     async def consume(self) -> None:
         queue = self.outbox.queue
         while self.active > 0 or not queue.empty():
@@ -409,10 +457,12 @@ class _Run:
                 self.active -= 1
             elif isinstance(item, ReconcileItem):
                 await self.on_reconciled(item)
+            elif isinstance(item, ReportItem):
+                await self.on_report(item)
 
     def has_work(self) -> bool:
         """Some stream needs data from before hi_final (else the run sends no request at all)."""
-        return any(
+        return self.reports.has_work() or any(
             start < self.hi_final for p in self.plans for m in p.members for start in m.starts.values()
         )
 
@@ -437,6 +487,12 @@ class _Run:
         for plan in self.plans:
             for member in plan.members:
                 await self.sink.status(member.name, StreamStatus.STARTED)
+        for report in self.reports.members:
+            await self.sink.status(report.name, StreamStatus.STARTED)
+        self.active += len(self.reports.members)
+        for task in self.reports.tasks(client):
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         if self.config.start_date is None and any(
             m.row.has_cursor and not m.saved and not m.row.pinned_start for p in self.plans for m in p.members
         ):
@@ -462,6 +518,13 @@ class _Run:
                         member,
                         KlaviyoSourceError(f"Stream {member.name} ended before all its windows were read."),
                     )
+        for report in self.reports.members:
+            if report.outcome.status not in (StreamStatus.COMPLETE, StreamStatus.INCOMPLETE):
+                await self.on_report(
+                    ReportItem(
+                        report.name, end=True, error=KlaviyoSourceError(f"Stream {report.name} ended early.")
+                    )
+                )
 
 
 @contextmanager
@@ -502,6 +565,7 @@ class ReadRun:
 
     def _index_outcomes(self) -> None:
         self._outcomes = {m.name: m.outcome for p in self._run.plans for m in p.members}
+        self._outcomes.update((m.name, m.outcome) for m in self._run.reports.members)
         self._outcomes.update((o.name, o) for o in self._run.failed_early)
 
     async def _resolve_names(self, client: KlaviyoClient) -> None:
@@ -534,7 +598,9 @@ class ReadRun:
                 changes[spec.setting] = resolved.ids
         if changes:
             run.config = replace(run.config, **changes)  # type: ignore[arg-type]
-            run.plans, run.failed_early = _plan(run.config, self._selections, self._states)
+            run.plans, failed = _plan(run.config, self._selections, self._states)
+            _, unreadable = _report_members(self._selections, self._states)
+            run.failed_early = [*failed, *unreadable]
             self._index_outcomes()
 
     def snapshot(self) -> dict[str, StreamStats]:
@@ -543,7 +609,8 @@ class ReadRun:
     @property
     def requests_sent(self) -> int:
         scanner = self._run.scanner
-        return self._preflights + (scanner.requests.sent if scanner is not None else 0)
+        sent = self._run.reports.requests
+        return self._preflights + sent + (scanner.requests.sent if scanner is not None else 0)
 
     def __await__(self) -> Generator[Any, None, list[StreamOutcome]]:
         return self.outcomes().__await__()
@@ -585,5 +652,7 @@ def read(
     the dict records); everything else goes through `records` as dicts.
     """
     plans, failed = _plan(config, selections, states)
+    reports, unreadable = _report_members(selections, states)
     hi_final = datetime.now(UTC).replace(microsecond=0)
-    return ReadRun(_Run(config, plans, failed, sink, hi_final), selections, limiters, states)
+    run = _Run(config, plans, [*failed, *unreadable], sink, hi_final, reports)
+    return ReadRun(run, selections, limiters, states)

@@ -47,6 +47,7 @@ HEARTBEAT_SECONDS = 25.0  # < 30 s: the platform kills a source silent for 60 s
 PREFLIGHT_PATH = "/api/tags"
 PREFLIGHT_PARAMS = {"page[size]": "1"}
 PREFLIGHT_TIMEOUT = 10.0
+JSON_BODY = {"Content-Type": "application/vnd.api+json"}
 
 
 class RequestObserver(Protocol):
@@ -179,11 +180,15 @@ class KlaviyoClient:
         if waited:
             observer.on_rate_wait(waited)
 
-    def _request(self, url: URL, params: Mapping[str, str] | None) -> tuple[Request, str]:
+    def _request(
+        self, url: URL, params: Mapping[str, str] | None, method: str = "GET"
+    ) -> tuple[Request, str]:
         """How messages name the request, and its rate bucket."""
         shown = str(url) if not params else f"{url}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
+        if method != "GET":
+            shown = f"{method} {shown}"
         return Request(shown, url.path, self.config.base_url), bucket_for(
-            url.path, {**url.query, **(params or {})}
+            url.path, {**url.query, **(params or {})}, method
         )
 
     async def _attempt(
@@ -193,8 +198,10 @@ class KlaviyoClient:
         bucket: str,
         observer: RequestObserver,
         timeout: float | None = None,
+        body: bytes | None = None,
     ) -> tuple[Outcome, float]:
-        """Pace, send once and read the answer (or the transport error); and when it took its slot."""
+        """Pace, send once (a POST when there is a `body`) and read the answer (or the transport
+        error); and when it took its slot."""
         if self._session is None:
             raise RuntimeError("KlaviyoClient used outside 'async with'")
         await self._pace(bucket, observer)
@@ -206,11 +213,16 @@ class KlaviyoClient:
         try:
             async with self._in_flight:
                 sent_at = limiter.sent()  # the rate windows count it from now, not from pacing
+                sent = (
+                    self._session.get(url, params=params, timeout=limit)
+                    if body is None
+                    else self._session.post(url, params=params, data=body, headers=JSON_BODY, timeout=limit)
+                )
                 try:
-                    async with self._session.get(url, params=params, timeout=limit) as response:
-                        body = await response.read()
+                    async with sent as response:
+                        answer = await response.read()
                         limiter.answered(sent_at)
-                        return Outcome(response.status, headers=response.headers, body=body), sent_at
+                        return Outcome(response.status, headers=response.headers, body=answer), sent_at
                 except TRANSPORT_ERRORS as error:
                     return Outcome(error=error), sent_at
         finally:
@@ -227,6 +239,12 @@ class KlaviyoClient:
         """GET a JSON:API document; retries per http/policy.py; raises the errors it names."""
         return await self.fetch(path_or_url, params, decode_document, observer=observer)
 
+    async def post_json(
+        self, path: str, json_body: Any, *, observer: RequestObserver | None = None
+    ) -> dict[str, Any]:
+        """POST a JSON:API query (the Reporting API) and return the document; as `get_json`."""
+        return await self.fetch(path, None, decode_document, observer=observer, json_body=json_body)
+
     async def fetch(
         self,
         path_or_url: str,
@@ -234,16 +252,19 @@ class KlaviyoClient:
         decode: Callable[[bytes], T],
         *,
         observer: RequestObserver | None = None,
+        json_body: Any = None,
     ) -> T:
-        """GET and decode a 2xx body with `decode` (ValueError = malformed: retried like a 5xx).
-        The rate bucket follows from the path and parameters (klaviyo_source.endpoints)."""
+        """GET (or POST `json_body`) and decode a 2xx body with `decode` (ValueError = malformed:
+        retried like a 5xx). The rate bucket follows from the method, path and parameters
+        (klaviyo_source.endpoints)."""
         obs = observer or NO_OBSERVER
         url = self._url(path_or_url)
-        request, bucket = self._request(url, params)
+        body = None if json_body is None else orjson.dumps(json_body)
+        request, bucket = self._request(url, params, "GET" if body is None else "POST")
         limiter = self.limiters.get(bucket)
         tally = Tally()
         while True:
-            outcome, sent_at = await self._attempt(url, params, bucket, obs)
+            outcome, sent_at = await self._attempt(url, params, bucket, obs, body=body)
             resolution = resolve(outcome, tally, self.budget, request)
             if isinstance(resolution, Accept):
                 limiter.observe(outcome.headers, sent_at)

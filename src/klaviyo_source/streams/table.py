@@ -16,8 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from klaviyo_source.streams import records as shape
+from klaviyo_source.streams import reports as report
 from klaviyo_source.streams.reconcile import Reconcile, included_ids
 from klaviyo_source.streams.records import Page, Record
+from klaviyo_source.streams.reports import ReportQuery
 
 # One partition of a listing: fixed (key, value) pairs, e.g. (("archived", "true"), ("campaign_type", "sms")).
 PartitionKey = tuple[tuple[str, str], ...]
@@ -173,6 +175,28 @@ class Fanout:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Report:
+    """A Reporting API query (POST, a JSON body) a report stream reads in whole days of the
+    account's timezone, within the endpoint's daily quota (`engine/reports.py`)."""
+
+    path: str  # e.g. /api/flow-series-reports
+    type: str  # the body's JSON:API type, e.g. flow-series-report
+    # "daily": a series (a request covers up to `max_days` days, one record per day and group);
+    # None: values (one request per day, one aggregate per group).
+    interval: str | None
+    max_days: int  # days per request (the spec's interval rule: daily <= 60 days)
+    # One partition per metric named by the Config attribute `metrics_from` (ids or names, empty:
+    # every metric), keyed `partition_key` in the state ("" = one partition, no metric).
+    partition_key: str = ""
+    metrics_from: str = ""
+    data_from: str = ""  # the first day the endpoint has data (segments: 2023-06-01)
+    body: Callable[[ReportQuery], dict[str, object]]  # the request's `attributes`
+    rows: Callable[[Record, ReportQuery], list[Record]]  # response document -> records
+    # A 400 whose detail contains this skips the partition with a warning (Airbyte 3.x ignores it)
+    refusal: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stream:
     """One stream: Airbyte's name, cursor and primary key, the listing that serves it, and every
     behaviour of its own."""
@@ -218,6 +242,8 @@ class Stream:
     # all its current rows, so its earlier rows that did not come back are deletions (a lifted
     # suppression leaves global_exclusions, a dropped list suppression leaves list_exclusions).
     replaces: str = ""
+    # A Reporting API stream (no listing: `listing` is ""): engine/reports.py reads it.
+    report: Report | None = None
 
     @property
     def has_cursor(self) -> bool:
@@ -907,14 +933,117 @@ STREAMS: tuple[Stream, ...] = (
         reconcile=_ids("custom-metric"),
     ),
     Stream(name="tracking_settings", listing="tracking_settings", cursor_field=None, reconcile=_REREAD),
+    # Reporting API streams: POST queries in whole days, 225 calls per day per endpoint.
+    Stream(
+        name="campaign_values_reports",
+        listing="",
+        cursor_field="date",
+        primary_key=("date", "campaign_id", "campaign_message_id", "send_channel", "conversion_metric_id"),
+        report=Report(
+            path="/api/campaign-values-reports",
+            type="campaign-values-report",
+            interval=None,
+            max_days=1,
+            partition_key="conversion_metric_id",
+            metrics_from="metric_ids",
+            body=report.message_query,
+            rows=report.values_rows(("campaign_id", "campaign_message_id", "send_channel")),
+            refusal=report.NO_VALUES_DATA,
+        ),
+    ),
+    Stream(
+        name="flow_series_reports",
+        listing="",
+        cursor_field="date",
+        primary_key=("date", "flow_id", "flow_message_id", "send_channel", "conversion_metric_id"),
+        report=Report(
+            path="/api/flow-series-reports",
+            type="flow-series-report",
+            interval="daily",
+            max_days=60,
+            partition_key="conversion_metric_id",
+            metrics_from="metric_ids",
+            body=report.message_query,
+            rows=report.series_rows(("flow_id", "flow_message_id", "send_channel")),
+            refusal=report.NO_VALUES_DATA,
+        ),
+    ),
+    Stream(
+        name="flow_values_reports",
+        listing="",
+        cursor_field="date",
+        primary_key=("date", "flow_id", "flow_message_id", "send_channel", "conversion_metric_id"),
+        report=Report(
+            path="/api/flow-values-reports",
+            type="flow-values-report",
+            interval=None,
+            max_days=1,
+            partition_key="conversion_metric_id",
+            metrics_from="metric_ids",
+            body=report.message_query,
+            rows=report.values_rows(("flow_id", "flow_message_id", "send_channel")),
+            refusal=report.NO_VALUES_DATA,
+        ),
+    ),
+    Stream(
+        name="segment_series_reports",
+        listing="",
+        cursor_field="date",
+        primary_key=("date", "segment_id"),
+        report=Report(
+            path="/api/segment-series-reports",
+            type="segment-series-report",
+            interval="daily",
+            max_days=60,
+            data_from="2023-06-01",  # the spec: "Data is unavailable before June 1st, 2023"
+            body=report.series_query(()),
+            rows=report.series_rows(("segment_id",)),
+        ),
+    ),
+    Stream(
+        name="form_series_reports",
+        listing="",
+        cursor_field="date",
+        primary_key=("date", "form_id", "form_version_id"),
+        report=Report(
+            path="/api/form-series-reports",
+            type="form-series-report",
+            interval="daily",
+            max_days=60,
+            body=report.series_query(("form_id", "form_version_id")),
+            rows=report.series_rows(("form_id", "form_version_id")),
+        ),
+    ),
+    Stream(
+        name="metric_aggregates",
+        listing="",
+        cursor_field="date",
+        primary_key=("date", "metric_id", "measurement", "dimension_key"),
+        report=Report(
+            path="/api/metric-aggregates",
+            type="metric-aggregate",
+            interval="day",
+            max_days=60,
+            partition_key="metric_id",
+            metrics_from="metric_aggregate_metrics",
+            body=report.aggregate_query,
+            rows=report.aggregate_rows,
+        ),
+    ),
 )
 
 STREAMS_BY_NAME: dict[str, Stream] = {row.name: row for row in STREAMS}
+# What `sync` reads when no stream is named: every stream but the Reporting API's, whose daily
+# quota (225 calls per endpoint) makes them opt-in (`--streams campaign_values_reports,...`).
+DEFAULT_STREAMS: tuple[str, ...] = tuple(row.name for row in STREAMS if row.report is None)
+REPORT_STREAMS: tuple[str, ...] = tuple(row.name for row in STREAMS if row.report is not None)
 
 
 def endpoint_paths(stream: str) -> tuple[str, ...]:
     """The spec path templates a stream requests: its listing, then its detail or child listing."""
     row = STREAMS_BY_NAME[stream]
+    if row.report is not None:
+        return (row.report.path,)
     paths = [LISTINGS[row.listing].path]
     if row.detail is not None:
         paths.append(row.detail.path)

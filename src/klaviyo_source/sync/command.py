@@ -38,7 +38,7 @@ from klaviyo_source.destinations.base import (
 from klaviyo_source.engine.contract import StreamOutcome, StreamSelection, StreamStats, StreamStatus
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError, UsageError
 from klaviyo_source.interrupt import Interrupted, received_signal, run_interruptible
-from klaviyo_source.streams.table import STREAMS_BY_NAME
+from klaviyo_source.streams.table import DEFAULT_STREAMS, STREAMS_BY_NAME
 from klaviyo_source.sync.guards import sync_warnings
 from klaviyo_source.sync.progress import (
     LOG_LEVELS,
@@ -108,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="config JSON file (api_key may come from $KLAVIYO_API_KEY instead)")
     parser.add_argument(
-        "--streams", help="comma-separated streams (default: all). " + ", ".join(STREAMS_BY_NAME)
+        "--streams",
+        help="comma-separated streams (default: all but the Reporting API's, which are opt-in). "
+        + ", ".join(STREAMS_BY_NAME),
     )
     parser.add_argument(
         "--destination",
@@ -154,9 +156,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_streams(text: str | None) -> list[str]:
-    """`--streams a,b` -> names in order, without repeats; every stream when the option is absent."""
+    """`--streams a,b` -> names in order, without repeats; when the option is absent, every stream
+    but the report streams (their daily quota makes them opt-in)."""
     if text is None:
-        return list(STREAMS_BY_NAME)
+        return list(DEFAULT_STREAMS)
     streams = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     known = ", ".join(STREAMS_BY_NAME)
     if not streams:

@@ -22,7 +22,7 @@ from rich.table import Table
 from klaviyo_simulator import SimulatorOptions, start_in_thread
 from klaviyo_source.config import Config
 from klaviyo_source.destinations.base import parse_destination
-from klaviyo_source.streams.table import STREAMS_BY_NAME
+from klaviyo_source.streams.table import DEFAULT_STREAMS
 from klaviyo_source.sync.command import SyncOptions, SyncReport, run_sync
 from klaviyo_source.sync.progress import ProgressMode, print_summary
 
@@ -95,7 +95,7 @@ def _sync(sim: Any, path: Path, progress: ProgressMode) -> SyncReport:
     options = SyncOptions(
         config=config,
         destination=parse_destination(f"duckdb:///{path}"),
-        streams=list(STREAMS_BY_NAME),
+        streams=list(DEFAULT_STREAMS),
         progress=progress,
     )
     return asyncio.run(run_sync(options))

@@ -148,7 +148,7 @@ def report_ids(store: Store, stream: str, settings: Mapping[str, Any] | None = N
     from kit.documents import REPORT_SETTINGS
     from klaviyo_simulator.resources.reports import Reports
     from klaviyo_source.config import Config
-    from klaviyo_source.metric_ids import split_list
+    from klaviyo_source.engine.reports import split_list
     from klaviyo_source.streams.reports import ReportQuery
     from klaviyo_source.streams.schema import load_schema
 

@@ -31,16 +31,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from klaviyo_source.config import Config
 from klaviyo_source.endpoints import bucket_for, query_endpoints
 from klaviyo_source.engine.contract import StreamOutcome
+from klaviyo_source.engine.names import named_ids, resolve
 from klaviyo_source.engine.outbox import NoteItem, Outbox, ReportItem
 from klaviyo_source.engine.report_state import Ledger, SavedReport, Span, merge, missing, write_report_state
 from klaviyo_source.errors import BadRequestError, RateLimitError, ReportQuotaError, ScopeError
 from klaviyo_source.http.client import KlaviyoClient, NullObserver
-from klaviyo_source.metric_ids import resolve_metric_ids, split_list
 from klaviyo_source.streams.reports import ReportQuery
 from klaviyo_source.streams.schema import load_schema
 from klaviyo_source.streams.table import Report, Stream
 
 ACCOUNTS_PATH = "/api/accounts"
+METRICS_PATH = "/api/metrics"  # metric names in metric_ids and metric_aggregate_metrics
+
+
+def split_list(text: str) -> list[str]:
+    """`"a, b,,c"` -> ["a", "b", "c"] (order kept, duplicates dropped)."""
+    return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
 @dataclass(eq=False)
@@ -122,6 +128,7 @@ class Reports:
         self.ledgers: dict[str, Ledger] = {}
         self._zone: ZoneInfo | None = None
         self._metrics: dict[str, tuple[list[str], list[str]]] = {}
+        self._listing: tuple[set[str], dict[str, list[str]]] | None = None
         self.requests = 0
 
     # -------------------------------------------------------------- planning
@@ -227,7 +234,18 @@ class Reports:
             return [""]
         text = str(getattr(self.config, report.metrics_from))
         if text not in self._metrics:
-            self._metrics[text] = await resolve_metric_ids(client, text, observer=_Counter(member, None))
+            if self._listing is None:
+                listed, names, sent = await named_ids(client, METRICS_PATH)
+                self.requests += sent
+                member.outcome.stats.requests += sent
+                self._listing = (listed, names)
+            known, by_name = self._listing
+            values = tuple(split_list(text))
+            resolved = resolve(values, known, by_name, report.metrics_from) if values else None
+            found = list(resolved.ids) if resolved is not None else sorted(known)
+            self._metrics[text] = (found, resolved.warnings if resolved is not None else [])
+            for line in resolved.notes if resolved is not None else []:
+                self.outbox.note(NoteItem(member.name, f"{member.name}: {line}"))
             for warning in self._metrics[text][1]:
                 self.note(member.name, warning)
         ids = self._metrics[text][0]

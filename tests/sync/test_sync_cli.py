@@ -26,7 +26,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert options.destination.kind == "duckdb" and options.destination.target == "klaviyo.duckdb"
     assert options.destination.schema == "klaviyo"
     assert options.write is WriteMode.DEDUP and not options.full_refresh
-    assert options.streams == [row.name for row in STREAMS]
+    assert options.streams == [row.name for row in STREAMS if row.report is None]  # reports: opt-in
 
 
 def test_key_from_environment_and_destination_forms(tmp_path: Path) -> None:

@@ -336,8 +336,17 @@ class Reports:
             except RateLimitError as error:
                 raise self.spent(member, todo, f"Klaviyo throttles POST {report.path} for longer than "
                                  f"max_rate_limit_wait ({error.message})") from None  # fmt: skip
-            todo.pop(0)
             records = report.rows(document, query)
+            following = (document.get("links") or {}).get("next")
+            while following:  # a long values report comes in pages (`page_cursor` in links.next)
+                if ledger is not None and quota is not None and ledger.calls >= quota:
+                    why = f"the day's {quota} calls to POST {report.path} are spent ({ledger.calls} made)"
+                    raise self.spent(member, todo, why)  # this day range is read again next time
+                self.requests += 1
+                document = await client.post_json(following, body, observer=_Counter(member, ledger))
+                records.extend(report.rows(document, query))
+                following = (document.get("links") or {}).get("next")
+            todo.pop(0)
             spans = member.covered.setdefault(chunk.partition, [])
             member.covered[chunk.partition] = merge([*spans, (chunk.first, chunk.last)])
             self.outbox.note(ReportItem(member.name, records=records, state=self.state(member)))

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,8 @@ def write_json(path: Path, document: Any) -> Path:
 
 
 def record_id(stream: str, record: dict[str, Any]) -> str:
-    """A record's key as the truth spells it: its primary key's values joined by '/'."""
-    return "/".join(str(record[key]) for key in STREAMS_BY_NAME[stream].primary_key)
+    """A record's key as `truth` spells it: its primary key's values joined by '/'."""
+    return stored_key(stream, "/".join(str(record[key]) for key in STREAMS_BY_NAME[stream].primary_key))
 
 
 def key_sql(stream: str) -> str:
@@ -65,9 +66,20 @@ def key_sql(stream: str) -> str:
     return " || '/' || ".join(f'"{key}"' for key in STREAMS_BY_NAME[stream].primary_key)
 
 
+def stored_key(stream: str, key: str) -> str:
+    """A key as read back from a database, comparable with `truth`: a report stream's `date`
+    (a timestamp column, rendered by each database its own way) becomes its UTC instant."""
+    if STREAMS_BY_NAME[stream].report is None:
+        return key
+    moment, _, rest = key.partition("/")
+    parsed = datetime.fromisoformat(moment.replace(" ", "T"))
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return f"{parsed.astimezone(UTC).isoformat()}/{rest}"
+
+
 def truth(sim: Simulator) -> dict[str, set[str]]:
-    """stream -> the ids a complete read must return."""
-    return {name: expected_ids(sim.store, name) for name in STREAM_NAMES}
+    """stream -> the ids a complete read must return (database keys: pass them to `stored_key`)."""
+    return {name: {stored_key(name, key) for key in expected_ids(sim.store, name)} for name in STREAM_NAMES}
 
 
 def advance(sim: Simulator) -> dict[str, Any]:

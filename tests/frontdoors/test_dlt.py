@@ -11,7 +11,7 @@ import dlt
 import pytest
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from frontdoors.harness import KEY, STREAM_NAMES, advance, config, key_sql, simulator, truth
+from frontdoors.harness import KEY, STREAM_NAMES, advance, config, key_sql, simulator, stored_key, truth
 from klaviyo_source.config import ConfigError
 from klaviyo_source.dlt import STATE_KEY, column_hints, klaviyo
 from klaviyo_source.streams.table import STREAMS_BY_NAME
@@ -37,7 +37,7 @@ def _table_ids(pipeline: dlt.Pipeline) -> dict[str, list[str]]:
                 rows = client.execute_sql(f'select {key_sql(name)} from "{name}"')
             except DatabaseUndefinedRelation:  # dlt creates no table for a resource without rows
                 rows = []
-            ids[name] = [row[0] for row in rows]
+            ids[name] = [stored_key(name, row[0]) for row in rows]
     return ids
 
 

@@ -22,6 +22,7 @@ from frontdoors.harness import (
     truth,
 )
 from frontdoors.toolvenv import tool_venv
+from kit.documents import REPORT_SETTINGS
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 
 
@@ -69,6 +70,8 @@ def test_meltano_runs_the_tap_twice_second_incremental(tmp_path: Path) -> None:
             "TAP_KLAVIYO_SOURCE_BASE_URL": sim.base_url,
             "TAP_KLAVIYO_SOURCE_START_DATE": "2020-01-01T00:00:00Z",
             "TAP_KLAVIYO_SOURCE_NUM_WORKERS": "4",
+            # the report streams: yesterday, one metric (kit.documents.REPORT_SETTINGS)
+            **{f"TAP_KLAVIYO_SOURCE_{k.upper()}": str(v) for k, v in REPORT_SETTINGS.items()},
         }
         meltano(project, env, "run", "tap-klaviyo-source", "target-jsonl")
         first, _ = ids_in(output, set())

@@ -25,6 +25,7 @@ from frontdoors.harness import (
     key_sql,
     record_id,
     simulator,
+    stored_key,
     truth,
     write_json,
 )
@@ -238,7 +239,7 @@ def test_tap_into_target_postgres_upserts_on_the_key(tmp_path: Path, pg_schema_u
     with psycopg.connect(url) as connection:
         for name in STREAM_NAMES:
             ids = [
-                row[0]
+                stored_key(name, row[0])
                 for row in connection.execute(f'select {key_sql(name)} from "{schema}"."{name}"'.encode())
             ]
             assert sorted(ids) == sorted(expected[name]), name  # merged on id: no duplicates

@@ -54,7 +54,9 @@ class TestSourceKlaviyo(SourceTestSuiteBase):
         second = entrypoint_wrapper.read(SourceKlaviyo(), config, catalog)
         assert not first.errors and not second.errors
         expected = {stream.stream.name for stream in catalog.streams}
-        assert set(_records_by_stream(first)) == expected
+        # streams the acceptance config allows to be empty (one day of reports) may have no record
+        empty = {e["name"] for e in _acceptance()["basic_read"]["tests"][0].get("empty_streams", [])}
+        assert expected - empty <= set(_records_by_stream(first)) <= expected
         assert _records_by_stream(first) == _records_by_stream(second)
 
     def test_incremental_with_future_state_reads_nothing(self) -> None:

@@ -100,7 +100,8 @@ def test_check_missing_scope_names_the_stream_and_scope(sim: Any, tmp_path: Path
     needing = [
         r.name
         for r in STREAMS
-        if r.listing in ("metrics", "custom_metrics") or (r.report and r.report.path == "/api/metric-aggregates")
+        if r.listing in ("metrics", "custom_metrics")
+        or (r.report is not None and r.report.path == "/api/metric-aggregates")
     ]  # metrics:read
     assert needing[0] == "metrics" and "metric_properties" in needing and "custom_metrics" in needing
     assert (

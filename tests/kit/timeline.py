@@ -6,8 +6,8 @@ of that kind, in the store's order) so the timeline stays data and every run is 
 Other concerns add their steps by appending to `TIMELINE` and, for a new kind of change,
 registering a function in `ACTIONS` (`(sim, arguments) -> None`):
 
-    ACTIONS["late_events"] = lambda sim, args: ...        # e.g. events visible late
-    TIMELINE.append(Step("late events", (("late_events", {"count": 5}),)))
+    ACTIONS["quirks"] = _quirks                          # Klaviyo breaking its contract
+    TIMELINE.append(Step("late events", (("advance", {"late_events": 4, "late_events_age": 86_400}),)))
 
 The faces' tests (tests/reliability/test_three_months.py) check after every sync that the
 destination equals `kit.truth.expected(sim.store)` on `STREAMS`.
@@ -64,8 +64,17 @@ def _remove_members(sim: Simulator, arguments: dict[str, Any]) -> None:
     sim.change("remove-members", group_type=group_type, group_id=group, profile_ids=members)
 
 
+def _quirks(sim: Simulator, arguments: dict[str, Any]) -> None:
+    """{"quirk_space_datetimes": true, ...}: Klaviyo breaking its own contract from now on
+    (klaviyo_simulator/quirks.py; false turns one off)."""
+    sim.controls.set_options(**arguments)
+
+
+QUIRKS = ("quirk_greater_than_equal", "quirk_unsorted_archived", "quirk_space_datetimes")
+
 ACTIONS: dict[str, Callable[[Simulator, dict[str, Any]], None]] = {
     "advance": _advance,
+    "quirks": _quirks,
     "delete": _delete,
     "unsuppress": _unsuppress,
     "remove_members": _remove_members,
@@ -115,6 +124,11 @@ TIMELINE: list[Step] = [
         ),
     ),
     Step(
+        # dated before the last sync's cursor: only the trailing re-scan (late_events_hours) finds them
+        "week 3: events Klaviyo makes visible a day late",
+        (("advance", {"late_events": 4, "late_events_age": 86_400}), ("advance", {"events": 3})),
+    ),
+    Step(
         "week 4: GDPR deletion of profiles, a suppression lifted",
         (
             ("delete", {"type": "profile", "pick": 3}),
@@ -142,11 +156,24 @@ TIMELINE: list[Step] = [
         ),
     ),
     Step(
+        "week 9: Klaviyo breaks its contract (greater-than returns the bound, archived campaigns "
+        "out of sort order, datetimes with a space), and late events again",
+        (
+            ("quirks", dict.fromkeys(QUIRKS, True)),
+            ("advance", {"late_events": 2, "late_events_age": 7_200, "events": 2}),
+            ("advance", {"campaigns_updated": 2, "profiles_updated": 2, "profiles_suppressed": 1}),
+        ),
+    ),
+    Step(
         "week 12: a list deleted, more of everything",
         (
             ("delete", {"type": "list", "pick": 1}),
             ("unsuppress", {"pick": 1}),
             ("advance", {"events": 5, "profiles_updated": 3, "campaigns_updated": 1}),
         ),
+    ),
+    Step(
+        "week 13: Klaviyo keeps its contract again",
+        (("quirks", dict.fromkeys(QUIRKS, False)), ("advance", {"events": 2, "late_events": 1})),
     ),
 ]

@@ -1,6 +1,7 @@
-"""Three months of syncs (kit/timeline.py): creates, updates, deletions, lifted suppressions and
-removed members, each followed by an incremental sync; after every sync the destination equals
-the simulator's current truth on every face.
+"""Three months of syncs (kit/timeline.py): creates, updates, deletions, lifted suppressions,
+removed members, events visible late (found by the trailing re-scan) and Klaviyo breaking its own
+contract (the simulator's quirks), each followed by an incremental sync; after every sync the
+destination equals the simulator's current truth on every face.
 
 - standalone sync, DuckDB and Postgres: live rows (`_deleted_at` NULL) = the truth, key by key
   with equal cursors; with the default soft deletes every vanished key keeps its row with
@@ -30,7 +31,8 @@ from klaviyo_source.engine.known import DELETED_AT
 from klaviyo_source.streams.table import STREAMS_BY_NAME
 from klaviyo_source.sync.command import parse_args, run_sync
 
-CONFIG = {"deletion_check_days": 0, "start_date": None}  # every sync checks every stream
+# every sync checks every stream for deletions, and re-reads 48 h of events (late ones)
+CONFIG = {"deletion_check_days": 0, "start_date": None, "late_events_hours": 48}
 
 
 def truth(sim: Simulator) -> dict[str, dict[str, int | None]]:

@@ -48,7 +48,7 @@ def test_a_bucket_at_its_rate_gets_no_more_windows_than_hold_its_burst() -> None
         sink, outcome = await full_refresh(sim, "profiles", num_workers=16)
         ids = [r["id"] for r in sink.records_of("profiles")]
         assert len(ids) == len(set(ids)) and set(ids) == expected_ids(sim.store, "profiles")
-        assert 1 < outcome.stats.partitions_total <= 3
+        assert outcome.stats.partitions_total <= 3
         assert outcome.stats.requests <= profiles // 100 + 2
         assert outcome.stats.throttled == 0
 

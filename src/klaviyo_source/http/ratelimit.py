@@ -75,7 +75,7 @@ class RateLimiter:
         self.waited = 0.0  # total seconds callers spent waiting here
         self.last_acquired = 0.0
         self._freshest: float | None = None  # send time of the freshest answer in this window
-        self.latency: float | None = None  # smoothed seconds from sending to the whole answer
+        self.latency: float | None = None  # seconds from sending to the whole answer, smoothed
 
     @property
     def _published(self) -> int:
@@ -166,9 +166,10 @@ class RateLimiter:
         return now
 
     def answered(self, sent_at: float) -> None:
-        """The answer to the request sent at `sent_at` is in: smooth it into `latency`."""
+        """The answer to the request sent at `sent_at` is in: smooth it into `latency`, down at
+        once and up slowly (a busy event loop delays answers; the server's own time is the floor)."""
         took = max(0.0, self._clock() - sent_at)
-        self.latency = took if self.latency is None else 0.8 * self.latency + 0.2 * took
+        self.latency = took if self.latency is None else min(took, 0.9 * self.latency + 0.1 * took)
 
     def useful_parallelism(self) -> int | None:
         """Requests in flight that keep this bucket at its burst rate (Little's law: rate x

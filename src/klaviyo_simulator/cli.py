@@ -113,6 +113,9 @@ def key_spec(text: str) -> tuple[str, list[str] | None]:
     return key, scopes
 
 
+QUIRK_NAMES = ("greater_than_equal", "unsorted_archived", "space_datetimes")  # ControlOptions.quirk_*
+
+
 def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Serve a local, seeded Klaviyo API simulator until interrupted.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -200,6 +203,14 @@ def parser() -> argparse.ArgumentParser:
         default=0.0,
         help="probability of a 503 on profiles with predictive analytics, 0-1 (default: %(default)s)",
     )
+    p.add_argument(
+        "--quirk",
+        action="append",
+        default=[],
+        choices=QUIRK_NAMES,
+        help="make Klaviyo break its own contract as it did in 2026, repeatable "
+        "(docs/simulator-controls.md, Quirks; default: none)",
+    )
     return p
 
 
@@ -216,6 +227,7 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
         error_rate=args.error_rate,
         predictive_503_rate=args.predictive_503_rate,
         seed=args.seed,
+        **{f"quirk_{name}": True for name in args.quirk},
     )
     sizes = {name: getattr(args, name) for name in SIZE_FLAGS if getattr(args, name) is not None}
     return SimulatorOptions(

@@ -64,6 +64,17 @@ def test_simulate_serves_with_the_given_sizes_and_keys(served: tuple[str, list[s
     assert fetch(sim, "/api/profiles", key="pk_sim_full_access").status == 401  # only the given keys
 
 
+def test_quirk_flags_turn_on_their_controls() -> None:
+    from klaviyo_simulator.cli import options_from, parser
+
+    controls = options_from(
+        parser().parse_args(["--quirk", "space_datetimes", "--quirk", "unsorted_archived"])
+    ).controls
+    assert controls.quirk_space_datetimes and controls.quirk_unsorted_archived
+    assert not controls.quirk_greater_than_equal
+    assert not options_from(parser().parse_args([])).controls.quirk_space_datetimes
+
+
 def test_options_defaults() -> None:
     options = SimulatorOptions()
     assert options.keys == {"pk_sim_full_access": None}
@@ -116,6 +127,7 @@ def test_a_port_in_use_is_one_line_and_exit_2() -> None:
         (("--key", "pk_x:bogus:scope"), "argument --key: unknown scope 'bogus:scope' in 'pk_x:bogus:scope'"),
         (("--key", "pk_x:"), "argument --key: 'pk_x:' lists no scopes"),
         (("--key", ":events:read"), "argument --key: ':events:read' has no key before the ':'"),
+        (("--quirk", "slow"), "argument --quirk: invalid choice: 'slow'"),
     ],
 )
 def test_bad_values_are_refused_naming_the_flag(flags: tuple[str, ...], expected: str) -> None:

@@ -227,7 +227,9 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
         error_rate=args.error_rate,
         predictive_503_rate=args.predictive_503_rate,
         seed=args.seed,
-        **{f"quirk_{name}": True for name in args.quirk},
+        quirk_greater_than_equal="greater_than_equal" in args.quirk,
+        quirk_unsorted_archived="unsorted_archived" in args.quirk,
+        quirk_space_datetimes="space_datetimes" in args.quirk,
     )
     sizes = {name: getattr(args, name) for name in SIZE_FLAGS if getattr(args, name) is not None}
     return SimulatorOptions(

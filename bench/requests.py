@@ -108,7 +108,8 @@ def _listing_names(plan: ListingPlan) -> str:
 def full_catalog_plans(base_url: str) -> tuple[Config, list[ListingPlan]]:
     """The engine's plan of a full refresh of every stream, with the benchmark's config."""
     config = parse_config(read_config(base_url, workers=1), environ={})
-    plans, failed = _plan(config, [StreamSelection(name, incremental=False) for name in ALL_STREAMS], {})
+    selections = [StreamSelection(name, incremental=False) for name in ALL_STREAMS]
+    plans, failed, _ = _plan(config, selections, {}, datetime.now(UTC))
     if failed:
         raise RuntimeError(f"ground-truth scan: streams failed before any request: {failed}")
     return config, plans

@@ -31,6 +31,10 @@ vendored OpenAPI (scopes, rate tiers); a test fails when this page and the code 
   from their cursor (inclusive: records at the saved second come again, primary keys absorb
   them); fan-out streams keep one cursor per parent. Streams without a cursor (—) have nothing
   to resume from: incremental re-reads every record (state `{}`), deduplicated by primary key.
+  Those marked *slow refresh* cost one slow-tier request per parent and nothing says which
+  parents changed: incremental re-reads them at most every `slow_refresh_hours` (default 24; 0 =
+  every sync), and in between they end with no request (their state keeps `_refreshed_at`, the
+  start of the last complete read). A full refresh always reads them.
 - **Requests per sync**: `pages(n, size)` = ceil(n / size), at least 1 per partition; a listing
   shared by several selected streams is requested once for all of them.
 - **Tiers** (burst/s, steady/min): XS 1/15, S 3/60, M 10/150, L 75/750, XL 350/3500.
@@ -59,6 +63,8 @@ def _listing_request(listing: Listing) -> str:
 
 
 def _incremental(stream: Stream, listing: Listing) -> str:
+    if stream.cursor_field is None and stream.slow_refresh:
+        return "none: slow refresh, re-reads every record at most every slow_refresh_hours"
     if stream.cursor_field is None:
         return "none: re-reads every record (state {})"
     if stream.fanout is not None:
@@ -101,6 +107,8 @@ def _cost(stream: Stream, listing: Listing) -> str:
             cost = f"{cost} + 1 per {parents}"
         else:
             cost = f"{cost} + pages({children}, {stream.fanout.page_size}) per {parents}"
+    if stream.slow_refresh:
+        cost += "; 0 between refreshes"
     return cost
 
 

@@ -46,6 +46,7 @@ class Config:
     lookback_window: int = 0
     event_metric_ids: tuple[str, ...] = ()  # metric ids (or names, resolved before a read)
     late_events_hours: int = 168
+    slow_refresh_hours: int = 24  # cursorless per-parent streams (Stream.slow_refresh)
     base_url: str = DEFAULT_BASE_URL
     # Advanced knobs (tests use small values; defaults suit production).
     request_timeout: float = 60.0
@@ -283,6 +284,21 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
         maximum=86400,
         default=86400,
+    ),
+    Setting(
+        name="slow_refresh_hours",
+        kind="integer",
+        title="Slow streams refresh interval (hours)",
+        description="metric_properties has no cursor and costs one request per metric on "
+        "Klaviyo's slowest rate tier (XS: 15 a minute, about 7 minutes for 100 metrics), and "
+        "Klaviyo does not say which metrics' properties changed. Incremental syncs re-read it at "
+        "most every this many hours; in between it ends at once, with no request, and its rows "
+        "stay as last read. The last complete read's time is kept in the stream's state; a full "
+        "refresh always reads. 0 = every sync.",
+        minimum=0,
+        maximum=8760,
+        default=24,
+        examples=(0, 24, 168),
     ),
     Setting(
         name="base_url",

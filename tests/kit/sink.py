@@ -45,5 +45,6 @@ class CollectingSink:
 
 
 def without_keys(state: dict[str, Any]) -> dict[str, Any]:
-    """A stream state without its deletion-check entry (`_reconcile`: the destination's keys)."""
-    return {k: v for k, v in state.items() if k != "_reconcile"}
+    """A stream state without its bookkeeping entries: the deletion check's (`_reconcile`: the
+    destination's keys) and the slow refresh's (`_refreshed_at`: engine/cadence.py)."""
+    return {k: v for k, v in state.items() if k not in ("_reconcile", "_refreshed_at")}

@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from klaviyo_source.config import Config
+from klaviyo_source.endpoints import bucket_for, rate_for
+from klaviyo_source.engine.cadence import Resting, resting, stamped
 from klaviyo_source.engine.contract import (
     DeletionSink,
     RawRecordSink,
@@ -88,24 +90,30 @@ def trailing_rescan(config: Config) -> timedelta:
 
 
 def _plan(
-    config: Config, selections: Sequence[StreamSelection], states: Mapping[str, Any]
-) -> tuple[list[ListingPlan], list[StreamOutcome]]:
-    """The listings to scan with their members, and the outcomes of streams that failed before
-    any request (an unreadable saved state fails only its own stream)."""
+    config: Config, selections: Sequence[StreamSelection], states: Mapping[str, Any], now: datetime
+) -> tuple[list[ListingPlan], list[StreamOutcome], list[Resting]]:
+    """The listings to scan with their members, the outcomes of streams that failed before any
+    request (an unreadable saved state fails only its own stream), and the streams that rest
+    this read (not due for their slow refresh: engine/cadence.py)."""
     members: dict[str, Member] = {}
     failed: dict[str, StreamOutcome] = {}
+    rested: dict[str, Resting] = {}
     for selection in selections:
         row = STREAMS_BY_NAME.get(selection.name)
         if row is None:
             known = ", ".join(STREAMS_BY_NAME)
             raise ConfigError(f"Unknown stream '{selection.name}' in the catalog (this source has: {known}).")
-        if row.name in members or row.name in failed or row.report is not None:
+        if row.name in members or row.name in failed or row.name in rested or row.report is not None:
             continue
         configured = configured_listing(row.listing, config)
         try:
             saved = read_state(row, states.get(row.name), configured) if selection.incremental else {}
+            rest = resting(row, config, states.get(row.name), incremental=selection.incremental, now=now)
         except ConfigError as error:
             failed[row.name] = StreamOutcome(row.name, StreamStatus.INCOMPLETE, error)
+            continue
+        if rest is not None:
+            rested[row.name] = rest
             continue
         starts = member_starts(
             row,
@@ -138,7 +146,20 @@ def _plan(
         if plan is None:
             plan = plans[listing] = ListingPlan(configured_listing(listing, config), [])
         plan.members.append(member)
-    return list(plans.values()), list(failed.values())
+    return list(plans.values()), list(failed.values()), list(rested.values())
+
+
+def slowest_rate(plan: ListingPlan) -> int:
+    """The lowest steady rate (per minute) of the per-record requests (details, child listings)
+    the plan's members make: their listing starts first, so the slow tiers run behind the big
+    scans instead of after them (a plan without such requests: no limit)."""
+    rates = [
+        rate_for(bucket_for(extra.path, dict(extra.params)))[1]
+        for member in plan.members
+        for extra in (member.row.detail, member.row.fanout)
+        if extra is not None
+    ]
+    return min(rates, default=1 << 30)
 
 
 def _report_members(
@@ -166,6 +187,7 @@ class _Run:
         config: Config,
         plans: list[ListingPlan],
         failed: list[StreamOutcome],
+        rested: list[Resting],
         sink: Sink,
         hi_final: datetime,
         reports: list[ReportMember] | None = None,
@@ -173,6 +195,7 @@ class _Run:
         self.config = config
         self.plans = plans
         self.failed_early = failed
+        self.rested = rested
         self.sink = sink
         self.hi_final = hi_final
         self.outbox = Outbox(capacity=config.num_workers + 2)
@@ -211,10 +234,14 @@ class _Run:
             return False
         return self.client.free_slots() >= 2 or self.active < self.config.num_workers
 
-    async def emit_state(self, plan: ListingPlan, member: Member, *, force: bool) -> None:
+    async def emit_state(
+        self, plan: ListingPlan, member: Member, *, force: bool, final: bool = False
+    ) -> None:
         state = member.state(plan, self.hi_final)
         if member.known is not None and member.known.worth_saving:
             state = {**state, STATE_KEY: member.known.state()}
+        if final:  # read completely: a slow-refresh stream keeps when (engine/cadence.py)
+            state = stamped(member.row, state, self.hi_final)
         checkpoint = member.checkpoint
         if state == checkpoint.last and not force:
             return
@@ -224,7 +251,7 @@ class _Run:
         checkpoint.at = time.monotonic()
 
     async def finish(self, plan: ListingPlan, member: Member) -> None:
-        await self.emit_state(plan, member, force=True)
+        await self.emit_state(plan, member, force=True, final=True)
         member.finished = True
         member.outcome.status = StreamStatus.COMPLETE
         if mark_running(member):
@@ -487,6 +514,12 @@ class _Run:
         for plan in self.plans:
             for member in plan.members:
                 await self.sink.status(member.name, StreamStatus.STARTED)
+        for rest in self.rested:  # not due for a refresh: no request, the saved state again
+            await self.sink.status(rest.outcome.name, StreamStatus.STARTED)
+            await self.sink.log("INFO", rest.note(self.config.slow_refresh_hours))
+            await self.sink.state(rest.outcome.name, rest.state)
+            rest.outcome.status = StreamStatus.COMPLETE
+            await self.sink.status(rest.outcome.name, StreamStatus.COMPLETE)
         for report in self.reports.members:
             await self.sink.status(report.name, StreamStatus.STARTED)
         self.active += len(self.reports.members)
@@ -497,7 +530,7 @@ class _Run:
             m.row.has_cursor and not m.saved and not m.row.pinned_start for p in self.plans for m in p.members
         ):
             await self.sink.log("INFO", BLANK_START_DATE)
-        for plan in self.plans:
+        for plan in sorted(self.plans, key=slowest_rate):  # stable: catalog order otherwise
             windows = plan_windows(plan, self.hi_final)
             if not windows:
                 for member in plan.members:
@@ -567,6 +600,7 @@ class ReadRun:
         self._outcomes = {m.name: m.outcome for p in self._run.plans for m in p.members}
         self._outcomes.update((m.name, m.outcome) for m in self._run.reports.members)
         self._outcomes.update((o.name, o) for o in self._run.failed_early)
+        self._outcomes.update((r.outcome.name, r.outcome) for r in self._run.rested)
 
     async def _resolve_names(self, client: KlaviyoClient) -> None:
         """Config lists that partition a selected listing may hold names (metric names in
@@ -598,7 +632,7 @@ class ReadRun:
                 changes[spec.setting] = resolved.ids
         if changes:
             run.config = replace(run.config, **changes)  # type: ignore[arg-type]
-            run.plans, failed = _plan(run.config, self._selections, self._states)
+            run.plans, failed, run.rested = _plan(run.config, self._selections, self._states, run.hi_final)
             _, unreadable = _report_members(self._selections, self._states)
             run.failed_early = [*failed, *unreadable]
             self._index_outcomes()
@@ -651,8 +685,8 @@ def read(
     events_detailed) through `raw_records`, as `orjson.Fragment`s (pre-serialized JSON equal to
     the dict records); everything else goes through `records` as dicts.
     """
-    plans, failed = _plan(config, selections, states)
-    reports, unreadable = _report_members(selections, states)
     hi_final = datetime.now(UTC).replace(microsecond=0)
-    run = _Run(config, plans, [*failed, *unreadable], sink, hi_final, reports)
+    plans, failed, rested = _plan(config, selections, states, hi_final)
+    reports, unreadable = _report_members(selections, states)
+    run = _Run(config, plans, [*failed, *unreadable], rested, sink, hi_final, reports)
     return ReadRun(run, selections, limiters, states)

@@ -22,7 +22,7 @@ import orjson
 from yarl import URL
 
 from klaviyo_source.config import Config
-from klaviyo_source.endpoints import bucket_for
+from klaviyo_source.endpoints import bucket_for, rate_for
 from klaviyo_source.errors import NotFoundError, ServerError
 from klaviyo_source.http.policy import (
     TRANSPORT_ERRORS,
@@ -36,6 +36,7 @@ from klaviyo_source.http.policy import (
     resolve,
 )
 from klaviyo_source.http.ratelimit import RateLimiters
+from klaviyo_source.http.slots import Slots
 from klaviyo_source.revision import REVISION
 
 __all__ = ["KlaviyoClient", "NotFoundError", "RequestObserver", "ServerError", "decode_document", "preflight"]
@@ -109,8 +110,9 @@ class KlaviyoClient:
         self._beats: dict[str, float] = {}  # bucket -> when its last heartbeat was said
         self._session: aiohttp.ClientSession | None = None
         # Requests in flight across every stream of the run (num_workers). Taken after pacing,
-        # so a request waiting for its rate bucket does not hold a slot others could use.
-        self._in_flight = asyncio.Semaphore(config.num_workers)
+        # so a request waiting for its rate bucket does not hold a slot others could use; the
+        # slowest published tier first (http/slots.py).
+        self._in_flight = Slots(config.num_workers)
 
     async def __aenter__(self) -> KlaviyoClient:
         connector = aiohttp.TCPConnector(limit=max(10, self.config.num_workers * 2), ttl_dns_cache=300)
@@ -136,9 +138,7 @@ class KlaviyoClient:
 
     def free_slots(self) -> int:
         """Request slots (of num_workers) nobody is using or waiting for right now."""
-        if self._in_flight.locked():
-            return 0
-        return self._in_flight._value  # asyncio keeps the count private; it is the free capacity
+        return self._in_flight.free()
 
     def _url(self, path_or_url: str) -> URL:
         if path_or_url.startswith(("http://", "https://")):
@@ -211,7 +211,7 @@ class KlaviyoClient:
         limit = self._session.timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
         sent_at: float | None = None
         try:
-            async with self._in_flight:
+            async with self._in_flight.hold(rate_for(bucket)[1]):
                 sent_at = limiter.sent()  # the rate windows count it from now, not from pacing
                 sent = (
                     self._session.get(url, params=params, timeout=limit)

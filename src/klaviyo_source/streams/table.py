@@ -230,6 +230,11 @@ class Stream:
     # before they go out or become fan-out parents.
     rows_own_cursor: bool = False
     partitioned_state: bool = False  # state is one cursor per partition
+    # No cursor, and a read costs one slow-tier request per parent, with nothing saying which
+    # parents changed: incremental reads re-read it at most every `slow_refresh_hours` (config);
+    # in between it ends COMPLETE with no request. The last complete read's time is kept in its
+    # state (engine/cadence.py); a full refresh always reads.
+    slow_refresh: bool = False
     # Airbyte <= 2.12 kept `{"<cursor>": A, "archived": {"<cursor>": B}}`: the partition keys those
     # two cursors belonged to, besides `archived` (campaigns: it read email campaigns only).
     legacy_archived_extra: PartitionKey = NO_PARTITION
@@ -901,7 +906,8 @@ STREAMS: tuple[Stream, ...] = (
     Stream(name="accounts", listing="accounts", cursor_field=None, reconcile=_REREAD),
     Stream(
         # GET /api/metrics/{id}/metric-properties: one page per metric (no paging, no date, XS
-        # tier), every metric each sync (a new property does not move its metric's `updated`).
+        # tier), every metric when read (a new property does not move its metric's `updated`):
+        # at most every slow_refresh_hours on incremental reads.
         name="metric_properties",
         listing="metrics",
         cursor_field=None,
@@ -916,6 +922,7 @@ STREAMS: tuple[Stream, ...] = (
         ),
         partitioned_state=True,
         reconcile=_REREAD,
+        slow_refresh=True,
     ),
     Stream(
         name="universal_content",

@@ -23,7 +23,8 @@ class PageItem:
     final: bool
     # The same page pre-serialized, for a sink that takes raw records (instead of `batches`).
     raw_batches: list[tuple[Member, list[orjson.Fragment]]] = field(default_factory=list)
-    raw_ids: list[list[str]] = field(default_factory=list)  # per raw batch: its records' ids
+    # Per raw batch: rows holding its records' keys (primary key, `Stream.replaces` column).
+    raw_keys: list[list[Record]] = field(default_factory=list)
     large: bool = False  # counted in the large listings' page budget (else the small ones')
     # Members whose rows replace their parents' (`Stream.replaces`): the parent ids on the page.
     parents: list[tuple[Member, list[str]]] = field(default_factory=list)

@@ -369,17 +369,15 @@ class _Run:
                     await self.sink.raw_records(member.name, records)
                 else:
                     await self.sink.records(member.name, records)
-                if item.raw_batches:
-                    self.track(member, [{"id": i} for i in item.raw_ids[index]])
-                else:
-                    self.track(member, records)
+                self.track(member, item.raw_keys[index] if item.raw_batches else records)
                 member.outcome.stats.records += len(records)
                 member.checkpoint.records_since += len(records)
                 if item.max_cursor is not None:
                     previous = member.max_cursor.get(track.key)
                     if previous is None or item.max_cursor > previous:
                         member.max_cursor[track.key] = item.max_cursor
-        produced = {id(m): records for m, records in item.batches}
+        produced: dict[int, Sequence[Record]] = {id(m): records for m, records in item.batches}
+        produced.update((id(m), keys) for (m, _), keys in zip(item.raw_batches, item.raw_keys, strict=True))
         for member, parent_ids in item.parents:
             if member.alive and member.known is not None:
                 stale = member.known.stale(member.row.replaces, parent_ids, produced.get(id(member), ()))
@@ -500,7 +498,7 @@ class _Run:
             for plan in self.plans
             if isinstance(self.sink, RawRecordSink)
             and plan.row.raw_capable
-            and all(m.row.passthrough for m in plan.members)
+            and all(m.row.raw_ready for m in plan.members)
         )
         self.scanner = Scanner(
             client, self.config, self.outbox, self.hi_final, self.spawn, self.can_split, raw_plans=raw_plans

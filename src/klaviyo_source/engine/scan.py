@@ -33,7 +33,7 @@ from klaviyo_source.engine.pages import (
 )
 from klaviyo_source.engine.params import fanout_params, listing_params, variant_of
 from klaviyo_source.engine.partitions import ListingPlan, Member, Window
-from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder, repaired
+from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder, raw_slice, repaired
 from klaviyo_source.errors import (
     KlaviyoSourceError,
     MalformedResponseError,
@@ -115,7 +115,10 @@ class Scanner:
         key = window.track.key
         row = plan.row
         variant = variant_of(plan, self.config)
-        decode = page_decoder(row.cursor_path) if plan.name in self.raw_plans else None
+        decode = None
+        if plan.name in self.raw_plans:
+            reads = tuple(sorted({path for m in plan.members for path in m.row.raw_reads}))
+            decode = page_decoder(row.cursor_path, reads, checks=row.datetime_paths)
         page_size = row.page_size
         at = _Cursor(
             row.path, listing_params(plan, key, window.lo, window.hi, page_size=page_size, variant=variant)
@@ -199,6 +202,8 @@ class Scanner:
                     message = f"{names}: 503 with {variant.label}; retrying with page size {page_size}"
                     self.outbox.note(NoteItem(None, message, level="WARN"))
                     continue
+                if isinstance(fetched, RawPage) and self._dict_way(plan, fetched):
+                    fetched = orjson.loads(fetched.body)
                 next_url = self._next_link(fetched, row.path, url, at.seen)
                 try:
                     if isinstance(fetched, RawPage):
@@ -337,11 +342,20 @@ class Scanner:
         window.hi = mid
         self.spawn(new)
 
+    @staticmethod
+    def _dict_way(plan: ListingPlan, page: RawPage) -> bool:
+        """A raw page that goes the dict path after all: Klaviyo wrote a datetime the listing
+        normalizes with a space (its records change), or its cursors so and a member has a raw
+        shaper (passthrough members get the cursor repaired on the fast path)."""
+        if page.spaced:
+            return True
+        return any(m.row.raw_shape is not None for m in plan.members) and cursor_layout(page.cursors)[1]
+
     def _raw_page(
         self, plan: ListingPlan, window: Window, page: RawPage, at: _Cursor, *, final: bool
     ) -> tuple[PageItem, bool, set[str]]:
-        """The fast path for listings whose selected members all take records as listed: records
-        stay pre-serialized JSON (orjson.Fragment)."""
+        """The fast path for listings whose selected members all take records as listed or have a
+        raw shaper: records stay pre-serialized JSON (orjson.Fragment)."""
         cursors, ids = page.cursors, page.ids
         in_order, spaced = cursor_layout(cursors)  # spaced: Klaviyo's datetimes with a space
         times: Sequence[datetime] = ParsedCursors(cursors) if in_order else [parse_time(c) for c in cursors]
@@ -358,14 +372,14 @@ class Scanner:
         at.page_first, at.page_records = (times[picked[0]] if picked else None), len(picked)
         records = page.records
         leaf = plan.row.cursor_path[-1]
+        name = plan.row.cursor_name
         raw_batches: list[tuple[Member, list[orjson.Fragment]]] = []
-        raw_ids: list[list[str]] = []  # per raw batch, its records' ids (the keys of passthrough rows)
+        raw_keys: list[list[Record]] = []  # per raw batch: rows holding its records' keys
+        parents: list[tuple[Member, list[str]]] = []
         for member in plan.members:
             if not member.alive:
                 continue
             member_start = member.starts[window.track.key]
-            cursor_field = member.row.cursor_field
-            assert cursor_field is not None  # raw-capable listings are ordered on a cursor
             chosen: Sequence[int] = picked
             if isinstance(picked, range):
                 if picked and times[picked[0]] < member_start:
@@ -373,15 +387,33 @@ class Scanner:
                     chosen = range(first, picked.stop)
             else:
                 chosen = [i for i in picked if times[i] >= member_start]
+            stream = member.row
+            if stream.replaces and member.known is not None:
+                parents.append((member, [ids[i] for i in chosen]))
+            if stream.raw_shape is not None:  # pages with spaced datetimes went the dict way
+                batch, keys = stream.raw_shape(raw_slice(page, chosen, stream.raw_reads, name))
+                raw_batches.append((member, batch))
+                raw_keys.append(keys)
+                continue
             if spaced:
-                batch = [repaired(records[i], leaf, cursor_field, iso_datetime(cursors[i])) for i in chosen]
+                batch = [repaired(records[i], leaf, name, iso_datetime(cursors[i])) for i in chosen]
             else:
-                key = cursor_key(cursor_field)
+                key = cursor_key(name)
                 batch = [fragment(records[i], key, cursors[i]) for i in chosen]
             raw_batches.append((member, batch))
-            raw_ids.append([ids[i] for i in chosen])
+            raw_keys.append([{"id": ids[i]} for i in chosen])
         tail = tail_ids(picked, times, id_at)
-        item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches, raw_ids=raw_ids)
+        item = PageItem(
+            window,
+            [],
+            len(picked),
+            last,
+            last,
+            final,
+            raw_batches=raw_batches,
+            raw_keys=raw_keys,
+            parents=parents,
+        )
         return item, cut, tail
 
     def _page(

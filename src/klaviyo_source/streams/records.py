@@ -39,7 +39,8 @@ def include_index(doc: dict[str, Any]) -> IncludedIndex:
     return {(str(item.get("type")), str(item.get("id"))): item for item in included if isinstance(item, dict)}
 
 
-def _merged_ref(ref: Any, index: IncludedIndex) -> Any:
+def merged_ref(ref: Any, index: IncludedIndex) -> Any:
+    """A relationship's reference with its included resource merged in (a new dict)."""
     if not isinstance(ref, dict):
         return ref
     item = index.get((ref.get("type"), ref.get("id")))  # type: ignore[arg-type]
@@ -65,9 +66,9 @@ def merge_included(record: Record, index: IncludedIndex) -> Record:
     for name, rel in relationships.items():
         data = rel.get("data") if isinstance(rel, dict) else None
         if isinstance(data, list):
-            rel = {**rel, "data": [_merged_ref(ref, index) for ref in data]}
+            rel = {**rel, "data": [merged_ref(ref, index) for ref in data]}
         elif isinstance(data, dict):
-            rel = {**rel, "data": _merged_ref(data, index)}
+            rel = {**rel, "data": merged_ref(data, index)}
         new_relationships[name] = rel
     return {**record, "relationships": new_relationships}
 

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from klaviyo_source.streams import rawshape
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams import reports as report
+from klaviyo_source.streams.rawshape import RawShaper
 from klaviyo_source.streams.reconcile import Reconcile, included_ids
 from klaviyo_source.streams.records import Page, Record
 from klaviyo_source.streams.reports import ReportQuery
@@ -211,6 +213,13 @@ class Stream:
     # this stream's records. None = the records as listed (plus the top-level cursor copy); such
     # streams may take the pre-serialized fast path.
     shape: Callable[[list[Record], Page], list[Record]] | None = None
+    # The same shaper on the pre-serialized fast path (streams/rawshape.py): raw records in,
+    # byte for byte the records `shape` gives, serialized. A listing whose selected streams are
+    # all passthrough or have one goes the fast path (when the sink takes raw records).
+    raw_shape: RawShaper | None = None
+    # The parts of each record `raw_shape` reads (top-level or under attributes), found when the
+    # page is split: ("relationships",), ("attributes", "subscriptions").
+    raw_reads: tuple[tuple[str, ...], ...] = ()
     detail: Detail | None = None
     fanout: Fanout | None = None
     wants_variant: bool = False  # asks for its listing's variant
@@ -258,6 +267,13 @@ class Stream:
     def passthrough(self) -> bool:
         """Records go out as listed, plus the top-level cursor copy."""
         return self.shape is None and self.detail is None and self.fanout is None
+
+    @property
+    def raw_ready(self) -> bool:
+        """Its records can be made on the fast path (as listed, or by `raw_shape`)."""
+        return self.passthrough or (
+            self.raw_shape is not None and self.detail is None and self.fanout is None
+        )
 
 
 _CHANNELS = ("email", "sms", "mobile_push")
@@ -596,6 +612,8 @@ STREAMS: tuple[Stream, ...] = (
         listing="profiles",
         cursor_field="updated",
         shape=shape.normalize_profiles,
+        raw_shape=rawshape.normalize_profiles,
+        raw_reads=(("attributes", "location"),),
         wants_variant=True,
         reconcile=_ids("profile", large=True),
     ),
@@ -604,6 +622,8 @@ STREAMS: tuple[Stream, ...] = (
         listing="suppressions",
         cursor_field="updated",
         shape=shape.global_exclusions,
+        raw_shape=rawshape.global_exclusions,
+        raw_reads=(("attributes", "subscriptions"),),
         rides_on="profiles",
         # Airbyte 3.x: the suppression time is the cursor, from the epoch (start_date does not
         # bound it), re-reading the last hour.
@@ -621,6 +641,8 @@ STREAMS: tuple[Stream, ...] = (
         listing="events",
         cursor_field="datetime",
         shape=shape.merge_included_page,
+        raw_shape=rawshape.merge_included_page,
+        raw_reads=(("relationships",),),
         lookback=True,
     ),
     Stream(name="email_templates", listing="templates", cursor_field="updated", reconcile=_ids("template")),
@@ -834,6 +856,8 @@ STREAMS: tuple[Stream, ...] = (
         shape=shape.profile_subscription_rows,
         reconcile=_ids("profile", column="profile_id", large=True),
         replaces="profile_id",
+        raw_shape=rawshape.from_subscriptions(shape.profile_subscription_rows),
+        raw_reads=(("attributes", "subscriptions"),),
     ),
     Stream(
         name="list_exclusions",
@@ -848,6 +872,8 @@ STREAMS: tuple[Stream, ...] = (
             listing="list_suppressed_profiles", params=(("fields[profile]", "id"),), column="profile_id"
         ),
         replaces="profile_id",
+        raw_shape=rawshape.from_subscriptions(shape.list_exclusion_rows),
+        raw_reads=(("attributes", "subscriptions"),),
     ),
     Stream(name="tags", listing="tags", cursor_field=None, reconcile=_REREAD),
     Stream(name="tag_groups", listing="tag_groups", cursor_field=None, reconcile=_REREAD),

@@ -144,3 +144,30 @@ def test_space_separated_datetimes_load_as_timestamps(tmp_path: Path) -> None:
         assert (
             kind is not None and kind[0].startswith("TIMESTAMP") and consents is not None and consents[0] > 0
         )
+
+
+def test_metric_properties_rest_between_refreshes_and_keep_their_rows(tmp_path: Path) -> None:
+    """A second sync within slow_refresh_hours sends metric_properties no request and keeps its
+    table; --full-refresh reads every metric again."""
+    database = tmp_path / "k.duckdb"
+    with simulator(sizes=SIZES) as sim:
+        config = _config(tmp_path / "c.json", sim)
+        args = ["--config", config, "--destination", str(database), "--streams", "metric_properties"]
+        args += ["--progress", "none"]
+
+        def sync(*extra: str) -> int:
+            before = int(sim.controls.stats()["requests"].get("get_properties_for_metric", 0))
+            result = asyncio.run(run_sync(parse_args([*args, *extra], environ={})))
+            assert result.exit_code == 0, result.error
+            return int(sim.controls.stats()["requests"].get("get_properties_for_metric", 0)) - before
+
+        def rows() -> int:
+            with duckdb.connect(str(database), read_only=True) as con:
+                return int(con.execute("SELECT count(*) FROM klaviyo.metric_properties").fetchone()[0])  # type: ignore[index]
+
+        metrics = len(sim.store.records("metric"))
+        assert sync() == metrics
+        held = rows()
+        assert held == len(expected(sim.store)["metric_properties"])
+        assert sync() == 0 and rows() == held  # rests: no request, the rows stay
+        assert sync("--full-refresh") == metrics and rows() == held

@@ -12,7 +12,7 @@ unchanged (whatever else it holds) and ends COMPLETE, with a log line naming whe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,10 +29,10 @@ REFRESHED_AT = "_refreshed_at"
 class Resting:
     """A stream this read does not refresh: its saved state goes out again as it came."""
 
+    outcome: StreamOutcome
     state: dict[str, Any]
     last: datetime
     due: datetime
-    outcome: StreamOutcome = field(default_factory=lambda: StreamOutcome(""))
 
     def note(self, hours: int) -> str:
         return (
@@ -70,7 +70,7 @@ def resting(row: Stream, config: Config, raw: Any, *, incremental: bool, now: da
     if now >= due or last > now:  # a refresh time in the future is not to be trusted: read
         return None
     assert isinstance(raw, Mapping)
-    return Resting(dict(raw), last, due, StreamOutcome(row.name, StreamStatus.STARTED))
+    return Resting(StreamOutcome(row.name, StreamStatus.STARTED), dict(raw), last, due)
 
 
 def stamped(row: Stream, state: dict[str, Any], at: datetime) -> dict[str, Any]:

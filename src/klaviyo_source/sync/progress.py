@@ -76,6 +76,7 @@ class SummaryRow:
     retries: int
     rate_limit_wait: float
     error: str | None = None
+    deleted: int = 0  # rows marked `_deleted_at` (or removed): records gone from Klaviyo
 
 
 def _status_text(counts: StreamCounts, next_request_in: float | None = None) -> str:
@@ -278,6 +279,7 @@ def summary_rows(stats: Mapping[str, StreamStats], counts: Mapping[str, StreamCo
                 retries=stream_stats.retries,
                 rate_limit_wait=stream_stats.rate_limit_wait_seconds,
                 error=stream_counts.error,
+                deleted=stream_counts.deleted,
             )
         )
     return rows

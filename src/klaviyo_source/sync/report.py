@@ -4,7 +4,7 @@ SIGTERM how many rows of each stream were committed and what the next run does.
 The JSON run summary (`--report json` on stdout, `--report-file FILE`, and one row per run in the
 destination's `_klaviyo_sync_runs` table) holds the run's id, start,
 duration, destination, write mode, exit code, interruption, error, and per stream: status,
-records, rows inserted / changed / unchanged, requests, 429s, retries, rate-limit wait, error;
+records, rows inserted / changed / unchanged / deleted, requests, 429s, retries, rate-limit wait, error;
 and the totals, with the requests actually sent (a page two streams share counts once).
 """
 
@@ -59,7 +59,7 @@ def report_document(report: SyncReport, options: SyncOptions) -> dict[str, Any]:
     streams = {row.stream: dataclasses.asdict(row) for row in report.rows}
     for values in streams.values():
         values.pop("stream")
-    numeric = ("records", "inserted", "changed", "unchanged", "requests", "throttled", "retries")
+    numeric = ("records", "inserted", "changed", "unchanged", "deleted", "requests", "throttled", "retries")
     totals = {key: sum(v[key] or 0 for v in streams.values()) for key in numeric}
     totals["rate_limit_wait"] = round(sum(v["rate_limit_wait"] for v in streams.values()), 3)
     totals["requests_sent"] = report.requests_sent  # a page two streams share counts once here

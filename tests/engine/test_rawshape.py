@@ -5,18 +5,22 @@ and record by record for data shaped in ways the simulator never sends."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from kit.sim import run_against_simulator
+from kit.sim import run_against_simulator, simulator
 from kit.sink import CollectingSink
 from klaviyo_simulator.server import Simulator
 from klaviyo_source.config import Config
 from klaviyo_source.engine import read
 from klaviyo_source.engine.contract import StreamSelection, StreamStatus
 from klaviyo_source.engine.rawpage import page_decoder
+from klaviyo_source.errors import MalformedResponseError
 from klaviyo_source.streams import records as shape
 from klaviyo_source.streams.rawshape import RawSlice
 from klaviyo_source.streams.table import STREAMS_BY_NAME
@@ -212,3 +216,49 @@ def test_merge_included_matches_the_dict_shaper_on_odd_data() -> None:
     merged = orjson.loads(fast_way("events_detailed", EVENTS[:1], "datetime", INCLUDED)[0])
     assert merged["relationships"]["metric"]["data"] == {"type": "metric", "id": "M1", "name": "Placed Order"}
     assert list(merged) == ["type", "id", "attributes", "relationships", "links", "datetime"]
+
+
+def drift(base_url: str, **rule: Any) -> None:
+    request = urllib.request.Request(f"{base_url}/__sim/drift", data=json.dumps(rule).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def read_both(sim: Simulator, names: list[str]) -> tuple[CollectingSink, RawSink, list[Any], list[Any]]:
+    plain, raw = CollectingSink(), RawSink()
+    selections = [StreamSelection(n) for n in names]
+    plain_outcomes = asyncio.run(read(config(sim, num_workers=4), selections, {}, plain).outcomes())
+    raw_outcomes = asyncio.run(read(config(sim, num_workers=4), selections, {}, raw).outcomes())
+    return plain, raw, plain_outcomes, raw_outcomes
+
+
+PROFILE_STREAMS = ["profiles", "profile_subscriptions", "list_exclusions"]
+
+
+def test_drifted_profiles_and_events_still_match_the_dict_path() -> None:
+    with simulator(seed=42, sizes={"events": 1200, "profiles": 250}) as sim:
+        drift(
+            sim.base_url, resource="profile", field="attributes.location.region", to="number", from_record=40
+        )
+        drift(
+            sim.base_url, resource="profile", field="attributes.subscriptions.sms", to="array", from_record=90
+        )
+        drift(sim.base_url, resource="event", field="relationships.attributions", to="null", from_record=300)
+        names = [*PROFILE_STREAMS, "events", "events_detailed"]
+        plain, raw, plain_outcomes, raw_outcomes = read_both(sim, names)
+        assert all(o.status is StreamStatus.COMPLETE for o in plain_outcomes + raw_outcomes)
+        for name in names:
+            assert dumped(raw, name) == dumped(plain, name), name
+        regions = {type(orjson.loads(r)["attributes"]["location"]["region"]) for r in dumped(raw, "profiles")}
+        assert regions == {str}  # numbers cast, as the dict path does
+
+
+def test_a_record_neither_path_can_read_fails_the_listing_on_both() -> None:
+    with simulator(seed=42, sizes={"events": 100, "profiles": 150}) as sim:
+        drift(sim.base_url, resource="profile", field="attributes.location", to="string", from_record=120)
+        plain, raw, plain_outcomes, raw_outcomes = read_both(sim, PROFILE_STREAMS)
+        assert all(isinstance(r, orjson.Fragment) for r in raw.records_of("profiles"))  # the fast path
+        assert len(raw.records_of("profiles")) == len(plain.records_of("profiles"))
+        for outcomes in (plain_outcomes, raw_outcomes):
+            assert all(o.status is StreamStatus.INCOMPLETE for o in outcomes)
+            assert all(isinstance(o.error, MalformedResponseError) for o in outcomes)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import orjson
-
 from klaviyo_source.engine.partitions import ListingPlan, Member, Window
+from klaviyo_source.streams.rawshape import RawRows
 from klaviyo_source.streams.records import Record
 from klaviyo_source.streams.table import PartitionKey
+
+RawBatch = Callable[[], RawRows]
 
 
 @dataclass(eq=False)
@@ -21,10 +23,10 @@ class PageItem:
     last: datetime | None  # cursor of the page's last record (ordered groups)
     max_cursor: datetime | None  # largest cursor in the page (all groups)
     final: bool
-    # The same page pre-serialized, for a sink that takes raw records (instead of `batches`).
-    raw_batches: list[tuple[Member, list[orjson.Fragment]]] = field(default_factory=list)
-    # Per raw batch: rows holding its records' keys (primary key, `Stream.replaces` column).
-    raw_keys: list[list[Record]] = field(default_factory=list)
+    # The same page pre-serialized, for a sink that takes raw records (instead of `batches`):
+    # each member's records (and rows holding their keys, for the deletion checks) are made when
+    # the consumer takes them, so a queued page holds only its bytes, not a copy of each record.
+    raw_batches: list[tuple[Member, RawBatch]] = field(default_factory=list)
     large: bool = False  # counted in the large listings' page budget (else the small ones')
     # Members whose rows replace their parents' (`Stream.replaces`): the parent ids on the page.
     parents: list[tuple[Member, list[str]]] = field(default_factory=list)

@@ -58,7 +58,7 @@ from klaviyo_source.engine.partitions import (
 from klaviyo_source.engine.reconcile import IdScans, deletions, due, live_keys, rereads_everything
 from klaviyo_source.engine.report_state import read_report_state
 from klaviyo_source.engine.reports import ReportMember, Reports
-from klaviyo_source.engine.scan import Scanner
+from klaviyo_source.engine.scan import MALFORMED, Scanner, malformed
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient, preflight
 from klaviyo_source.http.ratelimit import RateLimiters
@@ -357,27 +357,35 @@ class _Run:
         window = item.window
         track = window.track
         plan = track.plan
-        batches: Sequence[tuple[Member, Sequence[Any]]] = item.batches or item.raw_batches
-        for index, (member, records) in enumerate(batches):
+        batches: Sequence[tuple[Member, Any]] = item.batches or item.raw_batches
+        produced: dict[int, Sequence[Record]] = {}
+        for member, batch in batches:
             if not member.alive:
                 continue
             if mark_running(member):
                 await self.sink.status(member.name, StreamStatus.RUNNING)
+            records: Sequence[Any] = batch
+            keys: Sequence[Record] = batch
+            if item.raw_batches:
+                try:
+                    records, keys = batch()  # the fragments are made now, one page at a time
+                except MALFORMED as error:
+                    await self.malformed(plan, error)
+                    break
+            produced[id(member)] = keys
             if records:
                 if item.raw_batches:
                     assert isinstance(self.sink, RawRecordSink)
                     await self.sink.raw_records(member.name, records)
                 else:
                     await self.sink.records(member.name, records)
-                self.track(member, item.raw_keys[index] if item.raw_batches else records)
+                self.track(member, keys)
                 member.outcome.stats.records += len(records)
                 member.checkpoint.records_since += len(records)
                 if item.max_cursor is not None:
                     previous = member.max_cursor.get(track.key)
                     if previous is None or item.max_cursor > previous:
                         member.max_cursor[track.key] = item.max_cursor
-        produced: dict[int, Sequence[Record]] = {id(m): records for m, records in item.batches}
-        produced.update((id(m), keys) for (m, _), keys in zip(item.raw_batches, item.raw_keys, strict=True))
         for member, parent_ids in item.parents:
             if member.alive and member.known is not None:
                 stale = member.known.stale(member.row.replaces, parent_ids, produced.get(id(member), ()))
@@ -401,6 +409,14 @@ class _Run:
                 or now - member.checkpoint.at >= STATE_EVERY_SECONDS
             ):
                 await self.emit_state(plan, member, force=False)
+
+    async def malformed(self, plan: ListingPlan, error: Exception) -> None:
+        """A raw shaper could not read a record of the page: the listing fails, as when its
+        worker cannot read one."""
+        plan.failed = True
+        failure = malformed(plan.row, error)
+        for member in plan.members:
+            await self.fail(member, failure)
 
     async def on_child(self, item: ChildItem) -> None:
         member = item.member

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ import orjson
 from klaviyo_source.config import Config
 from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.observer import RequestCount, StatsObserver
-from klaviyo_source.engine.outbox import ChildItem, FailItem, NoteItem, Outbox, PageItem, TaskEnd
+from klaviyo_source.engine.outbox import ChildItem, FailItem, NoteItem, Outbox, PageItem, RawBatch, TaskEnd
 from klaviyo_source.engine.pages import (
     ParsedCursors,
     cursor_layout,
@@ -43,8 +44,9 @@ from klaviyo_source.errors import (
 )
 from klaviyo_source.http.client import KlaviyoClient, RequestObserver
 from klaviyo_source.streams import records as shape
+from klaviyo_source.streams.rawshape import RawRows
 from klaviyo_source.streams.records import Page, Record
-from klaviyo_source.streams.table import Fanout, PartitionKey, Variant
+from klaviyo_source.streams.table import Fanout, Listing, PartitionKey, Variant
 from klaviyo_source.times import iso_datetime, normalize_datetimes, parse_cursor, parse_time
 
 
@@ -214,12 +216,8 @@ class Scanner:
                         item, cut, page_tail, work = self._page(
                             plan, window, fetched, at, final=next_url is None
                         )
-                except (KeyError, TypeError, ValueError, AttributeError) as error:
-                    needs = f" and {'.'.join(row.cursor_path)} as a datetime" if row.has_cursor else ""
-                    raise MalformedResponseError(
-                        f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
-                        f"(every record needs an id{needs})."
-                    ) from error
+                except MALFORMED as error:
+                    raise malformed(row, error) from error
                 at.skip_at = None
                 if cut:
                     next_url = None
@@ -370,11 +368,9 @@ class Scanner:
         )
         last = times[picked[-1]] if picked else None
         at.page_first, at.page_records = (times[picked[0]] if picked else None), len(picked)
-        records = page.records
         leaf = plan.row.cursor_path[-1]
         name = plan.row.cursor_name
-        raw_batches: list[tuple[Member, list[orjson.Fragment]]] = []
-        raw_keys: list[list[Record]] = []  # per raw batch: rows holding its records' keys
+        raw_batches: list[tuple[Member, RawBatch]] = []
         parents: list[tuple[Member, list[str]]] = []
         for member in plan.members:
             if not member.alive:
@@ -390,30 +386,16 @@ class Scanner:
             stream = member.row
             if stream.replaces and member.known is not None:
                 parents.append((member, [ids[i] for i in chosen]))
+            make: RawBatch
             if stream.raw_shape is not None:  # pages with spaced datetimes went the dict way
-                batch, keys = stream.raw_shape(raw_slice(page, chosen, stream.raw_reads, name))
-                raw_batches.append((member, batch))
-                raw_keys.append(keys)
-                continue
-            if spaced:
-                batch = [repaired(records[i], leaf, name, iso_datetime(cursors[i])) for i in chosen]
+                make = partial(stream.raw_shape, raw_slice(page, chosen, stream.raw_reads, name))
+            elif spaced:
+                make = partial(_repaired, page, chosen, leaf, name)
             else:
-                key = cursor_key(name)
-                batch = [fragment(records[i], key, cursors[i]) for i in chosen]
-            raw_batches.append((member, batch))
-            raw_keys.append([{"id": ids[i]} for i in chosen])
+                make = partial(_fragments, page, chosen, cursor_key(name))
+            raw_batches.append((member, make))
         tail = tail_ids(picked, times, id_at)
-        item = PageItem(
-            window,
-            [],
-            len(picked),
-            last,
-            last,
-            final,
-            raw_batches=raw_batches,
-            raw_keys=raw_keys,
-            parents=parents,
-        )
+        item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches, parents=parents)
         return item, cut, tail
 
     def _page(
@@ -582,3 +564,26 @@ class Scanner:
 
         results = await asyncio.gather(*(one(r) for r in records))
         return [r for r in results if r is not None]
+
+
+def _fragments(page: RawPage, chosen: Sequence[int], key: bytes) -> RawRows:
+    records, cursors, ids = page.records, page.cursors, page.ids
+    return [fragment(records[i], key, cursors[i]) for i in chosen], [{"id": ids[i]} for i in chosen]
+
+
+def _repaired(page: RawPage, chosen: Sequence[int], leaf: str, name: str) -> RawRows:
+    records, cursors, ids = page.records, page.cursors, page.ids
+    batch = [repaired(records[i], leaf, name, iso_datetime(cursors[i])) for i in chosen]
+    return batch, [{"id": ids[i]} for i in chosen]
+
+
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError)  # what reading an odd record raises
+
+
+def malformed(row: Listing, error: Exception) -> MalformedResponseError:
+    """The error of a listing record the engine or a shaper cannot read."""
+    needs = f" and {'.'.join(row.cursor_path)} as a datetime" if row.has_cursor else ""
+    return MalformedResponseError(
+        f"Malformed record in a page of {row.path}: {type(error).__name__}: {error} "
+        f"(every record needs an id{needs})."
+    )

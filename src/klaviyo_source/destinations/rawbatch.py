@@ -7,7 +7,7 @@ tab-separated lines of those slices (`"text"` values keep their quotes; JSON `nu
 key are both `null`), which DuckDB's CSV reader and Postgres' COPY take without any quoting or
 escaping: raw JSON holds no tab or line break outside its strings once whitespace is normalized,
 and none inside them. The destination's SQL turns the text into typed columns. A chunk is about
-`CHUNK_BYTES` of JSON, so memory does not grow with the batch (no Arrow: its libraries alone
+`CHUNK_BYTES` (4 MB) of JSON, so memory does not grow with the batch (no Arrow: its libraries alone
 would add ~65 MB to the sync's resident memory).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 NULL = b"null"
 ORD, EXTRACTED = "_ord", "_e"
 

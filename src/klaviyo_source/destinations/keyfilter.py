@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 BITS_PER_KEY = 16
 HASHES = 11  # ~ BITS_PER_KEY * ln 2: false positives ~0.05% at capacity, far fewer below it
-MIN_CAPACITY = 1 << 18
+MIN_CAPACITY = 1 << 14  # 32 KB: a catalog has dozens of small tables
 
 Hashes = npt.NDArray[np.uint64]
 

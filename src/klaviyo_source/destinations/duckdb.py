@@ -128,9 +128,9 @@ class DuckDBDestination(RawLoadDestination):
             self.con.execute(f"SET memory_limit = {literal(spec.memory_limit)}")
             self.con.execute(f"SET threads = {int(spec.threads)}")
             self.con.execute("SET preserve_insertion_order = false")
-            # Not at every commit (each checkpoint re-compresses the table's last row group), yet
-            # often enough that the committed rows DuckDB holds in memory until then stay few.
-            self.con.execute("SET checkpoint_threshold = '32MB'")
+            # Not at every commit: each checkpoint re-compresses the table's last row group (32MB
+            # held less memory but cost twice the CPU at 1,000,000 events: docs/performance.md).
+            self.con.execute("SET checkpoint_threshold = '256MB'")
             row = self.con.execute("SELECT current_database()").fetchone()
             self.catalog = str(row[0]) if row else "main"
             self.setup()

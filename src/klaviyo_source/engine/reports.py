@@ -129,6 +129,7 @@ class Reports:
         self._zone: ZoneInfo | None = None
         self._metrics: dict[str, tuple[list[str], list[str]]] = {}
         self._listing: tuple[set[str], dict[str, list[str]]] | None = None
+        self._once = asyncio.Lock()  # the account's timezone and metrics are read once per run
         self.requests = 0
 
     # -------------------------------------------------------------- planning
@@ -207,6 +208,10 @@ class Reports:
 
     async def zone(self, client: KlaviyoClient, member: ReportMember) -> ZoneInfo:
         """The account's timezone: from the saved state, else GET /api/accounts (UTC if unreadable)."""
+        async with self._once:  # the streams' tasks run concurrently: one GET for all of them
+            return await self._read_zone(client, member)
+
+    async def _read_zone(self, client: KlaviyoClient, member: ReportMember) -> ZoneInfo:
         if self._zone is not None:
             return self._zone
         name = member.saved.timezone if member.incremental else ""
@@ -233,13 +238,26 @@ class Reports:
         if not report.metrics_from:
             return [""]
         text = str(getattr(self.config, report.metrics_from))
+        async with self._once:
+            return self._partitions_of(member, text, await self._metric_listing(client, member))
+
+    async def _metric_listing(
+        self, client: KlaviyoClient, member: ReportMember
+    ) -> tuple[set[str], dict[str, list[str]]]:
+        """The account's metrics (ids, name -> ids), listed once per run."""
+        if self._listing is None:
+            listed, names, sent = await named_ids(client, METRICS_PATH)
+            self.requests += sent
+            member.outcome.stats.requests += sent
+            self._listing = (listed, names)
+        return self._listing
+
+    def _partitions_of(
+        self, member: ReportMember, text: str, listing: tuple[set[str], dict[str, list[str]]]
+    ) -> list[str]:
+        report = member.report
         if text not in self._metrics:
-            if self._listing is None:
-                listed, names, sent = await named_ids(client, METRICS_PATH)
-                self.requests += sent
-                member.outcome.stats.requests += sent
-                self._listing = (listed, names)
-            known, by_name = self._listing
+            known, by_name = listing
             values = tuple(split_list(text))
             resolved = resolve(values, known, by_name, report.metrics_from) if values else None
             found = list(resolved.ids) if resolved is not None else sorted(known)

@@ -387,12 +387,15 @@ class Scanner:
             if stream.replaces and member.known is not None:
                 parents.append((member, [ids[i] for i in chosen]))
             make: RawBatch
+            keyed = member.known is not None  # key rows only for the deletion checks
             if stream.raw_shape is not None:  # pages with spaced datetimes went the dict way
-                make = partial(stream.raw_shape, raw_slice(page, chosen, stream.raw_reads, name))
+                part = raw_slice(page, chosen, stream.raw_reads, name)
+                part.keyed = keyed
+                make = partial(stream.raw_shape, part)
             elif spaced:
-                make = partial(_repaired, page, chosen, leaf, name)
+                make = partial(_repaired, page, chosen, keyed, leaf, name)
             else:
-                make = partial(_fragments, page, chosen, cursor_key(name))
+                make = partial(_fragments, page, chosen, keyed, cursor_key(name))
             raw_batches.append((member, make))
         tail = tail_ids(picked, times, id_at)
         item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches, parents=parents)
@@ -566,15 +569,20 @@ class Scanner:
         return [r for r in results if r is not None]
 
 
-def _fragments(page: RawPage, chosen: Sequence[int], key: bytes) -> RawRows:
-    records, cursors, ids = page.records, page.cursors, page.ids
-    return [fragment(records[i], key, cursors[i]) for i in chosen], [{"id": ids[i]} for i in chosen]
+def _keys(page: RawPage, chosen: Sequence[int], keyed: bool) -> list[Record]:
+    ids = page.ids
+    return [{"id": ids[i]} for i in chosen] if keyed else []
 
 
-def _repaired(page: RawPage, chosen: Sequence[int], leaf: str, name: str) -> RawRows:
-    records, cursors, ids = page.records, page.cursors, page.ids
+def _fragments(page: RawPage, chosen: Sequence[int], keyed: bool, key: bytes) -> RawRows:
+    records, cursors = page.records, page.cursors
+    return [fragment(records[i], key, cursors[i]) for i in chosen], _keys(page, chosen, keyed)
+
+
+def _repaired(page: RawPage, chosen: Sequence[int], keyed: bool, leaf: str, name: str) -> RawRows:
+    records, cursors = page.records, page.cursors
     batch = [repaired(records[i], leaf, name, iso_datetime(cursors[i])) for i in chosen]
-    return batch, [{"id": ids[i]} for i in chosen]
+    return batch, _keys(page, chosen, keyed)
 
 
 MALFORMED = (KeyError, TypeError, ValueError, AttributeError)  # what reading an odd record raises

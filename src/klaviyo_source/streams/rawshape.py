@@ -33,7 +33,7 @@ class RawSlice:
     each (as sent), the parts its shaper reads (`parts[path][i]`, empty when absent) and the page's
     `included` (as sent)."""
 
-    __slots__ = ("_key", "_page", "cursor_field", "cursors", "ids", "included", "parts", "records")
+    __slots__ = ("_key", "_page", "cursor_field", "cursors", "ids", "included", "keyed", "parts", "records")
 
     def __init__(
         self,
@@ -50,6 +50,7 @@ class RawSlice:
         self.cursor_field = cursor_field
         self.included = included
         self.parts = parts
+        self.keyed = True  # False: nobody tracks these records' keys (no key rows needed)
         self._key = b',"' + cursor_field.encode() + b'":'
         self._page: Page | None = None
 
@@ -90,7 +91,7 @@ def _dumped(records: list[Record]) -> RawRows:
 
 def _by_id(s: RawSlice, out: list[orjson.Fragment]) -> RawRows:
     """One record out per record in: their keys are the ids."""
-    return out, [{"id": i} for i in s.ids]
+    return out, [{"id": i} for i in s.ids] if s.keyed else []
 
 
 # events_detailed: relationships merged from the page's `included`.

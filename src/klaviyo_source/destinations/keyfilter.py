@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 BITS_PER_KEY = 16
 HASHES = 11  # ~ BITS_PER_KEY * ln 2: false positives ~0.05% at capacity, far fewer below it
+SLICE = 1 << 16  # keys per numpy pass: (SLICE, HASHES) uint64 temporaries of ~6 MB
 MIN_CAPACITY = 1 << 14  # 32 KB: a catalog has dozens of small tables
 
 Hashes = npt.NDArray[np.uint64]
@@ -41,20 +42,22 @@ class KeyFilter:
         return (low[:, None] + steps[None, :] * high[:, None]) % self.m
 
     def add(self, hashes: Hashes) -> None:
-        if len(hashes) == 0:
-            return
-        positions = self._positions(hashes).ravel()
-        np.bitwise_or.at(self.bits, positions >> np.uint64(6), np.uint64(1) << (positions & np.uint64(63)))
+        for start in range(0, len(hashes), SLICE):  # slices: the (n, k) positions stay small
+            positions = self._positions(hashes[start : start + SLICE]).ravel()
+            masks = np.uint64(1) << (positions & np.uint64(63))
+            np.bitwise_or.at(self.bits, positions >> np.uint64(6), masks)
         self.count += len(hashes)
 
     def may_hold(self, hashes: Hashes) -> npt.NDArray[np.bool_]:
         """Per key: False = certainly not added; True = maybe added."""
-        if len(hashes) == 0 or self.count == 0:
-            return np.zeros(len(hashes), dtype=np.bool_)
-        positions = self._positions(hashes)
-        words = self.bits[positions >> np.uint64(6)]
-        hit = (words >> (positions & np.uint64(63))) & np.uint64(1)
-        result: npt.NDArray[np.bool_] = hit.all(axis=1)
+        result: npt.NDArray[np.bool_] = np.zeros(len(hashes), dtype=np.bool_)
+        if self.count == 0:
+            return result
+        for start in range(0, len(hashes), SLICE):
+            positions = self._positions(hashes[start : start + SLICE])
+            words = self.bits[positions >> np.uint64(6)]
+            hit = (words >> (positions & np.uint64(63))) & np.uint64(1)
+            result[start : start + SLICE] = hit.all(axis=1)
         return result
 
 

@@ -34,7 +34,7 @@ from klaviyo_source.destinations.base import (
 from klaviyo_source.destinations.keyfilter import KeyFilter, build
 from klaviyo_source.destinations.lock import FileLock
 from klaviyo_source.destinations.rawbatch import EXTRACTED, ORD, RawChunk
-from klaviyo_source.destinations.rawload import RawLoadDestination
+from klaviyo_source.destinations.rawload import RAW, RawLoadDestination
 from klaviyo_source.destinations.typemap import (
     EXTRACTED_AT,
     SQL_TYPES,
@@ -45,10 +45,8 @@ from klaviyo_source.destinations.typemap import (
 
 STAGE = "_klaviyo_batch"
 HITS = "_klaviyo_hits"
-RAW = "_klaviyo_raw"  # the chunk's raw text
 SUSPECT = "_klaviyo_suspects"  # the _ord of its rows that may repeat a key
 # Where a column goes when a value does not fit it (text and JSON hold anything).
-WIDER: dict[Kind, Kind] = {"bigint": "json", "double": "json", "boolean": "json", "timestamp": "text"}
 
 
 def literal(text: str) -> str:
@@ -233,36 +231,11 @@ class DuckDBDestination(RawLoadDestination):
         ]
         return f"SELECT {'_ord, ' if ordinal else ''}{', '.join(values)} FROM {RAW}"
 
-    def _widen(self, info: TableInfo, columns: list[Column]) -> bool:
-        """A value that does not fit its column's type widens the column (never NULL, never
-        truncated): bigint/double/boolean -> JSON, timestamp -> VARCHAR; logged. True if any did."""
-        checks = [(i, c) for i, c in enumerate(columns) if c.kind in WIDER]
-        if not checks:
-            return False
-        counts = self.query(
-            "SELECT "
-            + ", ".join(f"count(*) FILTER (WHERE {misfit(c.kind, f'_v{i}')})" for i, c in checks)
-            + f" FROM {RAW}"
-        )[0]
-        widened = False
-        for (index, column), count in zip(checks, counts, strict=True):
-            if not count:
-                continue
-            wider = WIDER[column.kind]
-            (example,) = self.query(
-                f"SELECT _v{index} FROM {RAW} WHERE {misfit(column.kind, f'_v{index}')} LIMIT 1"
-            )[0]
-            self.execute(
-                f"ALTER TABLE {self.qualified(info.table)} ALTER COLUMN {quote(column.name)} "
-                f"TYPE {SQL_TYPES['duckdb'][wider]}"
-            )
-            info.columns[column.name] = Column(column.name, wider, column.path)
-            self.notice(
-                f"{info.row.name}.{column.name}: {count} value(s) do not fit {column.kind} "
-                f"(e.g. {str(example)[:60]}); the column is now {SQL_TYPES['duckdb'][wider]}"
-            )
-            widened = True
-        return widened
+    def _misfit(self, kind: Kind, value: str) -> str:
+        return misfit(kind, value)
+
+    def _retype(self, table: str, column: str, wider: Kind) -> str:
+        return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {SQL_TYPES['duckdb'][wider]}"
 
     def _suspects(self, info: TableInfo, columns: list[Column]) -> list[int] | None:
         """The `_ord`s of raw rows whose key the table may hold or the chunk repeats, or None when

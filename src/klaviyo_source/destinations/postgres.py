@@ -30,7 +30,7 @@ from klaviyo_source.destinations.base import (
     quote,
 )
 from klaviyo_source.destinations.rawbatch import EXTRACTED, ORD, RawChunk
-from klaviyo_source.destinations.rawload import RawLoadDestination
+from klaviyo_source.destinations.rawload import RAW, RawLoadDestination
 from klaviyo_source.destinations.typemap import EXTRACTED_AT, SQL_TYPES, SYNC_ID, Column, Kind
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.streams.table import Stream
@@ -100,14 +100,6 @@ def misfit(kind: Kind, value: str) -> str:
     return lost
 
 
-# Where a column goes when a value does not fit it, and how its stored values convert.
-WIDER: dict[Kind, tuple[Kind, str]] = {
-    "bigint": ("json", "to_jsonb({c})"),
-    "double": ("json", "to_jsonb({c})"),
-    "boolean": ("json", "to_jsonb({c})"),
-    "timestamp": ("text", "{c}::text"),
-}
-RAW = "_klaviyo_raw"
 STAGE = "_klaviyo_batch"
 
 
@@ -217,36 +209,12 @@ class PostgresDestination(RawLoadDestination):
         ]
         return f"SELECT {ORD + ', ' if ordinal else ''}{', '.join(values)} FROM {RAW}"
 
-    def _widen(self, info: TableInfo, columns: list[Column]) -> bool:
-        """A value that does not fit its column's type widens the column (logged); True if any did."""
-        checks = [(i, c) for i, c in enumerate(columns) if c.kind in WIDER]
-        if not checks:
-            return False
-        counts = self.query(
-            "SELECT "
-            + ", ".join(f"count(*) FILTER (WHERE {misfit(c.kind, f'_v{i}')})" for i, c in checks)
-            + f" FROM {RAW}"
-        )[0]
-        widened = False
-        for (index, column), count in zip(checks, counts, strict=True):
-            if not count:
-                continue
-            wider, using = WIDER[column.kind]
-            (example,) = self.query(
-                f"SELECT _v{index} FROM {RAW} WHERE {misfit(column.kind, f'_v{index}')} LIMIT 1"
-            )[0]
-            sql_type = SQL_TYPES["postgres"][wider]
-            self.execute(
-                f"ALTER TABLE {self.qualified(info.table)} ALTER COLUMN {quote(column.name)} TYPE {sql_type} "
-                f"USING {using.format(c=quote(column.name))}"
-            )
-            info.columns[column.name] = Column(column.name, wider, column.path)
-            self.notice(
-                f"{info.row.name}.{column.name}: {count} value(s) do not fit {column.kind} "
-                f"(e.g. {str(example)[:60]}); the column is now {sql_type}"
-            )
-            widened = True
-        return widened
+    def _misfit(self, kind: Kind, value: str) -> str:
+        return misfit(kind, value)
+
+    def _retype(self, table: str, column: str, wider: Kind) -> str:
+        using = f"to_jsonb({column})" if wider == "json" else f"{column}::text"  # how stored values convert
+        return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {SQL_TYPES['postgres'][wider]} USING {using}"
 
     def _merge(self, info: TableInfo, columns: list[Column]) -> WriteResult:
         """Dedup: newest version per key within the chunk, then replace stored versions that are not

@@ -24,7 +24,10 @@ from klaviyo_source.destinations.base import (
 )
 from klaviyo_source.destinations.rawbatch import RawChunk, Shape, blocks, decode_any
 from klaviyo_source.destinations.spool import write_spool
-from klaviyo_source.destinations.typemap import EXTRACTED_AT, SYNC_ID, Column, column_name
+from klaviyo_source.destinations.typemap import EXTRACTED_AT, SQL_TYPES, SYNC_ID, Column, Kind, column_name
+
+RAW = "_klaviyo_raw"  # the chunk's raw text, one VARCHAR column `_v<i>` per table column
+WIDER: dict[Kind, Kind] = {"bigint": "json", "double": "json", "boolean": "json", "timestamp": "text"}
 
 
 def _malloc_trim() -> Callable[[], object] | None:
@@ -82,6 +85,42 @@ class RawLoadDestination(SqlDestination):
     @abstractmethod
     def _load_chunk(self, info: TableInfo, chunk: RawChunk) -> WriteResult:
         """Put one chunk's rows in the table (its columns exist)."""
+
+    @abstractmethod
+    def _misfit(self, kind: Kind, value: str) -> str:
+        """SQL: a non-null raw value (`value`, its JSON text) a column of `kind` cannot hold exactly."""
+
+    @abstractmethod
+    def _retype(self, table: str, column: str, wider: Kind) -> str:
+        """SQL: ALTER the quoted `column` of the qualified `table` to `wider`, keeping its values."""
+
+    def _widen(self, info: TableInfo, columns: list[Column]) -> bool:
+        """A value that does not fit its column's type widens the column (never NULL, never
+        truncated): bigint/double/boolean -> JSON, timestamp -> text; logged. True if any did."""
+        checks = [(i, c) for i, c in enumerate(columns) if c.kind in WIDER]
+        if not checks:
+            return False
+        counts = self.query(
+            "SELECT "
+            + ", ".join(f"count(*) FILTER (WHERE {self._misfit(c.kind, f'_v{i}')})" for i, c in checks)
+            + f" FROM {RAW}"
+        )[0]
+        widened = False
+        for (index, column), count in zip(checks, counts, strict=True):
+            if not count:
+                continue
+            wider = WIDER[column.kind]
+            (example,) = self.query(
+                f"SELECT _v{index} FROM {RAW} WHERE {self._misfit(column.kind, f'_v{index}')} LIMIT 1"
+            )[0]
+            self.execute(self._retype(self.qualified(info.table), quote(column.name), wider))
+            info.columns[column.name] = Column(column.name, wider, column.path)
+            self.notice(
+                f"{info.row.name}.{column.name}: {count} value(s) do not fit {column.kind} "
+                f"(e.g. {str(example)[:60]}); the column is now {SQL_TYPES[self.dialect][wider]}"
+            )
+            widened = True
+        return widened
 
     def _decode(self, info: TableInfo, block: bytes) -> RawChunk:
         """Spool lines as raw columns: with the table's known keys (fast), or learning new ones."""

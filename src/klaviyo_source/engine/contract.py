@@ -5,9 +5,10 @@ records of a page arrive before any state that covers them, and a stream's final
 after its last state. Implementations: `airbyte/sink.py` (JSON lines on stdout) and `sync/sink.py`
 (rows and state committed to a destination in one transaction).
 
-A sink that also implements `RawRecordSink` may receive a passthrough stream's records as
-`orjson.Fragment`s: pre-serialized JSON objects equal to the dict records (the engine's fast path:
-such records are never parsed into Python objects).
+A sink that also implements `RawRecordSink` may receive the records of passthrough and
+raw-shaped streams (`Stream.raw_shape`) as `orjson.Fragment`s: pre-serialized JSON objects that
+serialize byte for byte like the dict records (the engine's fast path: such records are never
+parsed into Python objects).
 """
 
 from __future__ import annotations

@@ -695,9 +695,10 @@ def read(
     `limiters`: share rate limiters with other clients of the run.
 
     Fast path: a sink that implements `RawRecordSink` receives the records of listings whose
-    selected streams all take records as listed (`Stream.passthrough`: events without
-    events_detailed) through `raw_records`, as `orjson.Fragment`s (pre-serialized JSON equal to
-    the dict records); everything else goes through `records` as dicts.
+    selected streams all take records as listed or have a raw shaper (`Stream.raw_ready`:
+    events, events_detailed, profiles and its derived tables, ...) through `raw_records`, as
+    `orjson.Fragment`s (pre-serialized JSON, byte for byte the dict records serialized);
+    everything else goes through `records` as dicts.
     """
     hi_final = datetime.now(UTC).replace(microsecond=0)
     plans, failed, rested = _plan(config, selections, states, hi_final)

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 from airbyte_protocol_dataclasses.models import airbyte_protocol as protocol
 
 from kit.documents import write_documents
@@ -102,9 +102,11 @@ class Output:
 
 
 def parse_lines(stdout: bytes) -> list[Message]:
-    """Every complete stdout line as a JSON object (a line cut by a kill is dropped)."""
+    """Every complete stdout line as a JSON object (a line cut by a kill is dropped); integers of
+    any size read exactly, as the platform's JSON reader does."""
     complete = stdout.split(b"\n")[:-1]  # the part after the last newline is empty or cut mid-line
-    return [orjson.loads(line) for line in complete]
+    decode = msgspec.json.Decoder().decode
+    return [decode(line) for line in complete]
 
 
 def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:

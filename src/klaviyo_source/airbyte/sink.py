@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from klaviyo_source import jsonio
 from klaviyo_source.airbyte import messages
 from klaviyo_source.engine.contract import Record, StreamStatus
 from klaviyo_source.errors import KlaviyoSourceError
@@ -76,9 +77,15 @@ class AirbyteSink:
         wrapper = {"type": "RECORD", "record": envelope}
         newline = orjson.OPT_APPEND_NEWLINE
         lines = []
-        for record in records:
-            envelope["data"] = record
-            lines.append(dumps(wrapper, option=newline))
+        try:
+            for record in records:
+                envelope["data"] = record
+                lines.append(dumps(wrapper, option=newline))
+        except TypeError:  # an integer beyond 64 bits: the batch again, exactly (jsonio)
+            lines = []
+            for record in records:
+                envelope["data"] = record
+                lines.append(jsonio.dumps(wrapper, newline=True))
         self.out.write(b"".join(lines))
         self._since_state[stream] = self._since_state.get(stream, 0) + len(records)
 

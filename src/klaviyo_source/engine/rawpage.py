@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from klaviyo_source import jsonio
 from klaviyo_source.streams.rawshape import RawSlice
 
 
@@ -132,10 +133,10 @@ def fragment(raw: msgspec.Raw, key: bytes, cursor: str) -> orjson.Fragment:
 def repaired(raw: msgspec.Raw, attribute: str, field: str, cursor: str) -> orjson.Fragment:
     """The record with its cursor attribute replaced by `cursor` (normalized) and the top-level
     copy added: the slow path, for pages whose cursors Klaviyo wrote out of ISO-8601."""
-    record = orjson.loads(bytes(raw))
+    record = jsonio.loads(raw)
     record["attributes"][attribute] = cursor
     record[field] = cursor
-    return orjson.Fragment(orjson.dumps(record))
+    return orjson.Fragment(jsonio.dumps(record))
 
 
 def raw_slice(page: RawPage, chosen: Sequence[int], reads: tuple[Path, ...], cursor_field: str) -> RawSlice:

@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from klaviyo_source import jsonio
 from klaviyo_source.config import Config
 from klaviyo_source.endpoints import bucket_for, rate_for
 from klaviyo_source.errors import NotFoundError, ServerError
@@ -89,8 +90,8 @@ T = TypeVar("T")
 def decode_document(body: bytes) -> dict[str, Any]:
     """A JSON:API document with a `data` list or object; ValueError (-> retried) otherwise."""
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        doc = jsonio.loads(body)  # integers beyond 64 bits stay exact (orjson would round them)
+    except ValueError as error:
         raise ValueError(f"invalid JSON ({error})") from None
     if isinstance(doc, dict) and isinstance(doc.get("data"), list | dict):
         return doc

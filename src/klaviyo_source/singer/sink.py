@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, TextIO
 
 import orjson
 
+from klaviyo_source import jsonio
 from klaviyo_source.airbyte.messages import scrub
 from klaviyo_source.airbyte.sink import describe
 from klaviyo_source.engine.contract import Record, StreamStatus
@@ -68,10 +69,18 @@ class SingerSink:
         envelope: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": None}
         envelope["time_extracted"] = time_extracted()
         dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        if dropped:
+            records = [{k: v for k, v in record.items() if k not in dropped} for record in records]
         lines = []
-        for record in records:
-            envelope["record"] = {k: v for k, v in record.items() if k not in dropped} if dropped else record
-            lines.append(dumps(envelope, option=newline))
+        try:
+            for record in records:
+                envelope["record"] = record
+                lines.append(dumps(envelope, option=newline))
+        except TypeError:  # an integer beyond 64 bits: the batch again, exactly (jsonio)
+            lines = []
+            for record in records:
+                envelope["record"] = record
+                lines.append(jsonio.dumps(envelope, newline=True))
         self.out.write(b"".join(lines))
 
     async def state(self, stream: str, state: dict[str, Any]) -> None:

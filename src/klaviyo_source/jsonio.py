@@ -1,0 +1,34 @@
+"""JSON that keeps integers of any size exact (Klaviyo's custom properties can hold them).
+
+orjson is the fastest reader and writer, but it reads an integer beyond 64 bits as a float
+(silently rounded) and refuses to write one; msgspec does both digit for digit. So documents are
+read with msgspec, and writers use orjson with msgspec as the fallback for the rare value orjson
+refuses (`dumps`, or a batch writer that catches `TypeError` and retries with `dumps`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import orjson
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """A JSON document; ValueError (with the parser's reason) if it is not one."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError as error:
+        raise ValueError(str(error)) from None
+
+
+def dumps(value: Any, *, newline: bool = False) -> bytes:
+    """`value` as JSON bytes (orjson's output; msgspec's for an integer orjson cannot write)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE if newline else None)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits
+        data = _encode(value)
+        return data + b"\n" if newline else data

@@ -15,6 +15,8 @@ destination equals `kit.truth.expected(sim.store)` on `STREAMS`.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +72,16 @@ def _quirks(sim: Simulator, arguments: dict[str, Any]) -> None:
     sim.controls.set_options(**arguments)
 
 
+def _drift(sim: Simulator, arguments: dict[str, Any]) -> None:
+    """{"resource": "event", "field": "attributes.uuid", "to": "object", "from_record": n}: the
+    field's JSON type changes from the n-th record of that type on (klaviyo_simulator/drift.py)."""
+    request = urllib.request.Request(
+        f"{sim.base_url}/__sim/drift", data=json.dumps(arguments).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
 QUIRKS = ("quirk_greater_than_equal", "quirk_unsorted_archived", "quirk_space_datetimes")
 
 ACTIONS: dict[str, Callable[[Simulator, dict[str, Any]], None]] = {
@@ -78,6 +90,7 @@ ACTIONS: dict[str, Callable[[Simulator, dict[str, Any]], None]] = {
     "delete": _delete,
     "unsuppress": _unsuppress,
     "remove_members": _remove_members,
+    "drift": _drift,
 }
 
 
@@ -162,6 +175,24 @@ TIMELINE: list[Step] = [
             ("quirks", dict.fromkeys(QUIRKS, True)),
             ("advance", {"late_events": 2, "late_events_age": 7_200, "events": 2}),
             ("advance", {"campaigns_updated": 2, "profiles_updated": 2, "profiles_suppressed": 1}),
+        ),
+    ),
+    Step(
+        # the first 60 events were loaded weeks ago; the re-scan re-reads recent ones drifted
+        "week 10: types drift (an integer beyond 64 bits, an object where a string was)",
+        (
+            (
+                "drift",
+                {
+                    "resource": "event",
+                    "field": "attributes.timestamp",
+                    "to": "big_integer",
+                    "from_record": 60,
+                },
+            ),
+            ("drift", {"resource": "event", "field": "attributes.uuid", "to": "object", "from_record": 70}),
+            ("drift", {"resource": "campaign", "field": "attributes.name", "to": "number", "from_record": 2}),
+            ("advance", {"events": 4, "campaigns_updated": 2}),
         ),
     ),
     Step(

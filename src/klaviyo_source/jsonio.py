@@ -8,6 +8,7 @@ refuses (`dumps`, or a batch writer that catches `TypeError` and retries with `d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -32,3 +33,20 @@ def dumps(value: Any, *, newline: bool = False) -> bytes:
     except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits
         data = _encode(value)
         return data + b"\n" if newline else data
+
+
+def record_lines(message: dict[str, Any], holder: dict[str, Any], key: str, records: Sequence[Any]) -> bytes:
+    """`message` as one JSON line per record, `holder[key]` (a dict inside `message`) set to each:
+    orjson's fast loop, and the whole batch again through `dumps` if orjson refuses a value."""
+    dump, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    lines = []
+    try:
+        for record in records:
+            holder[key] = record
+            lines.append(dump(message, option=newline))
+    except TypeError:  # an integer beyond 64 bits
+        lines = []
+        for record in records:
+            holder[key] = record
+            lines.append(dumps(message, newline=True))
+    return b"".join(lines)

@@ -72,21 +72,9 @@ class AirbyteSink:
         if not records:
             return
         emitted_at = messages.now_ms()
-        dumps = orjson.dumps
         envelope: dict[str, Any] = {"stream": stream, "data": None, "emitted_at": emitted_at}
         wrapper = {"type": "RECORD", "record": envelope}
-        newline = orjson.OPT_APPEND_NEWLINE
-        lines = []
-        try:
-            for record in records:
-                envelope["data"] = record
-                lines.append(dumps(wrapper, option=newline))
-        except TypeError:  # an integer beyond 64 bits: the batch again, exactly (jsonio)
-            lines = []
-            for record in records:
-                envelope["data"] = record
-                lines.append(jsonio.dumps(wrapper, newline=True))
-        self.out.write(b"".join(lines))
+        self.out.write(jsonio.record_lines(wrapper, envelope, "data", records))
         self._since_state[stream] = self._since_state.get(stream, 0) + len(records)
 
     async def state(self, stream: str, state: dict[str, Any]) -> None:

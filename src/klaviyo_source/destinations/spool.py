@@ -20,23 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import msgspec
 import orjson
 
+from klaviyo_source import jsonio
 from klaviyo_source.engine.contract import Record
 
 SPOOL_PREFIX = "klaviyo-sync-"
 OWNER_FILE = "owner.pid"  # the pid of the sync that made the folder
 UNOWNED_AGE = 6 * 3600.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_encode = msgspec.json.Encoder().encode
-
-
-def _dump(record: Record | orjson.Fragment) -> bytes:
-    try:
-        return orjson.dumps(record)
-    except TypeError:
-        return _encode(record)
 
 
 MICROSECOND = timedelta(microseconds=1)
@@ -76,7 +68,7 @@ class Spool:
         try:
             parts = [dumps(r) for r in records]
         except TypeError:  # an integer beyond 64 bits: msgspec writes it digit for digit
-            parts = [_dump(r) for r in records]
+            parts = [jsonio.dumps(r) for r in records]
         template = b'{"o":%d,"e":%d,"r":%b}\n'
         lines = b"".join([template % (start + i, micros, part) for i, part in enumerate(parts)])
         if lines.count(b"\n") != len(records):  # line breaks between tokens: spaces mean the same

@@ -68,20 +68,9 @@ class SingerSink:
         dropped = self.streams[stream].dropped
         envelope: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": None}
         envelope["time_extracted"] = time_extracted()
-        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         if dropped:
             records = [{k: v for k, v in record.items() if k not in dropped} for record in records]
-        lines = []
-        try:
-            for record in records:
-                envelope["record"] = record
-                lines.append(dumps(envelope, option=newline))
-        except TypeError:  # an integer beyond 64 bits: the batch again, exactly (jsonio)
-            lines = []
-            for record in records:
-                envelope["record"] = record
-                lines.append(jsonio.dumps(envelope, newline=True))
-        self.out.write(b"".join(lines))
+        self.out.write(jsonio.record_lines(envelope, envelope, "record", records))
 
     async def state(self, stream: str, state: dict[str, Any]) -> None:
         self.bookmarks[stream] = state

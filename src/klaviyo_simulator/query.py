@@ -37,7 +37,10 @@ SUPPORTED_OPERATORS = frozenset(
 )
 RANGE_OPERATORS = frozenset({"greater-than", "greater-or-equal", "less-than", "less-or-equal"})
 
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?)?$")
+# Klaviyo's datetimes guide: ISO 8601 with uppercase letters, `T` or a space, optional fraction, an
+# offset `Z` / `+03:00`, or date-only. ISO 8601's basic offset `+0000` (no colon) is accepted too:
+# Airbyte's connector (2.11+) sends it in every filter and Klaviyo answers them.
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})?)?$")
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 _FIELD = re.compile(r"^[A-Za-z_$][A-Za-z0-9_.$-]*$")
 

@@ -68,7 +68,19 @@ def test_datetime_literal_forms() -> None:
     assert parse_datetime_us("2023-08-15T15:30:00+03:00") == base
     assert parse_datetime_us("2023-08-15T12:30:00.710Z") == base + 710_000
     assert parse_datetime_us("2023-08-15") == base - (12 * 3600 + 30 * 60) * 1_000_000
-    for bad in ("2023-08-15T12:30", "15/08/2023", "2023-08-15t12:30:00z", "2023-08-15T12:30:00 00:00"):
+    assert parse_datetime_us("2023-08-15T12:30:00+0000") == base  # Airbyte's `%z` form
+    assert parse_datetime_us("2023-08-15 07:00:00.710-0530") == base + 710_000
+    bad_forms = (
+        "2023-08-15T12:30",
+        "15/08/2023",
+        "2023-08-15t12:30:00z",
+        "2023-08-15T12:30:00 00:00",
+        "2023-08-15T12:30:00+000",
+        "2023-08-15T12:30:00+00:0",
+        "2023-08-15T12:30:00+2400",
+        "2023-08-15T12:30:00Z+0000",
+    )
+    for bad in bad_forms:
         try:
             parse_datetime_us(bad)
         except ValueError:

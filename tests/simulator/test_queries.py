@@ -24,6 +24,9 @@ OPS = {
 }
 
 
+LITERAL_STYLES = 9
+
+
 def literal(moment: datetime, style: int) -> tuple[str, int]:
     """A datetime literal in one of the forms Klaviyo accepts, and its exact epoch microseconds."""
     moment = moment.astimezone(UTC)
@@ -35,7 +38,10 @@ def literal(moment: datetime, style: int) -> tuple[str, int]:
         moment.astimezone(timezone(timedelta(hours=3))).strftime("%Y-%m-%dT%H:%M:%S+03:00"),
         moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         moment.strftime("%Y-%m-%d"),
+        moment.strftime("%Y-%m-%dT%H:%M:%S+0000"),  # ISO 8601's basic offset: Airbyte's connector's form
+        moment.astimezone(timezone(timedelta(hours=-5, minutes=-30))).strftime("%Y-%m-%dT%H:%M:%S.%f-0530"),
     ]
+    assert len(forms) == LITERAL_STYLES
     text = forms[style]
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
     if parsed.tzinfo is None:
@@ -67,7 +73,7 @@ def test_events_windows_sorts_and_pages(sim: Simulator, data: st.DataObject) -> 
         op = data.draw(st.sampled_from(sorted(OPS)))
         moment = data.draw(moments(sim))
         if field == "datetime":
-            text, bound = literal(moment, data.draw(st.integers(0, 6)))
+            text, bound = literal(moment, data.draw(st.integers(0, LITERAL_STYLES - 1)))
         else:
             seconds = int(moment.timestamp())
             text, bound = str(seconds), seconds * 1_000_000
@@ -106,7 +112,7 @@ def test_profiles_updated_window_sorts_and_pages(sim: Simulator, data: st.DataOb
     for _ in range(data.draw(st.integers(0, 2))):
         field = data.draw(st.sampled_from(["updated", "created"]))
         op = data.draw(st.sampled_from(["greater-than", "less-than"]))  # the only ones the spec allows
-        text, bound = literal(data.draw(moments(sim)), data.draw(st.integers(0, 6)))
+        text, bound = literal(data.draw(moments(sim)), data.draw(st.integers(0, LITERAL_STYLES - 1)))
         conditions.append((field, op, bound))
         terms.append(f"{op}({field},{text})")
     sort = data.draw(
@@ -140,8 +146,8 @@ def test_profiles_updated_window_sorts_and_pages(sim: Simulator, data: st.DataOb
 def test_suppressed_profiles_by_suppression_timestamp(sim: Simulator, data: st.DataObject) -> None:
     store = sim.store
     field = "subscriptions.email.marketing.suppression.timestamp"
-    lo_text, lo = literal(data.draw(moments(sim)), data.draw(st.integers(0, 6)))
-    hi_text, hi = literal(data.draw(moments(sim)), data.draw(st.integers(0, 6)))
+    lo_text, lo = literal(data.draw(moments(sim)), data.draw(st.integers(0, LITERAL_STYLES - 1)))
+    hi_text, hi = literal(data.draw(moments(sim)), data.draw(st.integers(0, LITERAL_STYLES - 1)))
     params = {
         "filter": f"greater-or-equal({field},{lo_text}),less-than({field},{hi_text})",
         "additional-fields[profile]": "subscriptions",
@@ -173,7 +179,7 @@ def test_small_collections_filters_sorts_and_pages(sim: Simulator, data: st.Data
     terms, conditions = [], []
     if cursor and data.draw(st.booleans()):
         op = data.draw(st.sampled_from(sorted(OPS)))
-        text, bound = literal(data.draw(moments(sim)), data.draw(st.integers(0, 6)))
+        text, bound = literal(data.draw(moments(sim)), data.draw(st.integers(0, LITERAL_STYLES - 1)))
         terms.append(f"{op}({cursor},{text})")
         conditions.append((op, bound))
     archived = None
@@ -231,6 +237,10 @@ BAD_FILTERS = [
     ("/api/profiles", "equals(first_name,'Ada')"),  # not a filterable field
     ("/api/events", "greater-than(datetime,'2024-01-01T00:00:00Z')"),  # quoted datetime
     ("/api/events", "greater-than(datetime,yesterday)"),  # not a datetime
+    ("/api/events", "greater-than(datetime,2024-01-01T00:00:00+000)"),  # three-digit offset
+    ("/api/events", "greater-than(datetime,2024-01-01T00:00:00+00:0)"),  # half a colon offset
+    ("/api/events", "greater-than(datetime,2024-01-01T00:00:00+2500)"),  # offset beyond a day
+    ("/api/events", "greater-than(datetime,2024-01-01t00:00:00z)"),  # lowercase letters
     ("/api/events", "greater-than(timestamp,2024-01-01)"),  # not a number
     ("/api/events", "equals(metric_id,abc)"),  # unquoted string
     ("/api/events", "any(metric_id,['a','b'])"),  # operator not allowed for the field

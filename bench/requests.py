@@ -5,8 +5,9 @@ The minimum comes from a ground-truth scan of the same simulator, generic over t
 listings, which members ride on which scan, the predictive variant) is paged once per partition
 with the listing's maximum page size and the query an unsplit window sends, so each partition
 takes ceil(records / max page) requests (at least 1); a stream's detail fetches add one request
-per listed record, and its fan-out one child listing per parent (the row's shaper and
-`has_children` pick the parents, as the engine does), also paged at the maximum. Streams of one
+per listed record, and its fan-out one child listing per parent, or per batch of a parent
+page's parents (`Fanout.batch`; the row's shaper and `has_children` pick the parents, as the
+engine does), also paged at the maximum. Streams of one
 listing share its requests. The scan also yields the records of every page, which `rate_bound`
 turns into latency floors.
 
@@ -34,7 +35,7 @@ from klaviyo_simulator.server import DEFAULT_KEY
 from klaviyo_source.config import Config, parse_config
 from klaviyo_source.endpoints import bucket_for
 from klaviyo_source.engine.contract import StreamSelection
-from klaviyo_source.engine.params import fanout_params, listing_params, variant_of
+from klaviyo_source.engine.params import fanout_params, listing_params, parent_batches, variant_of
 from klaviyo_source.engine.partitions import ListingPlan, Member
 from klaviyo_source.engine.run import _plan
 from klaviyo_source.revision import REVISION
@@ -124,7 +125,7 @@ def minimal_needs(base_url: str) -> list[Need]:
         row = plan.row
         variant = variant_of(plan, config)
         label = f"GET {row.path} ({_listing_names(plan)})"
-        parents: dict[str, list[Record]] = {m.name: [] for m in plan.members}
+        parents: dict[str, list[list[Record]]] = {m.name: [] for m in plan.members}  # per page
         first_page = 0
         for partition in row.partitions:
             lo = min(m.starts[partition.key] for m in plan.members)
@@ -135,24 +136,25 @@ def minimal_needs(base_url: str) -> list[Need]:
                 pages.append(len(document["data"]))
                 for member in plan.members:
                     if member.row.detail is not None or member.row.fanout is not None:
-                        parents[member.name] += _shaped(plan, member, partition.key, document)
+                        parents[member.name].append(_shaped(plan, member, partition.key, document))
             first_page = first_page or pages[0]
             needs.append(Need(label, bucket, tuple(pages), not row.splittable, page_size=row.page_size))
         for member in plan.members:
             detail, fanout = member.row.detail, member.row.fanout
             if detail is not None:
-                records = parents[member.name]
+                records = [record for page in parents[member.name] for record in page]
                 bucket = bucket_for(detail.path.format(id="x"), dict(detail.params))
                 detail_label = f"GET {detail.path} ({member.name})"
                 needs.append(Need(detail_label, bucket, (1,) * len(records), chained=False, after=first_page))
             if fanout is not None:
-                chosen = parents[member.name]
-                if fanout.has_children is not None:
-                    chosen = [p for p in chosen if fanout.has_children(p)]
+                groups: list[list[str]] = []
+                for page in parents[member.name]:  # the engine fans out page by page of parents
+                    chosen = [p for p in page if fanout.has_children is None or fanout.has_children(p)]
+                    groups += parent_batches(fanout, list(dict.fromkeys(str(p["id"]) for p in chosen)))
                 child_label = f"GET {fanout.path} ({member.name})"
-                for parent in chosen:
-                    params = fanout_params(fanout, str(parent["id"]), member.child_start(()), hi)
-                    path = fanout.path.format(id=parent["id"])
+                for group in groups:
+                    params = fanout_params(fanout, group, member.child_start(()), hi)
+                    path = fanout.path.format(id=group[0])
                     pages = tuple(len(d["data"]) for d in _documents(base_url, path, params))
                     bucket = bucket_for(path, params)
                     needs.append(

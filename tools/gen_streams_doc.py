@@ -103,6 +103,9 @@ def _cost(stream: Stream, listing: Listing) -> str:
         if stream.fanout.has_children is not None:
             parents += " that can have children"
         children = "new children" if stream.fanout.cursor_path else "all children"
+        if stream.fanout.batch is not None:  # one child listing names a page's parents, in batches
+            parents = f"batch of up to {stream.fanout.batch.size} parents of a parent page"
+            children = "their children"
         if stream.fanout.page_size is None:  # no paging: one page holds every child
             cost = f"{cost} + 1 per {parents}"
         else:
@@ -151,7 +154,13 @@ def row_of(stream: Stream) -> str:
     if stream.fanout is not None:
         paths.append(stream.fanout.path)
         buckets.append(bucket_for(stream.fanout.path, dict(stream.fanout.params)))
-        requests.append(f"GET {stream.fanout.path} per {stream.fanout.parent_key}")
+        fanout = stream.fanout
+        if fanout.batch is not None:
+            named = fanout.parent_filter.format(ids="...")
+            per = f"per up to {fanout.batch.size} {fanout.parent_key}"
+            requests.append(f"GET {fanout.path} {per} (`{named}`)")
+        else:
+            requests.append(f"GET {fanout.path} per {fanout.parent_key}")
     if stream.rides_on:
         requests.append(f"(or rides on the {stream.rides_on} scan when that is selected)")
     scopes = sorted({s for p in paths if (e := endpoint_for(p)) for s in e.scopes})

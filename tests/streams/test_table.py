@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from klaviyo_source.endpoints import endpoint_for
 from klaviyo_source.streams.table import LISTINGS, STREAMS, STREAMS_BY_NAME
 
 SPEC = json.loads(
@@ -35,3 +36,23 @@ def test_page_sizes_are_each_endpoints_maximum() -> None:
         if includes is not None:  # every include the spec allows on that listing
             allowed = next(p for p in params if p.get("name") == "include")["schema"]["items"]["enum"]
             assert set(includes.split(",")) <= set(allowed), group.name
+
+
+def test_a_batched_fan_out_names_its_parents_with_a_list_operator_the_spec_allows() -> None:
+    """`Fanout.batch`: cursorless child listings only, `{ids}` inside a list-valued operator of
+    a field the spec filters on (x-klaviyo-filters), and children naming their parent where the
+    spec's resource says (`relationships.<type>.data.id`)."""
+    batched = [s for s in STREAMS if s.fanout is not None and s.fanout.batch is not None]
+    assert [s.name for s in batched] == ["coupon_codes"]
+    for stream in batched:
+        fanout = stream.fanout
+        assert fanout is not None and fanout.batch is not None
+        assert not fanout.cursor_path and "{id}" not in fanout.path and 1 < fanout.batch.size <= 100
+        op, _, rest = fanout.parent_filter.partition("(")
+        field, _, value = rest.partition(",")
+        assert value == "[{ids}])", stream.name
+        rule = endpoint_for(fanout.path).filters[field]  # type: ignore[union-attr]
+        assert op in rule.lists, stream.name
+        relationship, data, key = fanout.batch.parent_path[1:]
+        assert fanout.batch.parent_path[0] == "relationships" and (data, key) == ("data", "id")
+        assert field == f"{relationship}.id", stream.name

@@ -1,24 +1,40 @@
 """Coupons and their codes (`/api/coupons`, `/api/coupon-codes`).
 
-Listing codes needs a filter (the spec's rule: `coupon.id` or `profile.id`); coupons hold 0, 1
-or many codes (more than a page of 100). Neither type has a date to sync on: no `advance`.
+Listing codes needs a filter naming coupons or profiles (the spec: "A coupon/coupons or a
+profile/profiles must be provided as required filter params"): `coupon.id` or `profile.id` with
+`any` or `equals`, both list-valued (`any(coupon.id,['WELCOME10-1','VIP15-2'])`; a scalar is a
+400, as is an empty list or a filter on `status`/`expires_at` alone). The spec states no limit on
+the list's length, so none is enforced. Coupons hold 0, 1 or many codes (more than a page of
+100). Neither type has a date to sync on: no `advance`.
 """
 
 from __future__ import annotations
 
 from klaviyo_simulator.model import Row, World
-from klaviyo_simulator.query import iso_seconds
+from klaviyo_simulator.query import Query, QueryError, iso_seconds
 from klaviyo_simulator.resources.base import RowKind
 from klaviyo_simulator.seeded import between, frac, mix, pick, short_id
 
 COUPON_NAMES = ["WELCOME", "SUMMER", "VIP", "FREESHIP", "BDAY", "WINBACK", "FLASH", "LOYAL"]
 CODE_COUNTS = [0, 1, 240, 35, 120, 8]  # per coupon, in turn: none, one, several pages
+OWNERS = ("coupon.id", "profile.id")  # the filter fields that name whose codes to list
 STATUSES = ["UNASSIGNED", "UNASSIGNED", "ASSIGNED_TO_PROFILE", "USED", "USED", "PROCESSING"]
 
 
 class Coupons(RowKind):
     types = ("coupon", "coupon-code")
     requires = ("profile",)
+
+    def check(self, rtype: str, query: Query, collection: bool) -> None:
+        if rtype != "coupon-code" or not collection:
+            return
+        named = [c for c in query.conditions if c.field in OWNERS]
+        if not named or not all(c.value for c in named):
+            raise QueryError(
+                "filter",
+                "A coupon/coupons or a profile/profiles must be provided as required filter params: "
+                "any(coupon.id,[...]) or any(profile.id,[...]).",
+            )
 
     def build(self, world: World) -> list[Row]:
         seed, now = world.seed, world.now

@@ -8,12 +8,18 @@ have no date filter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import quote
 
 from klaviyo_source.config import Config
 from klaviyo_source.engine.partitions import ONE_US, ListingPlan
 from klaviyo_source.streams.table import Fanout, Params, PartitionKey, Variant, WindowFilter
 from klaviyo_source.times import filter_time
+
+# A batched parent filter stays within this many characters percent-encoded: URLs well under the
+# 8 KB that common servers and proxies accept, whatever the ids' lengths.
+MAX_FILTER_CHARS = 4000
 
 
 def variant_of(plan: ListingPlan, config: Config) -> Variant | None:
@@ -78,9 +84,43 @@ def listing_params(
     )
 
 
-def fanout_params(fanout: Fanout, parent_id: str, lo: datetime, hi: datetime) -> dict[str, str]:
-    """The query of one parent's child listing over [lo, hi)."""
-    predicates = (fanout.parent_filter.format(id=parent_id),) if fanout.parent_filter else ()
+def _quoted(value: str) -> str:
+    """A string literal of Klaviyo's filter syntax (single quotes, double when it holds one)."""
+    return f'"{value}"' if "'" in value else f"'{value}'"
+
+
+def parent_batches(fanout: Fanout, parent_ids: Sequence[str]) -> list[list[str]]:
+    """The parents' ids as the fan-out's requests name them: one each, or (with `batch`) up to
+    `batch.size` a request while the percent-encoded filter stays within MAX_FILTER_CHARS (a
+    longer id still goes, alone)."""
+    batch = fanout.batch
+    if batch is None:
+        return [[parent_id] for parent_id in parent_ids]
+    base = len(quote(fanout.parent_filter.format(ids=""), safe=""))
+    out: list[list[str]] = []
+    group: list[str] = []
+    used = base
+    for parent_id in parent_ids:
+        cost = len(quote(_quoted(parent_id), safe="")) + (len(quote(",", safe="")) if group else 0)
+        if group and (len(group) >= batch.size or used + cost > MAX_FILTER_CHARS):
+            out.append(group)
+            group, used = [], base
+            cost = len(quote(_quoted(parent_id), safe=""))
+        group.append(parent_id)
+        used += cost
+    if group:
+        out.append(group)
+    return out
+
+
+def fanout_params(fanout: Fanout, parent_ids: Sequence[str], lo: datetime, hi: datetime) -> dict[str, str]:
+    """The query of the parents' child listing over [lo, hi) (one parent unless `batch`)."""
+    predicates: tuple[str, ...] = ()
+    if fanout.parent_filter and fanout.batch is not None:
+        predicates = (fanout.parent_filter.format(ids=",".join(_quoted(i) for i in parent_ids)),)
+    elif fanout.parent_filter:
+        (parent_id,) = parent_ids
+        predicates = (fanout.parent_filter.format(id=parent_id),)
     return query_params(
         fixed=fanout.params,
         predicates=predicates,

@@ -32,7 +32,7 @@ from klaviyo_source.engine.pages import (
     times_in_order,
     window_slice,
 )
-from klaviyo_source.engine.params import fanout_params, listing_params, variant_of
+from klaviyo_source.engine.params import fanout_params, listing_params, parent_batches, variant_of
 from klaviyo_source.engine.partitions import ListingPlan, Member, Window
 from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder, raw_slice, repaired
 from klaviyo_source.errors import (
@@ -504,16 +504,18 @@ class Scanner:
 
     async def _fanout(self, plan: ListingPlan, member: Member, fanout: Fanout, parents: list[Record]) -> None:
         """Read each parent's child listing from where that parent's cursor stopped, page by page
-        (pages come sorted on the child cursor, so each page's last cursor is safe to resume from)."""
+        (pages come sorted on the child cursor, so each page's last cursor is safe to resume from);
+        with `batch`, one listing per group of parents, each child naming its parent."""
         observer: RequestObserver = StatsObserver([member], self.outbox, fanout.path, self.requests)
 
-        async def one(parent: Record) -> None:
-            key = ((fanout.parent_key, str(parent["id"])),)
-            lo = member.child_start(key)
-            if lo >= self.hi_final:
-                return
-            url: str | None = fanout.path.format(id=parent["id"])
-            params: dict[str, str] | None = fanout_params(fanout, str(parent["id"]), lo, self.hi_final)
+        async def chain(
+            url: str | None,
+            params: dict[str, str] | None,
+            key: PartitionKey,
+            lo: datetime,
+            parent_of: Callable[[Record], Record],
+        ) -> None:
+            """One child listing, page by page; `parent_of` finds each child's parent record."""
             seen: set[str] = set()
             while url is not None and member.alive:
                 await self.outbox.reserve_child(member.name)
@@ -525,14 +527,14 @@ class Scanner:
                     last: datetime | None = None
                     for child in doc["data"]:
                         if not fanout.cursor_path:  # no child cursor: every child, every read
-                            records.append(fanout.row(parent, child))
+                            records.append(fanout.row(parent_of(child), child))
                             continue
                         cursor = parse_cursor(shape.cursor_value(child, fanout.cursor_path))
                         if cursor >= self.hi_final:
                             next_url = None  # sorted: the rest is newer than this sync
                             break
                         if cursor >= lo:
-                            records.append(fanout.row(parent, child))
+                            records.append(fanout.row(parent_of(child), child))
                             last = cursor
                     self.outbox.note(ChildItem(plan, member, key, records, last))
                     handed = True
@@ -541,9 +543,39 @@ class Scanner:
                         self.outbox.release_child(member.name)
                 url, params = next_url, None
 
+        async def one(parent: Record) -> None:
+            key = ((fanout.parent_key, str(parent["id"])),)
+            lo = member.child_start(key)
+            if lo >= self.hi_final:
+                return
+            params = fanout_params(fanout, [str(parent["id"])], lo, self.hi_final)
+            await chain(fanout.path.format(id=parent["id"]), params, key, lo, lambda _: parent)
+
+        async def many(group: list[Record], path: tuple[str, ...]) -> None:
+            by_id = {str(parent["id"]): parent for parent in group}
+
+            def parent_of(child: Record) -> Record:
+                named = shape.cursor_value(child, path)
+                parent = by_id.get(str(named)) if isinstance(named, str | int) else None
+                if parent is None:
+                    raise MalformedResponseError(
+                        f"Malformed response from {fanout.path}: a record's {'.'.join(path)} "
+                        f"({named!r}) names none of the {fanout.parent_key}s it was asked for."
+                    )
+                return parent
+
+            lo = member.child_start(())
+            params = fanout_params(fanout, list(by_id), lo, self.hi_final)
+            await chain(fanout.path, params, (), lo, parent_of)
+
         if fanout.has_children is not None:
             parents = [parent for parent in parents if fanout.has_children(parent)]
-        await asyncio.gather(*(one(parent) for parent in parents))
+        if fanout.batch is None:
+            await asyncio.gather(*(one(parent) for parent in parents))
+            return
+        by_id = {str(parent["id"]): parent for parent in parents}
+        groups = [[by_id[i] for i in ids] for ids in parent_batches(fanout, list(by_id))]
+        await asyncio.gather(*(many(group, fanout.batch.parent_path) for group in groups))
 
     async def _details(self, member: Member, records: list[Record], page: Page) -> list[Record]:
         detail = member.row.detail

@@ -152,6 +152,17 @@ class Detail:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ParentBatch:
+    """Several parents named by one child listing request: the fan-out's `parent_filter` takes
+    `{ids}` (a list-valued operator, `any(coupon.id,[{ids}])`), filled with up to `size` quoted
+    parent ids (fewer when the filter would grow past the engine's URL budget). Only for child
+    listings without a cursor (one cursor per parent cannot ride a shared request)."""
+
+    size: int  # parents per request at most
+    parent_path: tuple[str, ...]  # where a child resource names its parent's id
+
+
+@dataclass(frozen=True, kw_only=True)
 class Fanout:
     """A child listing read once per record of the stream's listing (GET path with the parent's
     id): memberships, a flow's actions. Its state keeps one cursor per parent."""
@@ -163,9 +174,11 @@ class Fanout:
     sort: str | None
     window: WindowFilter | None
     params: Params = ()
-    # A filter predicate naming the parent, with {id} (GET /api/coupon-codes requires
-    # `equals(coupon.id,['...'])`): for child listings that are not nested under their parent's path.
+    # A filter predicate naming the parent, with {id} (or {ids} with `batch`): for child
+    # listings that are not nested under their parent's path (GET /api/coupon-codes requires
+    # a `coupon.id` filter).
     parent_filter: str = ""
+    batch: ParentBatch | None = None  # None: one child listing per parent
     # True: every parent each sync (a new member does not move its list's cursor). False: only
     # parents changed since the stream's `parent_state`.
     every_parent: bool = True
@@ -879,7 +892,9 @@ STREAMS: tuple[Stream, ...] = (
     Stream(name="tag_groups", listing="tag_groups", cursor_field=None, reconcile=_REREAD),
     Stream(name="coupons", listing="coupons", cursor_field=None, reconcile=_REREAD),
     Stream(
-        # GET /api/coupon-codes requires a filter: one listing per coupon, `equals(coupon.id,[..])`.
+        # GET /api/coupon-codes requires a `coupon.id` filter, whose `any` takes a list (the
+        # spec states no list limit; 100, Klaviyo's documented cap on its other list filters):
+        # one listing per page of coupons, each code naming its coupon.
         name="coupon_codes",
         listing="coupons",
         cursor_field=None,
@@ -890,7 +905,8 @@ STREAMS: tuple[Stream, ...] = (
             page_size=100,
             sort=None,
             window=None,
-            parent_filter="equals(coupon.id,['{id}'])",
+            parent_filter="any(coupon.id,[{ids}])",
+            batch=ParentBatch(size=100, parent_path=("relationships", "coupon", "data", "id")),
             row=shape.child_of("coupon_id", None),
         ),
         partitioned_state=True,

@@ -239,7 +239,7 @@ class _Run:
     ) -> None:
         state = member.state(plan, self.hi_final)
         if member.known is not None and member.known.worth_saving:
-            state = {**state, STATE_KEY: member.known.state()}
+            state = {**state, STATE_KEY: member.known.state(final=final)}
         if final:  # read completely: a slow-refresh stream keeps when (engine/cadence.py)
             state = stamped(member.row, state, self.hi_final)
         checkpoint = member.checkpoint

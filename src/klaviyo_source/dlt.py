@@ -5,7 +5,8 @@
 
 `klaviyo(...)` takes the keys of `config.json` as keyword arguments (`api_key` defaults to dlt's
 secrets: `sources.klaviyo.api_key` in secrets.toml or SOURCES__KLAVIYO__API_KEY) and returns one
-resource per stream, named as the stream, keyed on `id`, merged (or replaced with
+resource per stream (the Reporting API's not selected unless named, as `klaviyo-source sync`
+defaults to DEFAULT_STREAMS), named as the stream, keyed on `id`, merged (or replaced with
 `full_refresh=True`), with column types from the stream's JSON schema and nested objects kept as
 json columns. Each resource runs the engine for its stream in a thread and yields its pages;
 the stream's state (the connector's own format) lives in dlt's resource state under `klaviyo`,
@@ -32,7 +33,7 @@ from klaviyo_source.config import DEFAULT_BASE_URL, Config, nearest_key_hint, pa
 from klaviyo_source.engine.contract import Record, StreamSelection, StreamStatus
 from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.streams.schema import load_schema
-from klaviyo_source.streams.table import STREAMS, STREAMS_BY_NAME
+from klaviyo_source.streams.table import DEFAULT_STREAMS, STREAMS, STREAMS_BY_NAME
 
 STATE_KEY = "klaviyo"  # our per-stream state inside dlt's resource state
 QUEUE_PAGES = 4  # pages in flight between the engine thread and dlt
@@ -152,8 +153,11 @@ def _stream_records(config: Config, stream: str, incremental: bool) -> Iterator[
                     raise KlaviyoSourceError(f"Stream '{stream}' did not complete.")
 
 
-def stream_resource(config: Config, stream: str, *, full_refresh: bool = False) -> DltResource:
-    """The dlt resource of one stream."""
+def stream_resource(
+    config: Config, stream: str, *, full_refresh: bool = False, selected: bool = True
+) -> DltResource:
+    """The dlt resource of one stream (`selected=False`: in the source, but not run unless
+    selected, e.g. by `with_resources`)."""
     row = STREAMS_BY_NAME[stream]
     resource: DltResource = dlt.resource(
         _stream_records(config, stream, not full_refresh),
@@ -162,6 +166,7 @@ def stream_resource(config: Config, stream: str, *, full_refresh: bool = False) 
         write_disposition="replace" if full_refresh else "merge",
         columns=column_hints(stream),
         max_table_nesting=0,
+        selected=selected,
     )
     return resource
 
@@ -182,7 +187,10 @@ def klaviyo(
     full_refresh: bool = False,
     **settings: Any,
 ) -> list[DltResource]:
-    """Klaviyo's streams as dlt resources (all, or those named in `streams`).
+    """Klaviyo's streams as dlt resources: those named in `streams`, else every stream with the
+    Reporting API's (REPORT_STREAMS: a 2/min tier, 225 requests a day) present but not selected,
+    as `klaviyo-source sync` reads DEFAULT_STREAMS; `with_resources(...)` or `streams=[...]`
+    selects them by name.
 
     The named arguments can come from dlt's config; `settings` takes any other key of
     config.json (docs/airbyte.md), validated as every face validates it."""
@@ -203,8 +211,14 @@ def klaviyo(
         raise ConfigError(f"klaviyo() got an unknown argument '{key}'{nearest_key_hint(key)}")
     config = parse_config(raw)
     names = [row.name for row in STREAMS] if streams is None else list(streams)
+    defaults = frozenset(DEFAULT_STREAMS)
     missing = [name for name in names if name not in STREAMS_BY_NAME]
     if missing:
         known = ", ".join(row.name for row in STREAMS)
         raise KlaviyoSourceError(f"Unknown stream(s) {', '.join(missing)} (this source has: {known}).")
-    return [stream_resource(config, name, full_refresh=full_refresh) for name in names]
+    return [
+        stream_resource(
+            config, name, full_refresh=full_refresh, selected=streams is not None or name in defaults
+        )
+        for name in names
+    ]

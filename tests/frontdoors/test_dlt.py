@@ -14,7 +14,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from frontdoors.harness import KEY, STREAM_NAMES, advance, config, key_sql, simulator, stored_key, truth
 from klaviyo_source.config import ConfigError
 from klaviyo_source.dlt import STATE_KEY, column_hints, klaviyo
-from klaviyo_source.streams.table import STREAMS_BY_NAME
+from klaviyo_source.streams.table import DEFAULT_STREAMS, REPORT_STREAMS, STREAMS_BY_NAME
 
 
 @pytest.fixture(autouse=True)
@@ -44,14 +44,15 @@ def _table_ids(pipeline: dlt.Pipeline) -> dict[str, list[str]]:
 def _run_twice(pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCES__KLAVIYO__API_KEY", KEY)  # api_key comes from dlt's secrets
     with simulator(seed=9) as sim:
-        first = pipeline.run(klaviyo(**_source_kwargs(sim)))
+        # every stream, the Reporting API's too (named: by default they are not selected)
+        first = pipeline.run(klaviyo(**_source_kwargs(sim), streams=STREAM_NAMES))
         assert not first.has_failed_jobs
         loaded = _table_ids(pipeline)
         assert {name: set(ids) for name, ids in loaded.items()} == truth(sim)
         first_rows = pipeline.last_trace.last_normalize_info.row_counts  # type: ignore[union-attr]
 
         changed = advance(sim)
-        second = pipeline.run(klaviyo(**_source_kwargs(sim)))
+        second = pipeline.run(klaviyo(**_source_kwargs(sim), streams=STREAM_NAMES))
         assert not second.has_failed_jobs
         second_rows = pipeline.last_trace.last_normalize_info.row_counts  # type: ignore[union-attr]
         expected = truth(sim)
@@ -99,8 +100,22 @@ def test_column_hints_follow_the_schemas() -> None:
     assert source.resources["events"].write_disposition == "replace"
     merged = klaviyo(api_key="pk_x_0123456789")
     assert sorted(merged.resources) == sorted(STREAM_NAMES)
+    assert sorted(merged.selected_resources) == sorted(DEFAULT_STREAMS)
     assert all(r.write_disposition == "merge" for r in merged.resources.values())
     assert merged.resources["events"].compute_table_schema()["columns"]["id"]["primary_key"] is True
+
+
+def test_by_default_the_report_streams_are_there_but_not_selected_and_a_name_selects_them() -> None:
+    """As `klaviyo-source sync` (DEFAULT_STREAMS): the Reporting API's 2/min tier and 225/day
+    quota make its streams opt-in; dagster-dlt makes assets of the selected resources only."""
+    source = klaviyo(api_key="pk_x_0123456789")
+    assert set(REPORT_STREAMS) <= set(source.resources)
+    assert not set(REPORT_STREAMS) & set(source.selected_resources)
+    assert [name for name in source.selected_resources] == list(DEFAULT_STREAMS)
+    picked = klaviyo(api_key="pk_x_0123456789").with_resources("flow_series_reports", "events")
+    assert sorted(picked.selected_resources) == ["events", "flow_series_reports"]
+    named = klaviyo(api_key="pk_x_0123456789", streams=["metric_aggregates", "profiles"])
+    assert sorted(named.selected_resources) == sorted(named.resources) == ["metric_aggregates", "profiles"]
 
 
 def test_every_config_key_is_an_argument_and_a_mistyped_one_fails_with_the_config_message() -> None:

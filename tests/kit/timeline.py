@@ -101,7 +101,7 @@ def apply(sim: Simulator, step: Step) -> None:
 
 # The streams every face checks (the others ride the same mechanisms; tiny data keeps it quick).
 # flow_messages and form_versions are left out: their per-parent scans sit in a 3/s, 60/min tier
-# (seconds per sync even on tiny data); tests/engine/test_deletions.py covers them.
+# (seconds per sync even on tiny data); tests/engine/test_child_deletions.py covers their deletions.
 STREAMS = [
     "profiles", "global_exclusions", "profile_subscriptions", "list_exclusions", "events",
     "email_templates", "metrics", "lists", "campaigns", "campaign_messages", "campaign_tags",

@@ -18,7 +18,12 @@ Benchmarks (docs/performance.md explains each figure and what limits it):
             limits: wall ratio, events/s and peak RSS at 100,000 and 1,000,000 events (bench/sync.py)
   sync-catalog  the same for the full catalog (small dataset, 100,000 events)
   sync-limits   events under Klaviyo's tiers + latency: loading must hide behind fetching
-  (the sync benchmarks are opt-in: --only sync,sync-catalog,sync-limits)
+  sync-peer     the 11 streams Airbyte's connector has (small dataset, 100,000 events), ours into
+            DuckDB and Postgres beside the peer
+  peer column   `sync` (at its smallest size) and `sync-peer` also run PyAirbyte with Airbyte's own
+            connector (2.13.1) into its DuckDB cache on the same dataset (bench/peer.py; its venvs
+            are built on first use; --no-peer skips it; if it cannot install, its row says why)
+  (the sync benchmarks are opt-in: --only sync,sync-catalog,sync-limits,sync-peer)
   serving, load: the simulator's and destinations' own benchmarks (run as they are, output passed on)
 
 Progress goes to stderr, the table (markdown) to stdout. Numbers only; nothing is asserted.
@@ -37,7 +42,7 @@ from bench import latency_bound, memory, rate_bound, requests, sync
 from bench.requests import Row
 
 CONNECTOR = ("cpu", "memory", "catalog", "rate", "rate-noheaders", "latency", "requests")
-SYNC = ("sync", "sync-catalog", "sync-limits")
+SYNC = ("sync", "sync-catalog", "sync-limits", "sync-peer")
 EXTRAS = ("serving", "load")
 
 
@@ -71,6 +76,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--sync-events", default=None, help="comma list for sync (default 100000,1000000)")
     p.add_argument("--sync-destinations", default="duckdb,postgres", help="comma list: duckdb, postgres")
+    p.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the peer column of sync and sync-peer (PyAirbyte + Airbyte's connector)",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
@@ -136,10 +147,25 @@ def run_extra(name: str, quick: bool) -> None:
 
 def sync_rows(name: str, args: argparse.Namespace) -> list[Row]:
     """The sync benchmarks: events (CPU-bound), the full catalog, events under Klaviyo's limits."""
-    streams = list(sync.ALL_STREAMS) if name == "sync-catalog" else ["events"]
+    streams = {"sync-catalog": list(sync.ALL_STREAMS), "sync-peer": list(sync.PEER_STREAMS)}.get(
+        name, ["events"]
+    )
     conditions = "klaviyo" if name == "sync-limits" else "none"
     sizes = args.sync_events if name == "sync" else [min(args.sync_events)]
     results = []
+    peers = {}
+    if args.peer and name in ("sync", "sync-peer"):
+        events = min(sizes)
+        progress(f"{name}: peer (PyAirbyte + Airbyte's connector), {events:,} events, {args.runs} run(s)")
+        peers[events] = sync.measure_peer(
+            events=events,
+            streams=sync.peer_streams(streams),
+            runs=args.runs,
+            seed=args.seed,
+            workers=args.workers,
+            conditions=conditions,
+        )
+        progress(f"{name}: peer: {sync.peer_summary(peers[events])}")
     for events in sizes:
         for kind in args.sync_destinations:
             progress(f"{name}: {events:,} events into {kind}, {args.runs} run(s)")
@@ -153,7 +179,8 @@ def sync_rows(name: str, args: argparse.Namespace) -> list[Row]:
                 conditions=conditions,
             )
             results.append((events, kind, measured))
-    return sync.rows(results, streams=streams, runs=args.runs, conditions=conditions)
+    table = sync.rows(results, streams=streams, runs=args.runs, conditions=conditions)
+    return table + sync.peer_rows(peers, results, streams=streams, runs=args.runs, conditions=conditions)
 
 
 def table(rows: list[Row]) -> str:

@@ -1,7 +1,8 @@
 """Sync benchmark: `klaviyo-source sync` into DuckDB / Postgres against the same read to /dev/null.
 
-    .venv/bin/python -m bench.sync [--events 100000,1000000] [--streams events|all] [--runs 1]
-                                   [--postgres] [--conditions none|klaviyo]
+    .venv/bin/python -m bench.sync [--events 100000,1000000] [--streams events|all|airbyte] [--runs 1]
+                                   [--destinations duckdb,postgres] [--conditions none|klaviyo]
+                                   [--peer | --no-peer]
 
 The simulator (own process) serves N events; with `--conditions none` there is no latency and
 there are no rate limits (the connector's own cost), with `klaviyo` Klaviyo's tiers and the
@@ -11,6 +12,13 @@ fresh destination (dedup, the default write mode), each measured alone with `os.
 peak RSS of that process; the sync is one process). Prints a table of medians; asserts nothing.
 Goals (issue 16): wall <= 1.2x the read's on DuckDB when CPU-bound (Postgres <= 2x), <= 1.05x
 under Klaviyo's limits; rows/s flat with size; peak RSS < 200 MB.
+
+The peer column (`--peer`, the default; issue 15 goal 5): PyAirbyte running Airbyte's own
+connector (airbyte-source-klaviyo 2.13.1) into its DuckDB cache, on a simulator started with the
+same flags and seed (the same dataset), measured as a process tree (bench/peer.py). It reads the
+streams of the run that it has (`--streams airbyte` = exactly its 11, for a like-for-like full
+catalog). Rows landed are counted in each destination after the run. If the peer's venvs cannot be
+built, its rows say why and the bench goes on.
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from bench.harness import ALL_STREAMS, _command, fresh_account, read_config, run_read, simulator
+from bench.harness import ALL_STREAMS, _command, fresh_account, read_config, run_read, simulator, stats
 from bench.load import temporary_postgres
+from bench.peer import PEER_STREAMS, PeerUnavailable, connector_versions, ensure_peer, run_peer
 from bench.rate_bound import klaviyo_conditions
 from bench.requests import Row
+from klaviyo_simulator.server import DEFAULT_KEY
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,37 @@ def run_sync(
     )
 
 
+def landed_rows(destination: str) -> dict[str, int]:
+    """Rows per stream table of a sync's destination (its `_klaviyo_*` bookkeeping tables left out)."""
+    url = urlsplit(destination)
+    schema = parse_qs(url.query).get("schema", ["klaviyo"])[0]
+    if url.scheme == "duckdb":
+        import duckdb
+
+        with duckdb.connect(url.path[1:], read_only=True) as con:
+            names = con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [schema]
+            ).fetchall()
+            counts: dict[str, int] = {}
+            for (name,) in names:
+                if not str(name).startswith("_klaviyo"):
+                    row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
+                    counts[str(name)] = int(row[0]) if row else 0
+            return counts
+    import psycopg
+
+    with psycopg.connect(urlunsplit(url._replace(query=""))) as con:
+        found = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
+        ).fetchall()
+        totals: dict[str, int] = {}
+        for (name,) in found:
+            if not str(name).startswith("_klaviyo"):
+                got = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
+                totals[str(name)] = int(got[0]) if got else 0
+        return totals
+
+
 @contextmanager
 def destination_urls(kind: str, workdir: Path) -> Iterator[Iterator[str]]:
     """Fresh destination URLs, one per run: a new DuckDB file, or a new schema on one server."""
@@ -153,9 +195,12 @@ def measure(
                 if read.exit_code != 0:
                     raise RuntimeError(f"read exited {read.exit_code}: {read.stderr_tail[-300:]}")
                 fresh_account(sim.base_url)
-                sync = run_sync(config, streams, next(urls))
+                url = next(urls)
+                sync = run_sync(config, streams, url)
                 if sync.exit_code != 0:
                     raise RuntimeError(f"sync exited {sync.exit_code}: {sync.stderr_tail[-300:]}")
+                landed = landed_rows(url)
+                print(f"    rows landed: {json.dumps(landed, sort_keys=True)}", flush=True)
                 results.append(
                     {
                         "read_wall": read.wall,
@@ -166,6 +211,8 @@ def measure(
                         "sync_cpu": sync.cpu,
                         "ratio": sync.wall / read.wall,
                         "events_per_s": events / sync.wall,
+                        "rows": sum(landed.values()),
+                        "rows_per_s": sum(landed.values()) / sync.wall,
                     }
                 )
                 print(f"    RSS curve of the sync: {curve_text(sync.rss_curve)}", flush=True)
@@ -176,6 +223,111 @@ def measure(
     return {k: statistics.median(r[k] for r in results) for k in results[0]}
 
 
+def peer_streams(streams: Sequence[str]) -> list[str]:
+    """The streams of a run that Airbyte's connector also has."""
+    return [name for name in streams if name in PEER_STREAMS]
+
+
+def measure_peer(
+    *, events: int, streams: Sequence[str], runs: int, seed: int, workers: int, conditions: str
+) -> dict[str, Any]:
+    """Median over runs of the peer's wall, tree CPU, RSS and rows landed, on the same dataset as
+    `measure` (a simulator with the same flags and seed). `unavailable`: why it could not run."""
+    try:
+        pythons = ensure_peer()
+        versions = connector_versions(pythons[1])
+    except (PeerUnavailable, OSError, subprocess.SubprocessError) as error:
+        return {"unavailable": str(error)}
+    flags = ["--seed", str(seed), "--scale", "small", "--events", str(events)]
+    if conditions == "klaviyo":
+        flags += klaviyo_conditions(0.0)
+    results: list[dict[str, float]] = []
+    counts: dict[str, int] = {}
+    with simulator(*flags) as sim:
+        for _ in range(runs):
+            fresh_account(sim.base_url)
+            try:
+                usage = run_peer(sim.base_url, DEFAULT_KEY, streams, workers=workers, pythons=pythons)
+            except (PeerUnavailable, OSError, subprocess.SubprocessError) as error:
+                return {"unavailable": str(error)}
+            if usage.exit_code != 0:
+                tail = usage.stderr_tail.strip()[-300:]
+                return {"unavailable": f"PyAirbyte exited {usage.exit_code}: {tail}"}
+            served = stats(sim.base_url)
+            counts = usage.counts
+            print(f"    peer rows landed: {json.dumps(counts, sort_keys=True)}", flush=True)
+            print(f"    peer requests: {json.dumps(served.get('requests', {}), sort_keys=True)}", flush=True)
+            results.append(
+                {
+                    "wall": usage.wall,
+                    "cpu": usage.cpu,
+                    "rss": usage.peak_rss_mb,
+                    "tree_rss": usage.tree_rss_mb,
+                    "rows": usage.rows,
+                    "rows_per_s": usage.rows / usage.wall,
+                    "requests": int(served.get("requests_total", 0)),
+                    "throttled": int(served.get("throttled_total", 0)),
+                }
+            )
+    medians: dict[str, Any] = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    return medians | {"versions": versions, "streams": len(streams)}
+
+
+def peer_rows(
+    peers: Mapping[int, Mapping[str, Any]],
+    results: Sequence[tuple[int, str, dict[str, float]]],
+    *,
+    streams: Sequence[str],
+    runs: int,
+    conditions: str,
+) -> list[Row]:
+    """The peer's figures per size, and each of our destinations' rows/s and CPU against them."""
+    what = "events" if list(streams) == ["events"] else f"{len(peer_streams(streams))} streams"
+    out: list[Row] = []
+    for events, peer in sorted(peers.items()):
+        label = f"peer: PyAirbyte + Airbyte's connector -> DuckDB, {what} ({events:,} events, {conditions})"
+        if "unavailable" in peer:
+            out.append((label, "not measured", "-", "", str(peer["unavailable"]).replace("\n", " ")[:300]))
+            continue
+        out.append(
+            (
+                label,
+                "rows landed / s",
+                f"{peer['rows_per_s']:,.0f}",
+                "",
+                f"{peer['rows']:,.0f} rows in {peer['wall']:.1f} s; {peer['requests']:,.0f} requests, "
+                f"{peer['throttled']:,.0f} 429s; {peer['versions']}; median of {runs}",
+            )
+        )
+        per_row = f"{peer['cpu'] * 1e6 / max(peer['rows'], 1):,.0f} us per row"
+        out.append((label, "CPU s (process tree)", f"{peer['cpu']:.1f}", "", per_row))
+        out.append(
+            (
+                label,
+                "peak RSS MB (process tree)",
+                f"{peer['tree_rss']:.0f}",
+                "",
+                f"sum of the tree's VmRSS, sampled; largest single process {peer['rss']:.0f} MB",
+            )
+        )
+        for size, kind, ours in results:
+            if size != events or ours.get("rows", 0) <= 0:
+                continue
+            ratio = ours["rows_per_s"] / peer["rows_per_s"]
+            goal = ">= 10x" if conditions == "none" else "read-bound"
+            out.append(
+                (
+                    f"sync -> {kind} vs peer, {what} ({events:,} events, {conditions})",
+                    "rows/s: ours / peer's",
+                    f"{ratio:.1f}x",
+                    goal,
+                    f"ours {ours['rows_per_s']:,.0f}/s ({ours['rows']:,.0f} rows, {ours['sync_wall']:.1f} s, "
+                    f"CPU {ours['sync_cpu']:.1f} s: {peer['cpu'] / ours['sync_cpu']:.1f}x less than peer)",
+                )
+            )
+    return out
+
+
 def rows(
     results: Sequence[tuple[int, str, dict[str, float]]],
     *,
@@ -184,6 +336,8 @@ def rows(
     conditions: str,
 ) -> list[Row]:
     what = "events" if list(streams) == ["events"] else "full catalog"
+    if list(streams) == list(PEER_STREAMS):
+        what = f"Airbyte's catalog ({len(streams)} streams)"
     goal = {"duckdb": "<= 1.2x", "postgres": "<= 2x"}
     out: list[Row] = []
     for events, kind, r in results:
@@ -199,6 +353,10 @@ def rows(
             )
         )
         out.append((label, "events / s (sync wall)", f"{r['events_per_s']:,.0f}", "flat with size", ""))
+        if "rows" in r:
+            out.append(
+                (label, "rows landed / s", f"{r['rows_per_s']:,.0f}", "", f"{r['rows']:,.0f} rows landed")
+            )
         out.append(
             (
                 label,
@@ -214,16 +372,37 @@ def rows(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", default="100000,1000000", help="comma list of event counts")
-    parser.add_argument("--streams", default="events", help="'events' or 'all' (the full catalog)")
+    parser.add_argument(
+        "--streams",
+        default="events",
+        help="'events', 'all' (full catalog), 'airbyte' (the 11 streams Airbyte's connector has) or a list",
+    )
     parser.add_argument("--destinations", default="duckdb,postgres", help="comma list: duckdb, postgres")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workers", type=int, default=30)
     parser.add_argument("--conditions", choices=["none", "klaviyo"], default="none")
+    parser.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run PyAirbyte with Airbyte's connector on the same dataset (bench/peer.py)",
+    )
     args = parser.parse_args(argv)
-    streams = list(ALL_STREAMS) if args.streams == "all" else args.streams.split(",")
+    streams = choose_streams(args.streams)
     results = []
+    peers: dict[int, dict[str, Any]] = {}
     for events in (int(n) for n in args.events.split(",")):
+        if args.peer:
+            peers[events] = measure_peer(
+                events=events,
+                streams=peer_streams(streams),
+                runs=args.runs,
+                seed=args.seed,
+                workers=args.workers,
+                conditions=args.conditions,
+            )
+            print(f"  peer     {events:>10,} events: {peer_summary(peers[events])}", flush=True)
         for kind in args.destinations.split(","):
             result = measure(
                 events=events,
@@ -237,15 +416,32 @@ def main(argv: Sequence[str] | None = None) -> None:
             results.append((events, kind, result))
             print(
                 f"  {kind:<8} {events:>10,} events: sync {result['sync_wall']:.1f} s "
-                f"({result['events_per_s']:,.0f}/s, {result['sync_rss']:.0f} MB, "
+                f"({result['rows_per_s']:,.0f} rows/s, {result['sync_rss']:.0f} MB, "
                 f"CPU {result['sync_cpu']:.1f} s) vs read {result['read_wall']:.1f} s "
                 f"({result['read_rss']:.0f} MB, CPU {result['read_cpu']:.1f} s): "
                 f"{result['ratio']:.2f}x; load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     print("| benchmark | figure | median | goal | notes |\n|---|---|---|---|---|")
-    for row in rows(results, streams=streams, runs=args.runs, conditions=args.conditions):
-        print("| " + " | ".join(row) + " |")
+    table = rows(results, streams=streams, runs=args.runs, conditions=args.conditions)
+    table += peer_rows(peers, results, streams=streams, runs=args.runs, conditions=args.conditions)
+    for row in table:
+        print("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+
+
+def choose_streams(spec: str) -> list[str]:
+    """`events`, `all` (our full catalog), `airbyte` (Airbyte's connector's 11 streams) or a list."""
+    return {"all": list(ALL_STREAMS), "airbyte": list(PEER_STREAMS)}.get(spec, spec.split(","))
+
+
+def peer_summary(peer: Mapping[str, Any]) -> str:
+    if "unavailable" in peer:
+        return f"not measured: {peer['unavailable']}"
+    return (
+        f"{peer['rows']:,.0f} rows in {peer['wall']:.1f} s ({peer['rows_per_s']:,.0f}/s), "
+        f"CPU {peer['cpu']:.1f} s, "
+        f"tree RSS {peer['tree_rss']:.0f} MB, {peer['requests']:,.0f} requests; load {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

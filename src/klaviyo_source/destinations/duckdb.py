@@ -1,20 +1,23 @@
-"""DuckDB destination: each batch goes in as columns of raw JSON text, typed in SQL, merged by
-key, in one transaction with the state the batch covers.
+"""DuckDB destination: each batch goes in as columns of raw JSON, typed in SQL, merged by key,
+in one transaction with the state the batch covers.
 
-A batch is a spool file (destinations/spool.py), read a chunk at a time (destinations/rawbatch.py:
-msgspec splits each record into raw top-level and attribute values; no dict per record, nested
-values never re-serialized, big integers exact), handed over as tab-separated text that DuckDB's
-CSV reader parses and types in its own threads. A value
-that does not fit its column widens the column (`_widen`). Dedup asks a Bloom filter of the
-table's key hashes (destinations/keyfilter.py) which rows may repeat a stored or an earlier key:
-those few are staged and merged against the table (rowid join), the rest are inserted at once,
-so a batch costs O(batch), not O(table). Memory stays bounded: `memory_limit` (DuckDB spills
-beyond it) and `threads` are set explicitly, insertion order is not preserved.
+A batch is a spool file (destinations/spool.py). A parse in Python (msgspec, nothing kept) checks
+that every record's keys have columns; DuckDB's `read_json` then reads the whole file in its own
+threads, text and JSON columns typed by the reader, the others as their values' JSON text. A batch
+that read cannot take (an `attributes` that is not an object, keys differing only in case, JSON
+DuckDB refuses, a record over `MAX_OBJECT`) goes down the chunk path instead: msgspec splits each
+record into raw values (destinations/rawbatch.py), handed over as tab-separated text that DuckDB's
+CSV reader parses. Either way, a value that does not fit its column widens the column (`_widen`).
+Dedup asks a Bloom filter of the table's key hashes (destinations/keyfilter.py) which rows may
+repeat a stored or an earlier key: those few are staged and merged against the table (rowid
+join), the rest are inserted at once, so a batch costs O(batch), not O(table). Memory stays
+bounded: `memory_limit` (DuckDB spills beyond it) and `threads` are set explicitly, insertion order
+is not preserved. Strings are stored zstd-compressed (cheaper to write than the default analysis).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from klaviyo_source.destinations.keyfilter import KeyFilter, build
 from klaviyo_source.destinations.lock import FileLock
 from klaviyo_source.destinations.rawbatch import EXTRACTED, ORD, RawChunk
 from klaviyo_source.destinations.rawload import RAW, RawLoadDestination
+from klaviyo_source.destinations.spool import SpoolFile
 from klaviyo_source.destinations.typemap import (
     EXTRACTED_AT,
     SQL_TYPES,
@@ -98,6 +102,21 @@ def misfit(kind: Kind, value: str) -> str:
     return lost
 
 
+# The longest record the whole-spool read takes (DuckDB reserves twice this per reader thread);
+# a longer one sends its batch down the chunk path.
+MAX_OBJECT = 4 << 20
+_FINAL = ("text", "json")  # kinds `read_json` types itself (a non-string as its JSON text for text)
+
+
+class _Unreadable(Exception):
+    """DuckDB's JSON reader refused the spool (the chunk path takes the batch instead)."""
+
+
+def _value(index: int, column: Column, final: frozenset[int]) -> str:
+    """SQL: the staged `_v<index>` as the column's type (already typed when in `final`)."""
+    return f"_v{index}" if index in final else typed(column.kind, f"_v{index}")
+
+
 class DuckDBDestination(RawLoadDestination):
     dialect = "duckdb"
     placeholder = "?"
@@ -129,6 +148,9 @@ class DuckDBDestination(RawLoadDestination):
             # Not at every commit: each checkpoint re-compresses the table's last row group (32MB
             # held less memory but cost twice the CPU at 1,000,000 events: docs/performance.md).
             self.con.execute("SET checkpoint_threshold = '256MB'")
+            # zstd for every column it takes: a third of the checkpoint CPU of the default analysis
+            # (dictionary/FSST) and a smaller file (docs/performance.md).
+            self.con.execute("SET force_compression = 'zstd'")
             row = self.con.execute("SELECT current_database()").fetchone()
             self.catalog = str(row[0]) if row else "main"
             self.setup()
@@ -173,33 +195,107 @@ class DuckDBDestination(RawLoadDestination):
 
     # --- the load path ---------------------------------------------------------------------------
     def _load_chunk(self, info: TableInfo, chunk: RawChunk) -> WriteResult:
-        """One chunk of the batch: drifting values widen their columns, then the rows go in (dedup:
-        the rows whose key the filter cannot clear are merged against the table)."""
+        """One chunk of the batch (the path for records the whole-spool read cannot take)."""
         columns = self._columns(info)
         self._stage_raw(chunk.tsv([c.path for c in columns]), len(columns))
+        return self._load_raw(info, chunk.rows, frozenset())
+
+    def _write_whole(
+        self, info: TableInfo, spool: SpoolFile, state: Mapping[str, Any] | None
+    ) -> WriteResult | None:
+        """The whole spool in one `read_json` (DuckDB's parser, in its threads, off the GIL), once
+        a parse in Python has checked that every record's keys have columns. None (the chunk path
+        instead) for records it cannot take: an `attributes` that is not an object, keys that
+        differ only in case, JSON DuckDB refuses."""
+        keys = self._known_keys(info, spool.path)
+        if keys is None:
+            return None
+        top, attributes = keys
+        if any(len({k.lower() for k in group}) < len(group) or "" in group for group in keys):
+            return None
+        columns = self._columns(info)
+        known = {(k,) for k in top} | {("attributes", k) for k in attributes}
+        staged = [(i, c) for i, c in enumerate(columns) if c.path in known]
+        final = frozenset(i for i, c in staged if c.kind in _FINAL)
+        try:
+            with self.transaction():
+                try:
+                    self._stage_spool(spool.path, staged, final, len(columns), top, attributes)
+                except duckdb.Error:
+                    raise _Unreadable from None
+                result = self._load_raw(info, spool.rows, final)
+                if state is not None:
+                    self._save_state(info.row.name, state)
+        except _Unreadable:
+            return None
+        return result
+
+    def _stage_spool(
+        self,
+        path: Path,
+        staged: list[tuple[int, Column]],
+        final: frozenset[int],
+        count: int,
+        top: list[str],
+        attributes: list[str],
+    ) -> None:
+        """The spool file as the raw table `_ord`, `_e`, `_v0`...: text and JSON columns already
+        typed by the reader (`final`), the others as their values' JSON text (typed in SQL after
+        the misfit check); `_v<i>` of a column no record has is NULL."""
+        kinds = {c.path: c.kind for _, c in staged}
+
+        def field(path: tuple[str, ...]) -> str:
+            kind = kinds.get(path)
+            return f"{quote(path[-1])} {'VARCHAR' if kind == 'text' else 'JSON'}"
+
+        inner = [field(("attributes", k)) for k in attributes if ("attributes", k) in kinds]
+        fields = [field((k,)) for k in top if (k,) in kinds]
+        if inner:
+            fields.append(f"attributes STRUCT({', '.join(inner)})")
+        record = f"STRUCT({', '.join(fields)})" if fields else "JSON"
+        values: dict[int, str] = {}
+        for index, column in staged:
+            value = "r" if len(column.path) == 1 else "r.attributes"
+            value = f"struct_extract({value}, {literal(column.path[-1])})"
+            values[index] = value if index in final else f"CAST({value} AS VARCHAR)"
+        selected = ", ".join(f"{values.get(i, 'NULL::VARCHAR')} AS _v{i}" for i in range(count))
+        self.execute(
+            f"CREATE OR REPLACE TEMP TABLE {RAW} AS SELECT o AS {ORD}, e AS {EXTRACTED}"
+            f"{', ' if count else ''}{selected} FROM read_json({literal(str(path))}, "
+            f"format = 'newline_delimited', maximum_object_size = {MAX_OBJECT}, "
+            f"columns = {{o: 'BIGINT', e: 'BIGINT', r: {literal(record)}}})"
+        )
+
+    def _load_raw(self, info: TableInfo, rows: int, final: frozenset[int]) -> WriteResult:
+        """The staged raw table's rows into the table: drifting values widen their columns, then
+        the rows go in (dedup: the rows whose key the filter cannot clear are merged against the
+        table). `final`: the columns the stage holds already typed."""
+        columns = self._columns(info)
         try:
             if self._widen(info, columns):
                 columns = self._columns(info)
             target = f"INSERT INTO {self.qualified(info.table)} ({self._names(info)})"
-            suspects = self._suspects(info, columns) if info.mode is WriteMode.DEDUP else None
+            suspects = self._suspects(info, columns, final) if info.mode is WriteMode.DEDUP else None
             if suspects is None:
-                self.execute(f"{target} {self._typed(columns)}")
-                return WriteResult(inserted=chunk.rows)
+                self.execute(f"{target} {self._typed(columns, final)}")
+                return WriteResult(inserted=rows)
             self.execute(
                 f"CREATE OR REPLACE TEMP TABLE {SUSPECT} AS SELECT unnest(?::BIGINT[]) AS o", [suspects]
             )
-            clear = chunk.rows - len(suspects)
+            clear = rows - len(suspects)
             if clear:
-                self.execute(f"{target} {self._typed(columns)} WHERE _ord NOT IN (SELECT o FROM {SUSPECT})")
-            staged = self._typed(columns, ordinal=True)
+                self.execute(
+                    f"{target} {self._typed(columns, final)} WHERE _ord NOT IN (SELECT o FROM {SUSPECT})"
+                )
+            staged = self._typed(columns, final, ordinal=True)
             self.execute(
                 f"CREATE OR REPLACE TEMP TABLE {STAGE} AS {staged} WHERE _ord IN (SELECT o FROM {SUSPECT})"
             )
             self._newest_per_key(info)
-            (rows,) = self.query(f"SELECT count(*) FROM {STAGE}")[0]
+            (merging,) = self.query(f"SELECT count(*) FROM {STAGE}")[0]
             result = WriteResult(inserted=clear)
             merged = WriteResult()
-            self._merge(info, int(rows), merged)
+            self._merge(info, int(merging), merged)
             result.add(merged)
             self.execute(f"DROP TABLE IF EXISTS {STAGE}")
             self.execute(f"DROP TABLE IF EXISTS {SUSPECT}")
@@ -222,9 +318,9 @@ class DuckDBDestination(RawLoadDestination):
         )
         path.unlink()
 
-    def _typed(self, columns: list[Column], *, ordinal: bool = False) -> str:
+    def _typed(self, columns: list[Column], final: frozenset[int], *, ordinal: bool = False) -> str:
         """SELECT of the raw chunk as the table's typed columns (+ `_ord` for staging)."""
-        values = [f"{typed(c.kind, f'_v{i}')} AS {quote(c.name)}" for i, c in enumerate(columns)]
+        values = [f"{_value(i, c, final)} AS {quote(c.name)}" for i, c in enumerate(columns)]
         values += [
             f"make_timestamp({EXTRACTED})::TIMESTAMPTZ AS {quote(EXTRACTED_AT)}",
             f"{literal(self.sync_id)} AS {quote(SYNC_ID)}",
@@ -237,11 +333,11 @@ class DuckDBDestination(RawLoadDestination):
     def _retype(self, table: str, column: str, wider: Kind) -> str:
         return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {SQL_TYPES['duckdb'][wider]}"
 
-    def _suspects(self, info: TableInfo, columns: list[Column]) -> list[int] | None:
+    def _suspects(self, info: TableInfo, columns: list[Column], final: frozenset[int]) -> list[int] | None:
         """The `_ord`s of raw rows whose key the table may hold or the chunk repeats, or None when
         every key is certainly new; the filter learns the chunk's keys."""
         by_name = {c.name: i for i, c in enumerate(columns)}
-        keys = ", ".join(typed(columns[by_name[k]].kind, f"_v{by_name[k]}") for k in info.row.primary_key)
+        keys = ", ".join(_value(by_name[k], columns[by_name[k]], final) for k in info.row.primary_key)
         fetched = self.con.execute(f"SELECT _ord, hash({keys}) AS h FROM {RAW}").fetchnumpy()
         ords, hashes = fetched["_ord"], fetched["h"]
         known = self._filters[info.table]

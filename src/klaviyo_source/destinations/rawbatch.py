@@ -142,6 +142,15 @@ class Shape:
         self._top = {key: f"t{i}" for i, key in enumerate(self.top)}
         self._inner = {key: f"a{i}" for i, key in enumerate(self.attribute_keys)}
 
+    def fits(self, block: bytes) -> bool:
+        """Whether every record of the block has only known keys (and an object or null as its
+        `attributes`): a parse with nothing kept."""
+        try:
+            self._decoder.decode_lines(block)
+        except msgspec.ValidationError:
+            return False
+        return True
+
     def decode(self, block: bytes) -> RawChunk | None:
         try:
             lines: list[Any] = self._decoder.decode_lines(block)

@@ -12,7 +12,9 @@ import ctypes
 import ctypes.util
 import functools
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 from klaviyo_source.destinations.base import (
     Batch,
@@ -23,10 +25,11 @@ from klaviyo_source.destinations.base import (
     quote,
 )
 from klaviyo_source.destinations.rawbatch import RawChunk, Shape, blocks, decode_any
-from klaviyo_source.destinations.spool import write_spool
+from klaviyo_source.destinations.spool import SpoolFile, write_spool
 from klaviyo_source.destinations.typemap import EXTRACTED_AT, SQL_TYPES, SYNC_ID, Column, Kind, column_name
 
 RAW = "_klaviyo_raw"  # the chunk's raw text, one VARCHAR column `_v<i>` per table column
+KEY_CHECK_BYTES = 32 << 20  # a batch's spool (~16 MB) in one read for the key check
 WIDER: dict[Kind, Kind] = {"bigint": "json", "double": "json", "boolean": "json", "timestamp": "text"}
 
 
@@ -55,6 +58,7 @@ class RawLoadDestination(SqlDestination):
     def __init__(self, spec: DestinationSpec, sync_id: str) -> None:
         super().__init__(spec, sync_id)
         self._shapes: dict[str, Shape] = {}  # table -> a decoder for records with its known keys
+        self._keys: dict[str, tuple[set[str], set[str]]] = {}  # table -> (top-level, attribute) keys seen
 
     def write(self, batch: Batch) -> WriteResult:
         """Load the batch's spool file (or its records, spooled first) and its state, atomically."""
@@ -64,6 +68,9 @@ class RawLoadDestination(SqlDestination):
             spool = write_spool(self.spool_directory(), batch.records, batch.extracted_at)
         try:
             self._before_batch(info, spool.rows)
+            whole = self._write_whole(info, spool, batch.state) if spool.rows else None
+            if whole is not None:
+                return whole
             with self.transaction():
                 result = WriteResult()
                 if spool.rows:
@@ -81,6 +88,35 @@ class RawLoadDestination(SqlDestination):
     def _before_batch(self, info: TableInfo, rows: int) -> None:
         """Hook: run before the batch's transaction opens (it will add up to `rows` rows)."""
         return None
+
+    def _write_whole(
+        self, info: TableInfo, spool: SpoolFile, state: Mapping[str, Any] | None
+    ) -> WriteResult | None:
+        """Hook: load the whole spool file (and its state) at once, or None to take the chunk path."""
+        return None
+
+    def _known_keys(self, info: TableInfo, path: Path) -> tuple[list[str], list[str]] | None:
+        """The top-level and attribute keys the spool's records have, every one of them with a
+        column (new keys get theirs now, outside the batch's transaction), checked block by block
+        against the keys seen so far; None when some record's `attributes` is not an object."""
+        for block in blocks(path, KEY_CHECK_BYTES):
+            shape = self._shapes.get(info.table)
+            if shape is not None and shape.fits(block):
+                continue
+            chunk = decode_any(block)
+            if chunk.nonobject_attributes:
+                return None
+            self._learn_columns(info, chunk)
+            self._learn_shape(info, chunk)
+        shape = self._shapes[info.table]
+        return shape.top, shape.attribute_keys
+
+    def _learn_shape(self, info: TableInfo, chunk: RawChunk) -> None:
+        """Remember the chunk's keys; the table's decoder knows every key seen so far."""
+        top, attributes = self._keys.setdefault(info.table, (set(), set()))
+        top |= chunk.top
+        attributes |= chunk.attributes
+        self._shapes[info.table] = Shape(top, attributes)
 
     @abstractmethod
     def _load_chunk(self, info: TableInfo, chunk: RawChunk) -> WriteResult:
@@ -130,11 +166,7 @@ class RawLoadDestination(SqlDestination):
             chunk = decode_any(block)
             if not chunk.nonobject_attributes:
                 self._learn_columns(info, chunk)
-                columns = self._columns(info)
-                self._shapes[info.table] = Shape(
-                    (c.path[0] for c in columns if len(c.path) == 1),
-                    (c.path[1] for c in columns if len(c.path) == 2),
-                )
+                self._learn_shape(info, chunk)
         return chunk
 
     def _learn_columns(self, info: TableInfo, chunk: RawChunk) -> None:

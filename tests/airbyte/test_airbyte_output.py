@@ -121,3 +121,14 @@ def test_the_key_is_scrubbed_from_every_non_record_message() -> None:
 
 def test_scrub_leaves_short_or_empty_secrets_alone() -> None:
     assert messages.scrub("a b c", ["", "b"]) == "a b c"
+
+
+def test_scrub_line_is_scrub_on_utf8_bytes() -> None:
+    texts = [
+        f'{{"message":"key {KEY} and épk_{"a" * 12} and pk_{"b" * 40}"}}',
+        '{"state":{"keys":"eJzLSM3JyVcozy/KSQEAGgQEXQ=="}}',
+        '{"é":"ü","short":"b"}',
+    ]
+    for text in texts:
+        secrets = [KEY, "", "b"]
+        assert messages.scrub_line(text.encode(), secrets) == messages.scrub(text, secrets).encode()

@@ -218,6 +218,16 @@ def test_merge_included_matches_the_dict_shaper_on_odd_data() -> None:
     assert list(merged) == ["type", "id", "attributes", "relationships", "links", "datetime"]
 
 
+def test_each_odd_event_among_plain_ones_matches_the_dict_shaper() -> None:
+    """A page is merged in one pass when its relationships decode together: each odd record on
+    a page of plain ones (and alone) still comes out as the dict shaper makes it."""
+    plain = [event(20 + i, relationships=rel(("M1", "M2", "unknown")[i % 3])) for i in range(3)]
+    for odd in EVENTS:
+        for page in ([*plain, odd], [odd]):
+            expected = dict_way(page, "datetime", shape.merge_included_page, INCLUDED)
+            assert fast_way("events_detailed", page, "datetime", INCLUDED) == expected, odd
+
+
 def drift(base_url: str, **rule: Any) -> None:
     request = urllib.request.Request(f"{base_url}/__sim/drift", data=json.dumps(rule).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:

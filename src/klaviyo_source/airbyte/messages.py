@@ -29,12 +29,21 @@ def now_ms() -> int:
 _PRIVATE_KEY = re.compile(r"\bpk_[A-Za-z0-9]{8,}")
 
 
+def scrub_line(line: bytes, secrets: Iterable[str]) -> bytes:
+    """`scrub` of UTF-8 text kept as bytes (a state line can be megabytes: no decode and encode
+    unless it holds something shaped like a key; UTF-8 matches a secret where the text does)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            line = line.replace(secret.encode(), REDACTED.encode())
+    return scrub(line.decode(), ()).encode() if b"pk_" in line else line
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret (non-trivial strings only) and anything shaped like a private key."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    return _PRIVATE_KEY.sub(REDACTED, text) if "pk_" in text else text  # a fast scan of a long state
+    return _PRIVATE_KEY.sub(REDACTED, text) if "pk_" in text else text
 
 
 def spec_message() -> Message:

@@ -58,8 +58,8 @@ class AirbyteSink:
 
     def emit(self, message: dict[str, Any]) -> None:
         """Write one non-record message and flush."""
-        line = messages.scrub(orjson.dumps(message).decode(), self.secrets).encode()
-        self.out.write(line + b"\n")
+        self.out.write(messages.scrub_line(orjson.dumps(message), self.secrets))
+        self.out.write(b"\n")
         self.out.flush()
 
     async def records(self, stream: str, records: Sequence[Record]) -> None:

@@ -1,6 +1,6 @@
 """The peer: PyAirbyte running Airbyte's own Klaviyo connector into its DuckDB cache.
 
-    .venv/bin/python -m bench.peer [--events 20000] [--streams events|all]   # one run, prints it
+    .venv/bin/python -m bench.peer [--events 20000] [--streams events|all] [--connector-alone]
 
 Two venvs of their own, never dependencies of the project, built on first use and reused:
 
@@ -96,9 +96,9 @@ def _ensure_venv(path: Path, requirement: str, *, timeout: float = 1800.0) -> Pa
         )
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", b"") or b""
-        tail = detail.decode(errors="replace").strip().splitlines()[-1:] if detail else []
-        reason = f"cannot install {requirement} into {path.name}: {error} {' '.join(tail)}"
-        raise PeerUnavailable(reason) from error
+        tail = " ".join(detail.decode(errors="replace").strip().splitlines()[-1:]) if detail else ""
+        what = f"exit {error.returncode}" if isinstance(error, subprocess.CalledProcessError) else str(error)
+        raise PeerUnavailable(f"cannot install {requirement} into {path.name} ({what}): {tail}") from error
     stamp.write_text(requirement)
     return python
 
@@ -265,6 +265,52 @@ def run_peer(
     )
 
 
+def run_connector_read(
+    base_url: str, api_key: str, streams: Sequence[str], *, workers: int, peer_python: Path
+) -> PeerUsage:
+    """The connector alone, without PyAirbyte: `source-klaviyo read` of the patched copy, its
+    stdout's RECORD lines counted in a thread of the bench (where the peer's cost goes)."""
+    from bench.harness import _count_records, catalog
+
+    with tempfile.TemporaryDirectory(prefix="klaviyo-bench-peer-") as tmp:
+        workdir = Path(tmp)
+        executable = patched_connector(peer_python, base_url, workdir)
+        config, cat = workdir / "config.json", workdir / "catalog.json"
+        config.write_text(json.dumps({"api_key": api_key, "num_workers": workers}))
+        cat.write_text(json.dumps(catalog(streams)))
+        command = [str(executable), "read", "--config", str(config), "--catalog", str(cat)]
+        env = {k: v for k, v in os.environ.items() if k not in ("KLAVIYO_API_KEY", "PYTHONPATH")}
+        counted: list[int] = []
+        with open(workdir / "stderr", "w+b") as errors:
+            started = time.monotonic()
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env, cwd=tmp)
+            reader = threading.Thread(target=_count_records, args=(process.stdout, counted))
+            reader.start()
+            _, status, usage = os.wait4(process.pid, 0)
+            wall = time.monotonic() - started
+            reader.join()
+            errors.seek(0)
+            tail = errors.read()[-2000:].decode(errors="replace")
+    return PeerUsage(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        tree_rss_mb=usage.ru_maxrss / 1024,
+        exit_code=os.waitstatus_to_exitcode(status),
+        rows=counted[0] if counted else 0,
+        stderr_tail=tail,
+    )
+
+
+def describe(usage: PeerUsage) -> str:
+    return (
+        f"exit {usage.exit_code}: {usage.rows:,} rows in {usage.wall:.1f} s "
+        f"({usage.rows / usage.wall:,.0f}/s), CPU {usage.cpu:.1f} s "
+        f"({usage.cpu * 1e6 / max(usage.rows, 1):,.0f} us/row), peak RSS {usage.peak_rss_mb:.0f} MB "
+        f"(tree {usage.tree_rss_mb:.0f} MB); load {os.getloadavg()[0]:.1f}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from bench.harness import fresh_account, simulator
     from klaviyo_simulator.server import DEFAULT_KEY
@@ -275,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scale", default="small")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workers", type=int, default=30)
+    parser.add_argument(
+        "--connector-alone",
+        action="store_true",
+        help="also run the connector without PyAirbyte (`read`, stdout counted), on the same simulator",
+    )
     args = parser.parse_args(argv)
     streams = list(PEER_STREAMS) if args.streams == "all" else args.streams.split(",")
     pythons = ensure_peer()
@@ -283,14 +334,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     with simulator(*flags) as sim:
         fresh_account(sim.base_url)
         usage = run_peer(sim.base_url, DEFAULT_KEY, streams, workers=args.workers, pythons=pythons)
-    print(
-        f"exit {usage.exit_code}: {usage.rows:,} rows in {usage.wall:.1f} s "
-        f"({usage.rows / usage.wall:,.0f}/s), "
-        f"CPU {usage.cpu:.1f} s, peak RSS {usage.peak_rss_mb:.0f} MB (tree {usage.tree_rss_mb:.0f} MB); "
-        f"load {os.getloadavg()[0]:.1f}\n{json.dumps(usage.counts)}"
-    )
-    if usage.exit_code:
-        print(usage.stderr_tail)
+        print(f"PyAirbyte + connector: {describe(usage)}\n{json.dumps(usage.counts)}", flush=True)
+        if usage.exit_code:
+            print(usage.stderr_tail)
+        if args.connector_alone:
+            fresh_account(sim.base_url)
+            alone = run_connector_read(
+                sim.base_url, DEFAULT_KEY, streams, workers=args.workers, peer_python=pythons[1]
+            )
+            print(f"connector alone:       {describe(alone)}")
+            if alone.exit_code:
+                print(alone.stderr_tail)
 
 
 if __name__ == "__main__":

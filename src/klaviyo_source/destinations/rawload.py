@@ -29,7 +29,6 @@ from klaviyo_source.destinations.spool import SpoolFile, write_spool
 from klaviyo_source.destinations.typemap import EXTRACTED_AT, SQL_TYPES, SYNC_ID, Column, Kind, column_name
 
 RAW = "_klaviyo_raw"  # the chunk's raw text, one VARCHAR column `_v<i>` per table column
-KEY_CHECK_BYTES = 32 << 20  # a batch's spool (~16 MB) in one read for the key check
 WIDER: dict[Kind, Kind] = {"bigint": "json", "double": "json", "boolean": "json", "timestamp": "text"}
 
 
@@ -99,7 +98,7 @@ class RawLoadDestination(SqlDestination):
         """The top-level and attribute keys the spool's records have, every one of them with a
         column (new keys get theirs now, outside the batch's transaction), checked block by block
         against the keys seen so far; None when some record's `attributes` is not an object."""
-        for block in blocks(path, KEY_CHECK_BYTES):
+        for block in blocks(path):
             shape = self._shapes.get(info.table)
             if shape is not None and shape.fits(block):
                 continue

@@ -307,7 +307,7 @@ def peer_rows(
                 "peak RSS MB (process tree)",
                 f"{peer['tree_rss']:.0f}",
                 "",
-                f"sum of the tree's VmRSS, sampled; largest single process {peer['rss']:.0f} MB",
+                f"max of the tree's sampled VmRSS sum and its largest process ({peer['rss']:.0f} MB)",
             )
         )
         for size, kind, ours in results:

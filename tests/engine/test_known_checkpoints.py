@@ -40,3 +40,14 @@ def test_small_sets_and_a_saved_baseline() -> None:
     assert decode_keys(known.state(final=False)["keys"]) == {("old",), ("late",)} | {
         (f"n{i}",) for i in range(APPEND_FROM)
     }
+
+
+def test_many_checkpoints_each_decode_to_the_set_so_far() -> None:
+    """Each checkpoint sync-flushes the stream and keeps the blob's base64 up to its last whole
+    3 bytes: blobs of every length in between still decode."""
+    known = KnownKeys(("list_id", "profile_id"))
+    known.add(rows("a", 0, APPEND_FROM))
+    for step in range(1, 12):
+        known.add(rows(f"g{step}", 0, step))
+        entry = known.state(final=False)
+        assert decode_keys(entry["keys"]) == known.keys and entry["count"] == len(known.keys)

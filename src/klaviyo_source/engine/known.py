@@ -8,7 +8,7 @@ what this run emits and what the first scan lists). Encoding: keys one per line 
 tab-joined), zlib, base64: a 6-character Klaviyo id costs ~4 bytes, a 26-character profile id ~17.
 The final state of a read holds the keys sorted (`encode_keys`: the same set, the same text);
 checkpoints before it append this run's new keys to one running zlib stream (`_Appender`), so a
-checkpoint costs the keys added since the last one, not the whole set again (a fan-out stream of
+checkpoint compresses the keys added since the last one, not the whole set again (a fan-out stream of
 100,000 rows checkpoints a dozen times); sets under `APPEND_FROM` keys are encoded whole. Above
 `MAX_KEYS` the set is dropped (state stays small) and the stream's deletions are no longer
 detected, with a warning.
@@ -39,13 +39,22 @@ def encode_keys(keys: Iterable[Key]) -> str:
     return base64.b64encode(zlib.compress(text.encode(), 6)).decode()
 
 
+_FINAL = b"\x03\x00"  # an empty final block: ends a zlib stream whose output was sync-flushed
+
+
 class _Appender:
-    """A set's encoding kept up to date as keys are added: one zlib stream, fed in insertion
-    order; `blob()` finishes a copy of it, so the next keys still go on the same stream."""
+    """A set's encoding kept up to date as keys are added: one zlib stream fed in insertion
+    order and sync-flushed at each checkpoint, so the last blob, minus its ending (an empty final
+    block and the Adler-32 of the text), is the start of the next one. Only the compressor's
+    state is kept between checkpoints (the blob itself lives in the state)."""
 
     def __init__(self, keys: Iterable[Key]) -> None:
         self._stream = zlib.compressobj(1)  # a checkpoint's keys: speed over the last 7 % of size
-        self._out = bytearray()
+        self._adler = zlib.adler32(b"")
+        self._out: list[bytes] = []
+        self._blob = ""  # the last blob: its first `_head` characters encode the stream so far,
+        self._head = 0  # but for the last bytes (`_rest`, under 3) and the ending
+        self._rest = b""
         self._empty = True
         self.feed(sorted(keys))
 
@@ -53,13 +62,21 @@ class _Appender:
         if not keys:
             return
         text = "\n".join(["\t".join(key) for key in keys])
-        if not self._empty:
-            text = "\n" + text
+        data = (text if self._empty else "\n" + text).encode()
         self._empty = False
-        self._out += self._stream.compress(text.encode())
+        self._adler = zlib.adler32(data, self._adler)
+        self._out.append(self._stream.compress(data))
 
     def blob(self) -> str:
-        return base64.b64encode(bytes(self._out) + self._stream.copy().flush()).decode()
+        new = b"".join((self._rest, *self._out, self._stream.flush(zlib.Z_SYNC_FLUSH)))
+        self._out = []
+        whole = len(new) - len(new) % 3  # base64 encodes 3 bytes at a time: those stay as they are
+        head = base64.b64encode(new[:whole]).decode()
+        self._rest = new[whole:]
+        ending = base64.b64encode(self._rest + _FINAL + self._adler.to_bytes(4, "big")).decode()
+        self._blob = "".join((self._blob[: self._head], head, ending))
+        self._head += len(head)
+        return self._blob
 
 
 def decode_keys(blob: str) -> set[Key]:
@@ -118,6 +135,8 @@ class KnownKeys:
                 small = final or len(self.keys) < APPEND_FROM
                 entry["keys"] = encode_keys(self.keys) if small else self._appended()
             self._encoded, self._final = entry, final
+        if final:
+            self._appender, self._pending = None, []  # read to the end: its last blob goes too
         return self._encoded
 
     def _appended(self) -> str:

@@ -31,7 +31,7 @@ from frontdoors.harness import (
 )
 from frontdoors.toolvenv import tool_venv
 from klaviyo_source.singer.catalog import discovered_catalog, parse_catalog
-from klaviyo_source.streams.table import STREAMS_BY_NAME
+from klaviyo_source.streams.table import DEFAULT_STREAMS, STREAMS_BY_NAME
 
 TAP = str(BIN / "tap-klaviyo-source")
 
@@ -89,6 +89,11 @@ def test_about_json_lists_capabilities_and_settings() -> None:
 def _select(catalog: dict[str, Any], stream: str, **metadata: Any) -> None:
     entry = next(e for e in catalog["streams"] if e["stream"] == stream)
     next(m for m in entry["metadata"] if m["breadcrumb"] == [])["metadata"].update(metadata)
+
+
+def test_an_untouched_catalog_reads_what_sync_reads_by_default() -> None:
+    streams, _ = parse_catalog(discovered_catalog())
+    assert [s.name for s in streams] == list(DEFAULT_STREAMS)
 
 
 def test_catalog_selection_method_and_deselected_properties() -> None:
@@ -191,7 +196,10 @@ def test_tap_into_target_jsonl_reads_every_stream_then_increments(tmp_path: Path
     target = tool_venv("singer-jsonl", TARGET_JSONL) / "target-jsonl"
     with simulator() as sim:
         cfg = write_json(tmp_path / "config.json", config(sim))
-        (tmp_path / "catalog.json").write_text(tap("--config", str(cfg), "--discover").stdout)
+        catalog = json.loads(tap("--config", str(cfg), "--discover").stdout)
+        for entry in catalog["streams"]:  # the report streams are opt-in: select every stream
+            _select(catalog, entry["stream"], selected=True)
+        write_json(tmp_path / "catalog.json", catalog)
         runs = []
         for run in ("first", "second"):
             out = tmp_path / run
@@ -230,8 +238,10 @@ def test_tap_into_target_postgres_upserts_on_the_key(tmp_path: Path, pg_schema_u
     write_json(tmp_path / "target.json", target_config | {"default_target_schema": schema})
     with simulator(seed=8) as sim:
         write_json(tmp_path / "config.json", config(sim))
-        discovered = tap("--config", str(tmp_path / "config.json"), "--discover").stdout
-        (tmp_path / "catalog.json").write_text(discovered)
+        catalog = json.loads(tap("--config", str(tmp_path / "config.json"), "--discover").stdout)
+        for entry in catalog["streams"]:  # the report streams are opt-in: select every stream
+            _select(catalog, entry["stream"], selected=True)
+        write_json(tmp_path / "catalog.json", catalog)
         command = f"{TAP} --config config.json --catalog catalog.json {{}} | {target} --config target.json"
         first = pipe(command.format(""), tmp_path)
         write_json(tmp_path / "state.json", _last_state(first.stdout))

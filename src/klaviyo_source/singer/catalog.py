@@ -1,12 +1,14 @@
 """Singer catalogs: the discovered one (`--discover`) and reading a selected one (`--catalog`).
 
 Metadata follows the Singer spec: on the stream's breadcrumb `[]`, `table-key-properties`,
-`valid-replication-keys`, `selected-by-default` (true: a catalog passed on untouched reads every
-stream, as Meltano's default `*.*` select does); on each top-level property, `inclusion`
-(`automatic` for the key and the cursor, `available` otherwise). A selected catalog says
-`selected` and `replication-method` (INCREMENTAL by default, or FULL_TABLE) per stream; the old
-`schema.selected` flag and the entry's `replication_method` are read too. Properties set to
-`selected: false` are dropped from SCHEMA and RECORD messages, except automatic ones.
+`valid-replication-keys`, `selected-by-default` (true but for the Reporting API streams: a
+catalog passed on untouched reads what `sync` and the dlt face read by default, the report
+streams being opt-in for their 2/min tier and daily quota; Meltano's `*.*` select picks them
+too); on each top-level property, `inclusion` (`automatic` for the key and the cursor,
+`available` otherwise). A selected catalog says `selected` and `replication-method` (INCREMENTAL
+by default, or FULL_TABLE) per stream; the old `schema.selected` flag and the entry's
+`replication_method` are read too. Properties set to `selected: false` are dropped from SCHEMA
+and RECORD messages, except automatic ones.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def discovered_catalog() -> dict[str, Any]:
                     "valid-replication-keys": _cursor(row),
                     "replication-method": method,
                     **({"replication-key": row.cursor_field} if row.cursor_field is not None else {}),
-                    "selected-by-default": True,
+                    "selected-by-default": row.report is None,
                     "inclusion": "available",
                 },
             }

@@ -21,8 +21,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +205,61 @@ def _count_records(stream: Any, counted: list[int]) -> None:
     counted.append(total)
 
 
+@dataclass(frozen=True)
+class ChildRun:
+    """One measured child process: its wall time, exit code, rusage (`os.wait4`: that child and the
+    descendants it reaped) and the end of its stderr."""
+
+    started: float
+    wall: float
+    exit_code: int
+    usage: Any  # resource.struct_rusage
+    stderr_tail: str
+
+
+def run_child(
+    command: Sequence[str],
+    workdir: Path,
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    watch: Callable[[subprocess.Popen[bytes]], AbstractContextManager[object]] | None = None,
+    stdout: Any = None,
+) -> ChildRun:
+    """Run `command` (stdout to /dev/null unless given, stderr to a file in `workdir`), killed after
+    `timeout` s; `watch(process)` is entered while it runs (RSS samplers, a stdout reader)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_KEY"}
+    with open(os.devnull, "wb") as devnull, open(workdir / "stderr", "w+b") as errors:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command, stdout=devnull if stdout is None else stdout, stderr=errors, env=env, cwd=cwd
+        )
+        killer = threading.Timer(timeout, process.kill)
+        killer.start()
+        with watch(process) if watch is not None else nullcontext():
+            # wait4 reports the rusage of exactly this child (RUSAGE_CHILDREN would add every child).
+            _, status, usage = os.wait4(process.pid, 0)
+        wall = time.monotonic() - started
+        killer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        tail = errors.read()[-2000:].decode(errors="replace")
+    return ChildRun(started, wall, process.returncode, usage, tail)
+
+
+@contextmanager
+def counting_records(process: subprocess.Popen[bytes], counted: list[int]) -> Iterator[None]:
+    """While the block runs, count the RECORD lines of the process's stdout into `counted`."""
+    reader = threading.Thread(target=_count_records, args=(process.stdout, counted))
+    reader.start()
+    try:
+        yield
+    finally:
+        reader.join()
+
+
 def run_read(
     config: Mapping[str, Any], streams: Sequence[str], *, timeout: float = 3600.0, count: bool = False
 ) -> ReadUsage:
@@ -215,34 +270,22 @@ def run_read(
         config_path.write_text(json.dumps(config))
         catalog_path.write_text(json.dumps(catalog(streams)))
         command = [*_command("read"), "--config", str(config_path), "--catalog", str(catalog_path)]
-        env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_KEY"}
         counted: list[int] = []
-        with open(os.devnull, "wb") as devnull, open(Path(tmp, "stderr"), "w+b") as errors:
-            started = time.monotonic()
-            out: Any = subprocess.PIPE if count else devnull
-            process = subprocess.Popen(command, stdout=out, stderr=errors, env=env)
-            reader = threading.Thread(target=_count_records, args=(process.stdout, counted))
-            if count:
-                reader.start()
-            killer = threading.Timer(timeout, process.kill)
-            killer.start()
-            # wait4 reports the rusage of exactly this child (RUSAGE_CHILDREN would add every child).
-            _, status, usage = os.wait4(process.pid, 0)
-            wall = time.monotonic() - started
-            killer.cancel()
-            if count:
-                reader.join()
-            process.returncode = os.waitstatus_to_exitcode(status)
-            errors.seek(0)
-            tail = errors.read()[-2000:].decode(errors="replace")
+        run = run_child(
+            command,
+            Path(tmp),
+            timeout=timeout,
+            stdout=subprocess.PIPE if count else None,
+            watch=(lambda process: counting_records(process, counted)) if count else None,
+        )
     return ReadUsage(
-        wall=wall,
-        started=started,
-        user=usage.ru_utime,
-        system=usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
-        exit_code=process.returncode,
-        stderr_tail=tail,
+        wall=run.wall,
+        started=run.started,
+        user=run.usage.ru_utime,
+        system=run.usage.ru_stime,
+        peak_rss_mb=run.usage.ru_maxrss / 1024,  # KiB on Linux
+        exit_code=run.exit_code,
+        stderr_tail=run.stderr_tail,
         records=counted[0] if counted else 0,
     )
 

@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 import venv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -220,6 +219,8 @@ def run_peer(
     pythons: tuple[Path, Path] | None = None,
 ) -> PeerUsage:
     """One PyAirbyte read of `streams` from the simulator into a fresh DuckDB cache, measured."""
+    from bench.harness import run_child
+
     pyairbyte, peer = pythons or ensure_peer()
     unknown = sorted(set(streams) - set(PEER_STREAMS))
     if unknown:
@@ -238,30 +239,27 @@ def run_peer(
             "AIRBYTE_CACHE_ROOT": str(workdir / "cache"),
         }
         command = [str(pyairbyte), str(script), json.dumps(config), str(executable), ",".join(streams), tmp]
-        with open(os.devnull, "wb") as devnull, open(workdir / "stderr", "w+b") as errors:
-            started = time.monotonic()
-            process = subprocess.Popen(command, stdout=devnull, stderr=errors, env=env, cwd=tmp)
-            killer = threading.Timer(timeout, process.kill)
-            killer.start()
-            with TreeRssSampler(process.pid) as sampler:
-                # wait4: the rusage of this child and of every descendant it reaped (the connector).
-                _, status, usage = os.wait4(process.pid, 0)
-            wall = time.monotonic() - started
-            killer.cancel()
-            errors.seek(0)
-            tail = errors.read()[-2000:].decode(errors="replace")
+        samplers: list[TreeRssSampler] = []
+
+        def sample(process: subprocess.Popen[bytes]) -> TreeRssSampler:
+            samplers.append(TreeRssSampler(process.pid))
+            return samplers[0]
+
+        # wait4: the rusage of this child and of every descendant it reaped (the connector).
+        run = run_child(command, workdir, timeout=timeout, env=env, cwd=Path(tmp), watch=sample)
+        sampler = samplers[0]
         result_path = workdir / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else {"counts": {}}
     counts = {str(k): int(v) for k, v in result["counts"].items()}
     return PeerUsage(
-        wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,
-        tree_rss_mb=max(sampler.peak, usage.ru_maxrss / 1024),
-        exit_code=os.waitstatus_to_exitcode(status),
+        wall=run.wall,
+        cpu=run.usage.ru_utime + run.usage.ru_stime,
+        peak_rss_mb=run.usage.ru_maxrss / 1024,
+        tree_rss_mb=max(sampler.peak, run.usage.ru_maxrss / 1024),
+        exit_code=run.exit_code,
         rows=sum(counts.values()),
         counts=counts,
-        stderr_tail=tail,
+        stderr_tail=run.stderr_tail,
     )
 
 
@@ -270,7 +268,7 @@ def run_connector_read(
 ) -> PeerUsage:
     """The connector alone, without PyAirbyte: `source-klaviyo read` of the patched copy, its
     stdout's RECORD lines counted in a thread of the bench (where the peer's cost goes)."""
-    from bench.harness import _count_records, catalog
+    from bench.harness import catalog, counting_records, run_child
 
     with tempfile.TemporaryDirectory(prefix="klaviyo-bench-peer-") as tmp:
         workdir = Path(tmp)
@@ -281,24 +279,23 @@ def run_connector_read(
         command = [str(executable), "read", "--config", str(config), "--catalog", str(cat)]
         env = {k: v for k, v in os.environ.items() if k not in ("KLAVIYO_API_KEY", "PYTHONPATH")}
         counted: list[int] = []
-        with open(workdir / "stderr", "w+b") as errors:
-            started = time.monotonic()
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env, cwd=tmp)
-            reader = threading.Thread(target=_count_records, args=(process.stdout, counted))
-            reader.start()
-            _, status, usage = os.wait4(process.pid, 0)
-            wall = time.monotonic() - started
-            reader.join()
-            errors.seek(0)
-            tail = errors.read()[-2000:].decode(errors="replace")
+        run = run_child(
+            command,
+            workdir,
+            timeout=3600.0,
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            watch=lambda process: counting_records(process, counted),
+        )
     return PeerUsage(
-        wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,
-        tree_rss_mb=usage.ru_maxrss / 1024,
-        exit_code=os.waitstatus_to_exitcode(status),
+        wall=run.wall,
+        cpu=run.usage.ru_utime + run.usage.ru_stime,
+        peak_rss_mb=run.usage.ru_maxrss / 1024,
+        tree_rss_mb=run.usage.ru_maxrss / 1024,
+        exit_code=run.exit_code,
         rows=counted[0] if counted else 0,
-        stderr_tail=tail,
+        stderr_tail=run.stderr_tail,
     )
 
 

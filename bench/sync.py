@@ -39,7 +39,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from bench.harness import ALL_STREAMS, _command, fresh_account, read_config, run_read, simulator, stats
+from bench.harness import (
+    ALL_STREAMS,
+    _command,
+    fresh_account,
+    read_config,
+    run_child,
+    run_read,
+    simulator,
+    stats,
+)
 from bench.load import temporary_postgres
 from bench.peer import PEER_STREAMS, PeerUnavailable, connector_versions, ensure_peer, run_peer
 from bench.rate_bound import klaviyo_conditions
@@ -114,24 +123,20 @@ def run_sync(
             "--progress",
             "none",
         ]
-        env = {k: v for k, v in os.environ.items() if k != "KLAVIYO_API_KEY"}
-        with open(os.devnull, "wb") as devnull, open(Path(tmp, "stderr"), "w+b") as errors:
-            started = time.monotonic()
-            process = subprocess.Popen(command, stdout=devnull, stderr=errors, env=env)
-            killer = threading.Timer(timeout, process.kill)
-            killer.start()
-            with RssSampler(process.pid) as sampler:
-                _, status, usage = os.wait4(process.pid, 0)
-            wall = time.monotonic() - started
-            killer.cancel()
-            errors.seek(0)
-            tail = errors.read()[-2000:].decode(errors="replace")
+        samplers: list[RssSampler] = []
+
+        def sample(process: subprocess.Popen[bytes]) -> RssSampler:
+            samplers.append(RssSampler(process.pid))
+            return samplers[0]
+
+        run = run_child(command, Path(tmp), timeout=timeout, watch=sample)
+    sampler = samplers[0]
     return SyncUsage(
-        wall,
-        usage.ru_maxrss / 1024,
-        os.waitstatus_to_exitcode(status),
-        tail,
-        usage.ru_utime + usage.ru_stime,
+        run.wall,
+        run.usage.ru_maxrss / 1024,
+        run.exit_code,
+        run.stderr_tail,
+        run.usage.ru_utime + run.usage.ru_stime,
         tuple(sampler.samples),
     )
 

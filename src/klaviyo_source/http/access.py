@@ -16,6 +16,8 @@ from klaviyo_source.errors import ScopeError
 from klaviyo_source.http.client import KlaviyoClient
 from klaviyo_source.streams.table import endpoint_paths
 
+PROBE_ID = "klaviyo-source-scope-probe"
+
 
 def probe_params(endpoint: Endpoint) -> dict[str, str]:
     """The cheapest valid query for a listing: the smallest page, the required filter if any."""
@@ -23,8 +25,15 @@ def probe_params(endpoint: Endpoint) -> dict[str, str]:
     if endpoint.page_size is not None:
         params["page[size]"] = str(endpoint.page_size.minimum)
     if endpoint.filter_required:
-        name, rule = next((n, r) for n, r in endpoint.filters.items() if r.enum and "equals" in r.single)
-        params["filter"] = f"equals({name},'{rule.enum[0]}')"
+        # A required parent (coupon codes: "a coupon/coupons or a profile/profiles must be
+        # provided") takes an id no account has, answered with no data; else an enum's first value.
+        parents = [n for n, r in endpoint.filters.items() if n.endswith(".id") and "any" in r.lists]
+        parent = parents[0] if parents else None
+        if parent is not None:
+            params["filter"] = f'any({parent},["{PROBE_ID}"])'
+        else:
+            name, rule = next((n, r) for n, r in endpoint.filters.items() if r.enum and "equals" in r.single)
+            params["filter"] = f"equals({name},'{rule.enum[0]}')"
     return params
 
 

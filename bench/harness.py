@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from klaviyo_simulator.server import DEFAULT_KEY
 from klaviyo_source.streams.table import DEFAULT_STREAMS
@@ -123,31 +123,46 @@ def fresh_account(base_url: str) -> None:
     post(base_url, "/__sim/stats/reset")
 
 
-class InFlightSampler:
-    """Samples the simulator's `in_flight` every `every` seconds in a thread (the bench process,
-    not the connector, pays for it)."""
+class Sampler:
+    """Calls `sample()` every `every` seconds in a thread of the bench process (which, not the
+    measured child, pays for it) while the `with` block runs; a `sample()` returning False stops."""
 
-    def __init__(self, base_url: str, every: float = 0.2) -> None:
-        self.base_url = base_url
+    def __init__(self, every: float) -> None:
         self.every = every
-        self.samples: list[int] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="in-flight-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+
+    def sample(self) -> bool:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            try:
-                self.samples.append(int(stats(self.base_url)["in_flight"]))
-            except OSError:
+            if not self.sample():
                 return
 
-    def __enter__(self) -> InFlightSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class InFlightSampler(Sampler):
+    """The simulator's `in_flight` (from `/__sim/stats`), every `every` seconds."""
+
+    def __init__(self, base_url: str, every: float = 0.2) -> None:
+        super().__init__(every)
+        self.base_url = base_url
+        self.samples: list[int] = []
+
+    def sample(self) -> bool:
+        try:
+            self.samples.append(int(stats(self.base_url)["in_flight"]))
+        except OSError:
+            return False
+        return True
 
     def mean(self) -> float:
         return statistics.fmean(self.samples) if self.samples else float("nan")

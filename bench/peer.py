@@ -31,12 +31,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import venv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.harness import Sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 PYAIRBYTE_VENV = ROOT / ".venv-pyairbyte"
@@ -175,26 +176,16 @@ def tree_rss_mb(root: int) -> float:
     return total / (1 << 20)
 
 
-class TreeRssSampler:
-    """The peak of `tree_rss_mb(pid)`, sampled every `every` seconds in a thread of the bench."""
+class TreeRssSampler(Sampler):
+    """The peak of `tree_rss_mb(pid)`, sampled every `every` seconds."""
 
     def __init__(self, pid: int, every: float = 0.25) -> None:
-        self.pid, self.every, self.peak = pid, every, 0.0
-        self.processes = 0  # the most processes seen in the tree at once
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(every)
+        self.pid, self.peak = pid, 0.0
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.peak = max(self.peak, tree_rss_mb(self.pid))
-
-    def __enter__(self) -> TreeRssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> bool:
+        self.peak = max(self.peak, tree_rss_mb(self.pid))
+        return True
 
 
 @dataclass(frozen=True)

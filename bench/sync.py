@@ -30,7 +30,6 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from bench.harness import (
     ALL_STREAMS,
+    Sampler,
     _command,
     fresh_account,
     read_config,
@@ -66,33 +66,24 @@ class SyncUsage:
     rss_curve: tuple[tuple[float, float], ...] = ()  # (seconds since start, RSS MB), every `every` s
 
 
-class RssSampler:
-    """VmRSS of one process every `every` seconds, from /proc (in a thread of the bench process)."""
+class RssSampler(Sampler):
+    """VmRSS of one process every `every` seconds, from /proc."""
 
     def __init__(self, pid: int, every: float = 0.5) -> None:
-        self.pid, self.every = pid, every
+        super().__init__(every)
+        self.pid = pid
         self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._started = time.monotonic()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                text = Path(f"/proc/{self.pid}/status").read_text()
-            except OSError:
-                return
-            for line in text.splitlines():
-                if line.startswith("VmRSS:"):
-                    self.samples.append((time.monotonic() - self._started, int(line.split()[1]) / 1024))
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> bool:
+        try:
+            text = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return False
+        for line in text.splitlines():
+            if line.startswith("VmRSS:"):
+                self.samples.append((time.monotonic() - self._started, int(line.split()[1]) / 1024))
+        return True
 
 
 def curve_text(curve: Sequence[tuple[float, float]], points: int = 6) -> str:
@@ -149,27 +140,22 @@ def landed_rows(destination: str) -> dict[str, int]:
         import duckdb
 
         with duckdb.connect(url.path[1:], read_only=True) as con:
-            names = con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [schema]
-            ).fetchall()
-            counts: dict[str, int] = {}
-            for (name,) in names:
-                if not str(name).startswith("_klaviyo"):
-                    row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
-                    counts[str(name)] = int(row[0]) if row else 0
-            return counts
+            return _table_counts(con, "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", schema)
     import psycopg
 
     with psycopg.connect(urlunsplit(url._replace(query=""))) as con:
-        found = con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
-        ).fetchall()
-        totals: dict[str, int] = {}
-        for (name,) in found:
-            if not str(name).startswith("_klaviyo"):
-                got = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
-                totals[str(name)] = int(got[0]) if got else 0
-        return totals
+        tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+        return _table_counts(con, tables, schema)
+
+
+def _table_counts(con: Any, tables: str, schema: str) -> dict[str, int]:
+    """Rows per table that `tables` (a query taking the schema) lists, but `_klaviyo_*`."""
+    counts: dict[str, int] = {}
+    for (name,) in con.execute(tables, [schema]).fetchall():
+        if not str(name).startswith("_klaviyo"):
+            row = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()
+            counts[str(name)] = int(row[0]) if row else 0
+    return counts
 
 
 @contextmanager

@@ -210,17 +210,17 @@ class DuckDBDestination(RawLoadDestination):
         keys = self._known_keys(info, spool.path)
         if keys is None:
             return None
-        top, attributes = keys
         if any(len({k.lower() for k in group}) < len(group) or "" in group for group in keys):
             return None
-        columns = self._columns(info)
+        top, attributes = keys
         known = {(k,) for k in top} | {("attributes", k) for k in attributes}
+        columns = self._columns(info)
         staged = [(i, c) for i, c in enumerate(columns) if c.path in known]
         final = frozenset(i for i, c in staged if c.kind in _FINAL)
         try:
             with self.transaction():
                 try:
-                    self._stage_spool(spool.path, staged, final, len(columns), top, attributes)
+                    self._stage_spool(spool.path, staged, final, len(columns))
                 except duckdb.Error:
                     raise _Unreadable from None
                 result = self._load_raw(info, spool.rows, final)
@@ -231,25 +231,18 @@ class DuckDBDestination(RawLoadDestination):
         return result
 
     def _stage_spool(
-        self,
-        path: Path,
-        staged: list[tuple[int, Column]],
-        final: frozenset[int],
-        count: int,
-        top: list[str],
-        attributes: list[str],
+        self, path: Path, staged: list[tuple[int, Column]], final: frozenset[int], count: int
     ) -> None:
-        """The spool file as the raw table `_ord`, `_e`, `_v0`...: text and JSON columns already
-        typed by the reader (`final`), the others as their values' JSON text (typed in SQL after
-        the misfit check); `_v<i>` of a column no record has is NULL."""
-        kinds = {c.path: c.kind for _, c in staged}
+        """The spool file as the raw table `_ord`, `_e`, `_v0`...: the `staged` columns (those the
+        records have keys for; the other `_v<i>` of the `count` are NULL), text and JSON ones
+        already typed by the reader (`final`), the others as their values' JSON text (typed in SQL
+        after the misfit check)."""
 
-        def field(path: tuple[str, ...]) -> str:
-            kind = kinds.get(path)
-            return f"{quote(path[-1])} {'VARCHAR' if kind == 'text' else 'JSON'}"
+        def field(column: Column) -> str:
+            return f"{quote(column.path[-1])} {'VARCHAR' if column.kind == 'text' else 'JSON'}"
 
-        inner = [field(("attributes", k)) for k in attributes if ("attributes", k) in kinds]
-        fields = [field((k,)) for k in top if (k,) in kinds]
+        fields = [field(c) for _, c in staged if len(c.path) == 1]
+        inner = [field(c) for _, c in staged if len(c.path) == 2]
         if inner:
             fields.append(f"attributes STRUCT({', '.join(inner)})")
         record = f"STRUCT({', '.join(fields)})" if fields else "JSON"

@@ -57,7 +57,6 @@ class RawLoadDestination(SqlDestination):
     def __init__(self, spec: DestinationSpec, sync_id: str) -> None:
         super().__init__(spec, sync_id)
         self._shapes: dict[str, Shape] = {}  # table -> a decoder for records with its known keys
-        self._keys: dict[str, tuple[set[str], set[str]]] = {}  # table -> (top-level, attribute) keys seen
 
     def write(self, batch: Batch) -> WriteResult:
         """Load the batch's spool file (or its records, spooled first) and its state, atomically."""
@@ -112,10 +111,9 @@ class RawLoadDestination(SqlDestination):
 
     def _learn_shape(self, info: TableInfo, chunk: RawChunk) -> None:
         """Remember the chunk's keys; the table's decoder knows every key seen so far."""
-        top, attributes = self._keys.setdefault(info.table, (set(), set()))
-        top |= chunk.top
-        attributes |= chunk.attributes
-        self._shapes[info.table] = Shape(top, attributes)
+        held = self._shapes.get(info.table)
+        top, attributes = (held.top, held.attribute_keys) if held is not None else ((), ())
+        self._shapes[info.table] = Shape(chunk.top.union(top), chunk.attributes.union(attributes))
 
     @abstractmethod
     def _load_chunk(self, info: TableInfo, chunk: RawChunk) -> WriteResult:

@@ -37,6 +37,23 @@ def test_dedup_keeps_newest_cursor_and_latest_extracted_on_ties(open_destination
     assert rows(dest) == [("EV00000001", "v2"), ("EV00000002", "tie"), ("EV00000003", "uuid-3")]
 
 
+def test_dedup_loads_new_keys_in_one_pass_and_merges_a_stored_one(open_destination: OpenDestination) -> None:
+    """Distinct keys the table lacks go straight in (Postgres's backfill path); one stored key in
+    an otherwise new batch still merges: replaced, never a second row."""
+    dest = open_destination()
+    dest.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)
+    assert dest.write(batch([event(1), event(2)])).inserted == 2
+    later = BASE_TIME + timedelta(hours=1)
+    mixed = dest.write(batch([event(3), event(2, at=later, uuid="v2"), event(4)]))
+    assert (mixed.inserted, mixed.updated, mixed.unchanged) == (2, 1, 0)
+    assert rows(dest) == [
+        ("EV00000001", "uuid-1"),
+        ("EV00000002", "v2"),
+        ("EV00000003", "uuid-3"),
+        ("EV00000004", "uuid-4"),
+    ]
+
+
 def test_append_keeps_every_version(open_destination: OpenDestination) -> None:
     dest = open_destination()
     dest.prepare(EVENTS, WriteMode.APPEND, EVENT_SCHEMA)

@@ -239,6 +239,9 @@ class Scanner:
                     self.outbox.release(large)
                     for job in work:
                         job[1].close()
+            # The page is the consumer's now: a worker waiting for its next reservation must not
+            # keep it alive (windows outnumber the budget; each held its last page, 1 MB of events).
+            del fetched, item
             at.url, at.params = next_url, None
             if (
                 at.url is not None

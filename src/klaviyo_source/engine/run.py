@@ -255,6 +255,8 @@ class _Run:
 
     async def finish(self, plan: ListingPlan, member: Member) -> None:
         await self.emit_state(plan, member, force=True, final=True)
+        if member.known is not None:
+            member.known.release()  # its final entry is out: the keys are not read again
         member.finished = True
         member.outcome.status = StreamStatus.COMPLETE
         if mark_running(member):

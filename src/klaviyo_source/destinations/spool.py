@@ -32,6 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 MICROSECOND = timedelta(microseconds=1)
+Text = bytes  # a record's JSON text (`Spool.bytes` shadows the name inside the class)
 
 
 @dataclass
@@ -43,7 +44,7 @@ class SpoolFile:
     top_keys: frozenset[str] = frozenset()  # top-level keys seen in dict records (fragments: unknown)
 
 
-def _lines(parts: list[bytes], start: int, micros: int) -> bytes:
+def _lines(parts: Sequence[bytes], start: int, micros: int) -> bytes:
     """Spool lines `{"o": ordinal, "e": extracted_at_us, "r": record}` for serialized records, in
     one join (no per-record copy of the record's bytes before it)."""
     prefix = b'{"o":%d,"e":' + b"%d" % micros + b',"r":'
@@ -64,11 +65,7 @@ class Spool:
     def add(self, records: Sequence[Record | orjson.Fragment], extracted_at: datetime) -> None:
         if not records:
             return
-        if self._file is None:
-            fd, name = tempfile.mkstemp(prefix="batch-", suffix=".jsonl", dir=self.directory)
-            self._file, self._path = os.fdopen(fd, "wb", buffering=1 << 20), Path(name)
-        micros = (extracted_at - EPOCH) // MICROSECOND
-        dumps, start = orjson.dumps, self.rows
+        dumps = orjson.dumps
         for record in records:
             if record.__class__ is dict:
                 self.top_keys.update(record)
@@ -76,12 +73,24 @@ class Spool:
             parts = [dumps(r) for r in records]
         except TypeError:  # an integer beyond 64 bits: msgspec writes it digit for digit
             parts = [jsonio.dumps(r) for r in records]
+        self.add_serialized(parts, extracted_at)
+
+    def add_serialized(self, parts: Sequence[Text], extracted_at: datetime, *, breaks: bool = True) -> None:
+        """Records given as their JSON texts (what `add` writes for them); `breaks` False: no text
+        holds a raw line break (no need to count them)."""
+        if not parts:
+            return
+        if self._file is None:
+            fd, name = tempfile.mkstemp(prefix="batch-", suffix=".jsonl", dir=self.directory)
+            self._file, self._path = os.fdopen(fd, "wb", buffering=1 << 20), Path(name)
+        micros = (extracted_at - EPOCH) // MICROSECOND
+        start = self.rows
         lines = _lines(parts, start, micros)
-        if lines.count(b"\n") != len(records):  # line breaks between tokens: spaces mean the same
+        if breaks and lines.count(b"\n") != len(parts):  # line breaks between tokens: spaces mean the same
             parts = [part.replace(b"\n", b" ").replace(b"\r", b" ") for part in parts]
             lines = _lines(parts, start, micros)
         self._file.write(lines)
-        self.rows += len(records)
+        self.rows += len(parts)
         self.bytes += len(lines)
 
     def mark(self) -> tuple[int, int]:

@@ -8,7 +8,9 @@ after its last state. Implementations: `airbyte/sink.py` (JSON lines on stdout) 
 A sink that also implements `RawRecordSink` may receive the records of passthrough and
 raw-shaped streams (`Stream.raw_shape`) as `orjson.Fragment`s: pre-serialized JSON objects that
 serialize byte for byte like the dict records (the engine's fast path: such records are never
-parsed into Python objects).
+parsed into Python objects). A raw sink that also implements `SerializedSink` receives the same
+records as their JSON texts (bytes), which it can join into its output without a Fragment per
+record.
 """
 
 from __future__ import annotations
@@ -83,6 +85,13 @@ class Sink(Protocol):
 class RawRecordSink(Sink, Protocol):
     async def raw_records(self, stream: str, records: Sequence[orjson.Fragment]) -> None:
         """A batch of pre-serialized records of a passthrough stream (in place of `records`)."""
+
+
+@runtime_checkable
+class SerializedSink(RawRecordSink, Protocol):
+    async def serialized_records(self, stream: str, texts: Sequence[bytes], *, breaks: bool = True) -> None:
+        """The records `raw_records` would get, each as its JSON text (in place of `raw_records`);
+        `breaks`: a text may hold a raw line break between tokens (False: none does)."""
 
 
 @runtime_checkable

@@ -98,6 +98,7 @@ class KnownKeys:
     _final: bool = False  # `_encoded` holds the keys sorted
     _appender: _Appender | None = None  # this run's checkpoints (None: start again from `keys`)
     _pending: list[Key] = field(default_factory=list)  # added since the appender was last fed
+    _released: bool = False  # read to the end: only the final entry is kept (`release`)
 
     @classmethod
     def from_state(cls, primary_key: tuple[str, ...], raw: Any) -> KnownKeys:
@@ -121,7 +122,7 @@ class KnownKeys:
     @property
     def worth_saving(self) -> bool:
         """Anything to keep (a state without the entry reads back the same)."""
-        return bool(self.keys) or self.at is not None or self.overflow
+        return self._released or bool(self.keys) or self.at is not None or self.overflow
 
     def state(self, *, final: bool = True) -> dict[str, Any]:
         """The `_reconcile` entry of the stream's state (cached until the keys change). `final`:
@@ -139,6 +140,15 @@ class KnownKeys:
             self._appender, self._pending = None, []  # read to the end: its last blob goes too
         return self._encoded
 
+    def release(self) -> None:
+        """The stream was read to the end and its final state made: keep that entry (`state`
+        returns it again) and drop the keys, which nothing reads any more (a finished stream's set
+        would otherwise stay in memory until the whole read ends)."""
+        if self._encoded is None or not self._final:
+            return
+        self._released = True
+        self.keys, self._columns, self._appender, self._pending = set(), {}, None, []
+
     def _appended(self) -> str:
         if self._appender is None:
             self._appender = _Appender(self.keys)
@@ -155,7 +165,7 @@ class KnownKeys:
         return tuple(str(record.get(k)) for k in self.primary_key)
 
     def add(self, records: Iterable[Mapping[str, Any]]) -> None:
-        if self.overflow:
+        if self.overflow or self._released:
             return
         keys, fresh = self.keys, []
         for key in [self.key_of(r) for r in records]:

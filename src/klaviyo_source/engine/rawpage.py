@@ -1,8 +1,8 @@
 """Listing pages decoded without building Python objects for every record (the fast path).
 
 msgspec splits the page into one raw JSON slice per record and reads only what the engine needs
-(`id` and the cursor attribute); records then go to sinks that accept pre-serialized JSON as
-`orjson.Fragment`s (the record's bytes plus the top-level cursor copy Airbyte adds), so nothing
+(`id` and the cursor attribute); records then go to sinks that accept pre-serialized JSON (the
+record's bytes plus the top-level cursor copy Airbyte adds, `rawshape.Serialized`), so nothing
 is parsed into dicts, re-serialized or freed object by object. About 3x less CPU per event than
 orjson.loads + dumps (bench/read_cpu.py).
 """
@@ -48,6 +48,7 @@ class RawPage:
     # The parts raw shapers read (("relationships",), ("attributes", "subscriptions")), each
     # record's as sent (empty when absent): found in the same pass that splits the page.
     parts: dict[Path, list[msgspec.Raw]] = field(default_factory=dict)
+    breaks: bool = True  # the page holds a raw line break (between tokens): its texts are checked
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
@@ -113,7 +114,8 @@ def page_decoder(
             if b" " in (raw := bytes(part))
         )
         included = bytes(envelope.included)
-        return RawPage(envelope.data, ids, cursors, next_url, included, body, spaced, parts)
+        breaks = b"\n" in body or b"\r" in body
+        return RawPage(envelope.data, ids, cursors, next_url, included, body, spaced, parts, breaks)
 
     return decode
 
@@ -123,20 +125,19 @@ def cursor_key(field: str) -> bytes:
     return b',"' + field.encode() + b'":'
 
 
-def fragment(raw: msgspec.Raw, key: bytes, cursor: str) -> orjson.Fragment:
-    """The record's JSON with the top-level cursor copy (`key` from `cursor_key`) appended, as a
-    pre-serialized value."""
+def text(raw: msgspec.Raw, key: bytes, cursor: str) -> bytes:
+    """The record's JSON with the top-level cursor copy (`key` from `cursor_key`) appended."""
     view = memoryview(raw)
-    return orjson.Fragment(b"".join((view[:-1], key, orjson.dumps(cursor), b"}")))
+    return b"".join((view[:-1], key, orjson.dumps(cursor), b"}"))
 
 
-def repaired(raw: msgspec.Raw, attribute: str, field: str, cursor: str) -> orjson.Fragment:
+def repaired(raw: msgspec.Raw, attribute: str, field: str, cursor: str) -> bytes:
     """The record with its cursor attribute replaced by `cursor` (normalized) and the top-level
     copy added: the slow path, for pages whose cursors Klaviyo wrote out of ISO-8601."""
     record = jsonio.loads(raw)
     record["attributes"][attribute] = cursor
     record[field] = cursor
-    return orjson.Fragment(jsonio.dumps(record))
+    return jsonio.dumps(record)
 
 
 def raw_slice(page: RawPage, chosen: Sequence[int], reads: tuple[Path, ...], cursor_field: str) -> RawSlice:
@@ -148,6 +149,8 @@ def raw_slice(page: RawPage, chosen: Sequence[int], reads: tuple[Path, ...], cur
         return [values[i] for i in chosen]
 
     parts = {path: pick(page.parts[path]) for path in reads}
-    return RawSlice(
+    part = RawSlice(
         pick(page.records), pick(page.ids), pick(page.cursors), cursor_field, page.included, parts
     )
+    part.breaks = page.breaks
+    return part

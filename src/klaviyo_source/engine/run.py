@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from klaviyo_source.config import Config
 from klaviyo_source.endpoints import bucket_for, rate_for
@@ -26,6 +26,7 @@ from klaviyo_source.engine.contract import (
     DeletionSink,
     RawRecordSink,
     Record,
+    SerializedSink,
     Sink,
     StreamOutcome,
     StreamSelection,
@@ -63,6 +64,7 @@ from klaviyo_source.errors import ConfigError, KlaviyoSourceError
 from klaviyo_source.http.client import KlaviyoClient, preflight
 from klaviyo_source.http.ratelimit import RateLimiters
 from klaviyo_source.state import read_state
+from klaviyo_source.streams.rawshape import Serialized
 from klaviyo_source.streams.table import LISTINGS, STREAMS_BY_NAME, Listing
 
 STATE_EVERY_RECORDS = 10_000
@@ -197,6 +199,7 @@ class _Run:
         self.failed_early = failed
         self.rested = rested
         self.sink = sink
+        self.serialized = isinstance(sink, SerializedSink)  # raw records go as JSON texts
         self.hi_final = hi_final
         self.outbox = Outbox(capacity=config.num_workers + 2)
         self.reports = Reports(config, reports or [], self.outbox, hi_final)
@@ -252,6 +255,8 @@ class _Run:
 
     async def finish(self, plan: ListingPlan, member: Member) -> None:
         await self.emit_state(plan, member, force=True, final=True)
+        if member.known is not None:
+            member.known.release()  # its final entry is out: the keys are not read again
         member.finished = True
         member.outcome.status = StreamStatus.COMPLETE
         if mark_running(member):
@@ -368,15 +373,19 @@ class _Run:
             keys: Sequence[Record] = batch
             if item.raw_batches:
                 try:
-                    records, keys = batch()  # the fragments are made now, one page at a time
+                    records, keys = batch()  # the texts are made now, one page at a time
                 except MALFORMED as error:
                     await self.malformed(plan, error)
                     break
             produced[id(member)] = keys
             if records:
-                if item.raw_batches:
-                    assert isinstance(self.sink, RawRecordSink)
-                    await self.sink.raw_records(member.name, records)
+                if isinstance(records, Serialized):
+                    if self.serialized:
+                        sink = cast(SerializedSink, self.sink)
+                        await sink.serialized_records(member.name, records.texts, breaks=records.breaks)
+                    else:
+                        assert isinstance(self.sink, RawRecordSink)
+                        await self.sink.raw_records(member.name, list(records))
                 else:
                     await self.sink.records(member.name, records)
                 self.track(member, keys)
@@ -697,7 +706,8 @@ def read(
     Fast path: a sink that implements `RawRecordSink` receives the records of listings whose
     selected streams all take records as listed or have a raw shaper (`Stream.raw_ready`:
     events, events_detailed, profiles and its derived tables, ...) through `raw_records`, as
-    `orjson.Fragment`s (pre-serialized JSON, byte for byte the dict records serialized);
+    `orjson.Fragment`s (pre-serialized JSON, byte for byte the dict records serialized), or
+    their JSON texts through `serialized_records` when it also implements `SerializedSink`;
     everything else goes through `records` as dicts.
     """
     hi_final = datetime.now(UTC).replace(microsecond=0)

@@ -34,7 +34,7 @@ from klaviyo_source.engine.pages import (
 )
 from klaviyo_source.engine.params import fanout_params, listing_params, parent_batches, variant_of
 from klaviyo_source.engine.partitions import ListingPlan, Member, Window
-from klaviyo_source.engine.rawpage import RawPage, cursor_key, fragment, page_decoder, raw_slice, repaired
+from klaviyo_source.engine.rawpage import RawPage, cursor_key, page_decoder, raw_slice, repaired, text
 from klaviyo_source.errors import (
     KlaviyoSourceError,
     MalformedResponseError,
@@ -44,7 +44,7 @@ from klaviyo_source.errors import (
 )
 from klaviyo_source.http.client import KlaviyoClient, RequestObserver
 from klaviyo_source.streams import records as shape
-from klaviyo_source.streams.rawshape import RawRows
+from klaviyo_source.streams.rawshape import RawRows, Serialized
 from klaviyo_source.streams.records import Page, Record
 from klaviyo_source.streams.table import Fanout, Listing, PartitionKey, Variant
 from klaviyo_source.times import iso_datetime, normalize_datetimes, parse_cursor, parse_time
@@ -356,7 +356,7 @@ class Scanner:
         self, plan: ListingPlan, window: Window, page: RawPage, at: _Cursor, *, final: bool
     ) -> tuple[PageItem, bool, set[str]]:
         """The fast path for listings whose selected members all take records as listed or have a
-        raw shaper: records stay pre-serialized JSON (orjson.Fragment)."""
+        raw shaper: records stay pre-serialized JSON (`rawshape.Serialized`)."""
         cursors, ids = page.cursors, page.ids
         in_order, spaced = cursor_layout(cursors)  # spaced: Klaviyo's datetimes with a space
         times: Sequence[datetime] = ParsedCursors(cursors) if in_order else [parse_time(c) for c in cursors]
@@ -398,7 +398,7 @@ class Scanner:
             elif spaced:
                 make = partial(_repaired, page, chosen, keyed, leaf, name)
             else:
-                make = partial(_fragments, page, chosen, keyed, cursor_key(name))
+                make = partial(_texts, page, chosen, keyed, cursor_key(name))
             raw_batches.append((member, make))
         tail = tail_ids(picked, times, id_at)
         item = PageItem(window, [], len(picked), last, last, final, raw_batches=raw_batches, parents=parents)
@@ -609,15 +609,16 @@ def _keys(page: RawPage, chosen: Sequence[int], keyed: bool) -> list[Record]:
     return [{"id": ids[i]} for i in chosen] if keyed else []
 
 
-def _fragments(page: RawPage, chosen: Sequence[int], keyed: bool, key: bytes) -> RawRows:
+def _texts(page: RawPage, chosen: Sequence[int], keyed: bool, key: bytes) -> RawRows:
     records, cursors = page.records, page.cursors
-    return [fragment(records[i], key, cursors[i]) for i in chosen], _keys(page, chosen, keyed)
+    texts = [text(records[i], key, cursors[i]) for i in chosen]
+    return Serialized(texts, breaks=page.breaks), _keys(page, chosen, keyed)
 
 
 def _repaired(page: RawPage, chosen: Sequence[int], keyed: bool, leaf: str, name: str) -> RawRows:
     records, cursors = page.records, page.cursors
     batch = [repaired(records[i], leaf, name, iso_datetime(cursors[i])) for i in chosen]
-    return batch, _keys(page, chosen, keyed)
+    return Serialized(batch), _keys(page, chosen, keyed)
 
 
 MALFORMED = (KeyError, TypeError, ValueError, AttributeError)  # what reading an odd record raises

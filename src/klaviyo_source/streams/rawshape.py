@@ -1,4 +1,4 @@
-"""Shapers of the pre-serialized fast path: a page's records as raw JSON in, `orjson.Fragment`s out.
+"""Shapers of the pre-serialized fast path: a page's records as raw JSON in, JSON texts out.
 
 Each raw shaper gives, byte for byte, what its dict shaper (streams/records.py) followed by
 `orjson.dumps` gives for the same records (tests/engine/test_rawshape.py compares them), but
@@ -6,12 +6,15 @@ reads only the parts of a record it needs (`Stream.raw_reads`: a profile's locat
 subscriptions, an event's relationships), which the engine keeps as raw JSON in the same pass
 that splits the page; the rest of the record stays the bytes Klaviyo sent. A record whose parts
 are not shaped as expected takes the dict shaper (`RawSlice.record` parses it as the dict path
-does), so odd data costs time, never correctness.
+does), so odd data costs time, never correctness. A shaper's records are `Serialized`: the JSON
+text of each record (bytes), which a sink that writes lines joins as they are, and which reads as
+`orjson.Fragment`s for any other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import overload
 
 import msgspec
 import orjson
@@ -33,7 +36,18 @@ class RawSlice:
     each (as sent), the parts its shaper reads (`parts[path][i]`, empty when absent) and the page's
     `included` (as sent)."""
 
-    __slots__ = ("_key", "_page", "cursor_field", "cursors", "ids", "included", "keyed", "parts", "records")
+    __slots__ = (
+        "_key",
+        "_page",
+        "breaks",
+        "cursor_field",
+        "cursors",
+        "ids",
+        "included",
+        "keyed",
+        "parts",
+        "records",
+    )
 
     def __init__(
         self,
@@ -51,17 +65,18 @@ class RawSlice:
         self.included = included
         self.parts = parts
         self.keyed = True  # False: nobody tracks these records' keys (no key rows needed)
+        self.breaks = True  # False: the page holds no raw line break (`RawPage.breaks`)
         self._key = b',"' + cursor_field.encode() + b'":'
         self._page: Page | None = None
 
-    def fragment(self, i: int) -> orjson.Fragment:
+    def text(self, i: int) -> bytes:
         """Record i as listed plus the top-level cursor copy (the passthrough record)."""
         raw = memoryview(self.records[i])
-        return orjson.Fragment(b"".join((raw[:-1], self._key, orjson.dumps(self.cursors[i]), b"}")))
+        return b"".join((raw[:-1], self._key, orjson.dumps(self.cursors[i]), b"}"))
 
-    def spliced(self, i: int, head: bytes, tail: bytes) -> orjson.Fragment:
+    def spliced(self, i: int, head: bytes | memoryview, tail: bytes | memoryview) -> bytes:
         """`head` + `tail` + the cursor copy + "}": record i rebuilt around a replaced part."""
-        return orjson.Fragment(b"".join((head, tail, self._key, orjson.dumps(self.cursors[i]), b"}")))
+        return b"".join((head, tail, self._key, orjson.dumps(self.cursors[i]), b"}"))
 
     def record(self, i: int) -> Record:
         """Record i as the dict path has it: parsed, with the top-level cursor copy."""
@@ -78,20 +93,47 @@ class RawSlice:
         return self._page
 
 
+class Serialized(Sequence[orjson.Fragment]):
+    """Records as JSON texts (`texts`, bytes: what `orjson.dumps` gives for the dict records),
+    read as `orjson.Fragment`s (one made per item read). `breaks`: a text may hold a raw line
+    break (between tokens, from the page as sent; orjson's own output never does)."""
+
+    __slots__ = ("breaks", "texts")
+
+    def __init__(self, texts: list[bytes], *, breaks: bool = False) -> None:
+        self.texts = texts
+        self.breaks = breaks
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> orjson.Fragment: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[orjson.Fragment]: ...
+    def __getitem__(self, index: int | slice) -> orjson.Fragment | list[orjson.Fragment]:
+        if isinstance(index, slice):
+            return [orjson.Fragment(t) for t in self.texts[index]]
+        return orjson.Fragment(self.texts[index])
+
+    def __iter__(self) -> Iterator[orjson.Fragment]:
+        return map(orjson.Fragment, self.texts)
+
+
 # The records, and rows holding at least each record's primary key (and `Stream.replaces`
 # column) in the same order, for the engine's key tracking (deletions).
-RawRows = tuple[list[orjson.Fragment], list[Record]]
+RawRows = tuple[Serialized, list[Record]]
 RawShaper = Callable[[RawSlice], RawRows]
 
 
 def _dumped(records: list[Record]) -> RawRows:
     dumps = orjson.dumps
-    return [orjson.Fragment(dumps(r)) for r in records], records
+    return Serialized([dumps(r) for r in records]), records
 
 
-def _by_id(s: RawSlice, out: list[orjson.Fragment]) -> RawRows:
+def _by_id(s: RawSlice, out: list[bytes]) -> RawRows:
     """One record out per record in: their keys are the ids."""
-    return out, [{"id": i} for i in s.ids] if s.keyed else []
+    return Serialized(out, breaks=s.breaks), [{"id": i} for i in s.ids] if s.keyed else []
 
 
 # events_detailed: relationships merged from the page's `included`.
@@ -125,66 +167,67 @@ def _merge_data(data: bytes, index: shape.IncludedIndex) -> bytes:
 def merge_included_page(s: RawSlice) -> RawRows:
     """`records.merge_included_page`: only each record's `relationships` is read, and only the
     `data` values that point into the page's `included` are replaced (each distinct value is
-    merged once per page: an event's metric). A record whose relationships are not
-    {name: {"data": ...}} with exactly one "data" key each goes the dict way."""
+    merged once per page: an event's metric), in place in the record's bytes."""
     index = s.page.included
     if not index:
-        return _by_id(s, [s.fragment(i) for i in range(len(s.records))])
-    types = {t.encode() for t, _ in index}
-    done: dict[bytes, bytes] = {}
-    decode, key, data_key = _RELATIONSHIPS.decode, _RELATIONSHIPS_KEY, _DATA_KEY
+        return _by_id(s, [s.text(i) for i in range(len(s.records))])
+    return _by_id(s, _merged_each(s, index))
+
+
+def _merged_each(s: RawSlice, index: shape.IncludedIndex) -> list[bytes]:
+    """The records' texts merged. A record whose relationships are not {name: {"data": ...}}
+    with exactly one "data" key each goes the dict way; `data` objects of a type the page does
+    not include (an event's profile) are left as they are without a look inside."""
+    included = tuple({b'{"type":' + orjson.dumps(t) for t, _ in index})
+    done: dict[bytes, bytes] = {b"[]": _SAME, b"null": _SAME}
+    decode, key, data_key, same = _RELATIONSHIPS.decode, _RELATIONSHIPS_KEY, _DATA_KEY, _SAME
     out = []
     relationships = s.parts[RELATIONSHIPS]
-    for i, raw in enumerate(s.records):
-        value = bytes(relationships[i])
-        merged: bytes | None = value
-        decoded = None
+    for i, part in enumerate(relationships):
+        value = bytes(part)
         try:
-            decoded = decode(value) if value else None
+            decoded = decode(value) if value else {}
         except msgspec.DecodeError:
-            merged = None
-        if decoded is not None and merged is not None:
-            datas = [bytes(r.data) for r in decoded.values() if r.data]
-            if value.count(data_key) != len(datas):
-                merged = None
-            else:
-                parts: list[bytes] = []
-                offset = 0
-                for data in datas:
-                    if data == b"[]":
-                        continue
-                    if data.startswith(_TYPE_OPEN):
-                        end = data.find(b'"', 9)
-                        name = data[9:end]
-                        if end > 0 and name not in types and b"\\" not in name:
-                            continue  # a type the page does not include: as it is
-                    new = done.get(data)
-                    if new is None:
-                        new = done[data] = _merge_data(data, index)
-                    if new is _SAME:
-                        continue
-                    at = value.find(data_key + data, offset)
-                    if at < 0:
-                        merged = None
-                        break
-                    at += len(data_key)
-                    parts += (value[offset:at], new)
-                    offset = at + len(data)
-                if parts and merged is not None:
-                    parts.append(value[offset:])
-                    merged = b"".join(parts)
-        if merged is value:
-            out.append(s.fragment(i))
+            decoded = None
+        parts: list[bytes] | None = None  # None: the dict way
+        if decoded is not None:
+            parts = []
+            offset = present = 0
+            for relationship in decoded.values():
+                if not relationship.data:
+                    continue
+                present += 1
+                data = bytes(relationship.data)
+                new = done.get(data)
+                if new is None:
+                    if data.startswith(_TYPE_OPEN) and not data.startswith(included) and b"\\" not in data:
+                        continue  # a type the page does not include: as it is
+                    new = done[data] = _merge_data(data, index)
+                if new is same:
+                    continue
+                at = value.find(data_key + data, offset)
+                if at < 0:
+                    parts = None
+                    break
+                at += len(data_key)
+                parts += (value[offset:at], new)
+                offset = at + len(data)
+            if parts and value.count(data_key) != present:
+                parts = None
+        if parts == []:
+            out.append(s.text(i))
             continue
-        whole = bytes(raw)
+        whole = bytes(s.records[i])
         at = whole.rfind(key)
         start = at + len(key)
         end = start + len(value)
-        if merged is None or at < 0 or whole[start:end] != value:  # not shaped as expected
-            out.append(orjson.Fragment(orjson.dumps(shape.merge_included(s.record(i), index))))
+        if parts is None or at < 0 or whole[start:end] != value:  # not shaped as expected
+            out.append(orjson.dumps(shape.merge_included(s.record(i), index)))
         else:
-            out.append(s.spliced(i, whole[:start] + merged, whole[end:-1]))
-    return _by_id(s, out)
+            view = memoryview(whole)
+            parts.append(value[offset:])
+            out.append(s.spliced(i, b"".join((view[:start], *parts)), view[end:-1]))
+    return out
 
 
 # profiles: a numeric location.region becomes a string.
@@ -211,11 +254,11 @@ def normalize_profiles(s: RawSlice) -> RawRows:
             except msgspec.DecodeError:
                 pass
         if plain:
-            out.append(s.fragment(i))
+            out.append(s.text(i))
         else:
             record = s.record(i)
             shape.normalize_profile(record)
-            out.append(orjson.Fragment(orjson.dumps(record)))
+            out.append(orjson.dumps(record))
     return _by_id(s, out)
 
 

@@ -11,8 +11,9 @@ are committed with it and the rest are dropped (the next run reads them again).
 
 Writes run in order on one background task (each in a worker thread), so reading goes on while
 the previous batch commits; a one-slot queue pushes back on the engine when the database is
-slower than the API. The sink implements `RawRecordSink`: pre-serialized `orjson.Fragment` records
-(the engine's fast path) are spooled as they are; nothing here looks inside a record.
+slower than the API. The sink implements `RawRecordSink` and `SerializedSink`: pre-serialized records (the
+engine's fast path, Fragments or JSON texts) are spooled as they are; nothing here looks inside a
+record.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -126,11 +127,25 @@ class DestinationSink:
         """RawRecordSink: pre-serialized records go to the spool as they are."""
         await self._spool(stream, records)
 
-    async def _spool(self, stream: str, records: Sequence[Record | orjson.Fragment]) -> None:
+    async def serialized_records(self, stream: str, texts: Sequence[bytes], *, breaks: bool = True) -> None:
+        """SerializedSink: the records' JSON texts go to the spool as they are."""
+        await self._spool(stream, texts, serialized=True, breaks=breaks)
+
+    async def _spool(
+        self,
+        stream: str,
+        records: Sequence[Record | orjson.Fragment | bytes],
+        *,
+        serialized: bool = False,
+        breaks: bool = True,
+    ) -> None:
         if self._failure is not None:
             raise self._failure
         pending = self._of(stream)
-        pending.spool.add(records, datetime.now(UTC))
+        if serialized:
+            pending.spool.add_serialized(cast(Sequence[bytes], records), datetime.now(UTC), breaks=breaks)
+        else:
+            pending.spool.add(cast(Sequence[Record | orjson.Fragment], records), datetime.now(UTC))
         self.counts[stream].received += len(records)
         if pending.spool.bytes >= self.flush_bytes or self._overdue(pending):
             await self._flush(stream)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pytest
@@ -21,6 +24,36 @@ CATALOG = {
         for name in ("metrics", "profiles", "events", "campaigns_detailed")
     ]
 }
+
+
+def interrupt_after_a_state(argv: list[str], signum: int, cwd: Path) -> tuple[int, str, str]:
+    """Start `read`, send `signum` once it has written a STATE line, and wait for it to end."""
+    process = subprocess.Popen(
+        [str(BIN / argv[0]), *argv[1:]],
+        cwd=cwd,
+        env=command_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    lines: list[str] = []
+    stated = threading.Event()
+
+    def pump(stdout: IO[str]) -> None:
+        for line in stdout:
+            lines.append(line)
+            if '"type":"STATE"' in line:
+                stated.set()
+
+    reader = threading.Thread(target=pump, args=(process.stdout,), daemon=True)
+    reader.start()
+    stated.wait(60)
+    process.send_signal(signum)
+    err = process.stderr.read()
+    process.wait(60)
+    reader.join(60)
+    return process.returncode, "".join(lines), err
 
 
 def interrupt(argv: list[str], sim: Simulator, signum: int, cwd: Path) -> tuple[int, str, str]:
@@ -95,7 +128,7 @@ def test_an_interrupted_read_prints_one_line(
     config = write_json(tmp_path / "config.json", sim_config(slow_sim))
     catalog = write_json(tmp_path / "catalog.json", CATALOG)
     argv = ["source-klaviyo", "read", "--config", config, "--catalog", catalog]
-    got, out, err = interrupt(argv, slow_sim, signum, tmp_path)
+    got, out, err = interrupt_after_a_state(argv, signum, tmp_path)
     assert got == code
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
@@ -103,3 +136,15 @@ def test_an_interrupted_read_prints_one_line(
     assert lines[0].startswith(f"source-klaviyo: interrupted by {name}; stopped (")
     assert "A read with the last emitted state resumes from there." in lines[0]
     assert slow_sim.api_key not in out + err
+    # The counts are each stream's RECORD lines before its last STATE (events come pre-serialized).
+    covered: dict[str, int] = {}
+    since: dict[str, int] = {}
+    for message in map(json.loads, out.splitlines()):
+        if message["type"] == "RECORD":
+            stream = message["record"]["stream"]
+            since[stream] = since.get(stream, 0) + 1
+        elif message["type"] == "STATE":
+            stream = message["state"]["stream"]["stream_descriptor"]["name"]
+            covered[stream] = covered.get(stream, 0) + since.pop(stream, 0)
+    said = dict(re.findall(r"(\w+) ([\d,]+)", lines[0].split("emitted STATE: ", 1)[-1]))
+    assert {stream: int(count.replace(",", "")) for stream, count in said.items()} == covered

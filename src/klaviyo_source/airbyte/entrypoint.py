@@ -24,7 +24,6 @@ import dataclasses
 import os
 import sys
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -36,7 +35,7 @@ from klaviyo_source.airbyte.catalog import discovered_streams, parse_configured_
 from klaviyo_source.airbyte.sink import AirbyteSink, StreamFailure, describe, failure_type_of
 from klaviyo_source.airbyte.state_input import parse_state
 from klaviyo_source.config import Config, load_config, read_config_file, secrets_of
-from klaviyo_source.engine.contract import Record, StreamStatus
+from klaviyo_source.engine.contract import StreamStatus
 from klaviyo_source.errors import (
     AccessError,
     ConfigError,
@@ -203,18 +202,16 @@ def check_message(config: Config) -> dict[str, Any]:
 
 @dataclass
 class ReadSink(AirbyteSink):
-    """AirbyteSink that also counts, per stream, the records covered by an emitted STATE."""
+    """AirbyteSink that also counts, per stream, the records covered by an emitted STATE (the
+    records written since the stream's previous STATE, whichever way they came: dicts,
+    Fragments or JSON texts)."""
 
     committed: dict[str, int] = field(default_factory=dict)
-    _pending: dict[str, int] = field(default_factory=dict)
-
-    async def records(self, stream: str, records: Sequence[Record]) -> None:
-        await super().records(stream, records)
-        self._pending[stream] = self._pending.get(stream, 0) + len(records)
 
     async def state(self, stream: str, state: dict[str, Any]) -> None:
+        covered = self._since_state.get(stream, 0)
         await super().state(stream, state)
-        self.committed[stream] = self.committed.get(stream, 0) + self._pending.pop(stream, 0)
+        self.committed[stream] = self.committed.get(stream, 0) + covered
 
 
 def interrupted_line(signal_name: str, sink: ReadSink) -> str:

@@ -35,6 +35,12 @@ def dumps(value: Any, *, newline: bool = False) -> bytes:
         return data + b"\n" if newline else data
 
 
+def one_line(text: bytes) -> bytes:
+    """A JSON text on one line: a raw line break can only sit between tokens (inside a string
+    JSON escapes it), where a space means the same."""
+    return text.replace(b"\n", b" ").replace(b"\r", b" ")
+
+
 def record_lines(message: dict[str, Any], holder: dict[str, Any], key: str, records: Sequence[Any]) -> bytes:
     """`message` as one JSON line per record, `holder[key]` (a dict inside `message`) set to each:
     orjson's fast loop, and the whole batch again through `dumps` if orjson refuses a value."""

@@ -26,9 +26,9 @@ CATALOG = {
 }
 
 
-def interrupt_after_a_state(argv: list[str], signum: int, cwd: Path) -> tuple[int, str, str]:
-    """Start `read`, send `signum` once it has written a STATE line, and wait for it to end."""
-    process = subprocess.Popen(
+def start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """One of our commands, its output piped (text)."""
+    return subprocess.Popen(
         [str(BIN / argv[0]), *argv[1:]],
         cwd=cwd,
         env=command_env(),
@@ -36,6 +36,11 @@ def interrupt_after_a_state(argv: list[str], signum: int, cwd: Path) -> tuple[in
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def interrupt_after_a_state(argv: list[str], signum: int, cwd: Path) -> tuple[int, str, str]:
+    """Start `read`, send `signum` once it has written a STATE line, and wait for it to end."""
+    process = start(argv, cwd)
     assert process.stdout is not None and process.stderr is not None
     lines: list[str] = []
     stated = threading.Event()
@@ -59,14 +64,7 @@ def interrupt_after_a_state(argv: list[str], signum: int, cwd: Path) -> tuple[in
 def interrupt(argv: list[str], sim: Simulator, signum: int, cwd: Path) -> tuple[int, str, str]:
     """Start a command, send `signum` once it has made requests, and wait for it to end."""
     started = sim.controls.stats()["requests_total"]
-    process = subprocess.Popen(
-        [str(BIN / argv[0]), *argv[1:]],
-        cwd=cwd,
-        env=command_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start(argv, cwd)
     deadline = time.monotonic() + 60
     while sim.controls.stats()["requests_total"] < started + 4 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -41,12 +41,6 @@ def describe(error: BaseException) -> tuple[str, str]:
     return f"Unexpected error: {text}", f"{type(error).__name__}: {text}"
 
 
-def _one_line(text: bytes) -> bytes:
-    """A record's JSON text on one line: a raw line break can only sit between tokens (inside a
-    string JSON escapes it), where a space means the same."""
-    return text.replace(b"\n", b" ").replace(b"\r", b" ")
-
-
 @dataclass
 class StreamFailure:
     stream: str
@@ -87,7 +81,7 @@ class AirbyteSink:
         head += b'"data":'
         glue = tail + b"\n" + head
         if breaks:
-            texts = [_one_line(t) if b"\n" in t or b"\r" in t else t for t in texts]
+            texts = [jsonio.one_line(t) if b"\n" in t or b"\r" in t else t for t in texts]
         self.out.write(b"".join((head, glue.join(texts), tail, b"\n")))
         self._since_state[stream] = self._since_state.get(stream, 0) + len(texts)
 

@@ -87,7 +87,7 @@ class Spool:
         start = self.rows
         lines = _lines(parts, start, micros)
         if breaks and lines.count(b"\n") != len(parts):  # line breaks between tokens: spaces mean the same
-            parts = [part.replace(b"\n", b" ").replace(b"\r", b" ") for part in parts]
+            parts = [jsonio.one_line(part) for part in parts]
             lines = _lines(parts, start, micros)
         self._file.write(lines)
         self.rows += len(parts)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -121,32 +121,29 @@ class DestinationSink:
 
     # --- Sink protocol --------------------------------------------------------------------------
     async def records(self, stream: str, records: Sequence[Record]) -> None:
-        await self._spool(stream, records)
+        self._spool_of(stream).add(records, datetime.now(UTC))
+        await self._spooled(stream, len(records))
 
     async def raw_records(self, stream: str, records: Sequence[orjson.Fragment]) -> None:
         """RawRecordSink: pre-serialized records go to the spool as they are."""
-        await self._spool(stream, records)
+        self._spool_of(stream).add(records, datetime.now(UTC))
+        await self._spooled(stream, len(records))
 
     async def serialized_records(self, stream: str, texts: Sequence[bytes], *, breaks: bool = True) -> None:
         """SerializedSink: the records' JSON texts go to the spool as they are."""
-        await self._spool(stream, texts, serialized=True, breaks=breaks)
+        self._spool_of(stream).add_serialized(texts, datetime.now(UTC), breaks=breaks)
+        await self._spooled(stream, len(texts))
 
-    async def _spool(
-        self,
-        stream: str,
-        records: Sequence[Record | orjson.Fragment | bytes],
-        *,
-        serialized: bool = False,
-        breaks: bool = True,
-    ) -> None:
+    def _spool_of(self, stream: str) -> Spool:
+        """The stream's open spool (after a failed write: that error, and nothing is spooled)."""
         if self._failure is not None:
             raise self._failure
+        return self._of(stream).spool
+
+    async def _spooled(self, stream: str, count: int) -> None:
+        """`count` records were spooled: cut a batch if the spool is full or its state waited."""
+        self.counts[stream].received += count
         pending = self._of(stream)
-        if serialized:
-            pending.spool.add_serialized(cast(Sequence[bytes], records), datetime.now(UTC), breaks=breaks)
-        else:
-            pending.spool.add(cast(Sequence[Record | orjson.Fragment], records), datetime.now(UTC))
-        self.counts[stream].received += len(records)
         if pending.spool.bytes >= self.flush_bytes or self._overdue(pending):
             await self._flush(stream)
 

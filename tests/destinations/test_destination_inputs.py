@@ -140,3 +140,36 @@ def test_a_table_keeps_its_write_mode(destination_url: str) -> None:
         second.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)  # after a rebuild, either mode
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("name", ["events.duckdb", "memory.duckdb", "main.duckdb"])
+def test_duckdb_writes_batches_as_small_row_groups_with_one_thread(tmp_path: Path, name: str) -> None:
+    """The file is attached with ROW_GROUP_SIZE (a batch spans whole row groups, written at commit
+    rather than through the WAL) and one DuckDB thread, whatever DuckDB calls the file's catalog;
+    another process then reads every row with a plain `duckdb.connect`."""
+    from datetime import UTC, datetime
+
+    from kit.dest_records import event
+    from klaviyo_source.destinations.base import Batch
+    from klaviyo_source.destinations.duckdb import ROW_GROUP_SIZE
+
+    path = tmp_path / name
+    dest = open_destination(f"duckdb:///{path}", "s1")
+    try:
+        assert dest.query("SELECT current_setting('threads')") == [(1,)]
+        dest.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)
+        records = [event(n) for n in range(3 * ROW_GROUP_SIZE)]
+        result = dest.write(Batch("events", records, [datetime.now(UTC)] * len(records), {"cursor": "x"}))
+        assert result.inserted == len(records)
+    finally:
+        dest.close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        groups = con.sql(
+            'SELECT max(count) FROM (SELECT row_group_id, max("count") AS count FROM '
+            "pragma_storage_info('klaviyo.events') GROUP BY row_group_id)"
+        ).fetchall()
+        assert groups == [(ROW_GROUP_SIZE,)]
+        assert con.sql("SELECT count(DISTINCT id) FROM klaviyo.events").fetchall() == [(len(records),)]
+    finally:
+        con.close()

@@ -20,7 +20,7 @@ from klaviyo_source.errors import ConfigError
 DEFAULT_SCHEMA = "klaviyo"
 DUCKDB_OPTIONS = ("schema", "memory_limit", "threads")
 DEFAULT_MEMORY_LIMIT = "64MB"  # 128MB: ~55 MB more peak at 1M events, no less CPU (docs/performance.md)
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 1  # 2 cost 20-25 % more CPU and wall: they contend with the read (docs/performance.md)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*[KMGT]i?B$", re.IGNORECASE)
 _KEYWORD_SCHEMA = re.compile(r"(^|\s)schema\s*=\s*(\S*)")

@@ -173,3 +173,30 @@ def test_duckdb_writes_batches_as_small_row_groups_with_one_thread(tmp_path: Pat
         assert con.sql("SELECT count(DISTINCT id) FROM klaviyo.events").fetchall() == [(len(records),)]
     finally:
         con.close()
+
+
+def test_duckdb_checkpoints_its_wal_when_the_sink_is_idle(tmp_path: Path) -> None:
+    """A batch below a row group goes through the WAL; `tidy` (the sink calls it when no batch
+    waits) checkpoints a WAL over the threshold, so `close` has little left to do."""
+    from datetime import UTC, datetime
+
+    from kit.dest_records import event
+    from klaviyo_source.destinations.base import Batch
+
+    path = tmp_path / "klaviyo.duckdb"
+    wal = path.with_name(path.name + ".wal")
+    dest = open_destination(f"duckdb:///{path}", "s1")
+    try:
+        dest.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)
+        records = [event(n) for n in range(500)]
+        dest.write(Batch("events", records, [datetime.now(UTC)] * len(records), None))
+        held = wal.stat().st_size
+        assert held > 0
+        dest.tidy()  # under the threshold: left for later
+        assert wal.stat().st_size == held
+        dest.idle_checkpoint_bytes = held  # type: ignore[attr-defined]
+        dest.tidy()
+        assert not wal.exists() or wal.stat().st_size < held
+        assert dest.query(f"SELECT count(*) FROM {dest.qualified('events')}") == [(500,)]
+    finally:
+        dest.close()

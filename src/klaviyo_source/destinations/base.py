@@ -176,6 +176,11 @@ class SqlDestination(ABC):
         taken, self.notices = self.notices, []
         return taken
 
+    def tidy(self) -> None:
+        """Spare time: the sink has no batch waiting. Work that would otherwise fall on `close`
+        can be done now (DuckDB checkpoints its WAL); by default nothing."""
+        return None
+
     def spool_directory(self) -> Path:
         """A private temporary folder for the sink's batch files (removed by `close`; folders a
         killed sync left behind are removed when the next one creates its own)."""

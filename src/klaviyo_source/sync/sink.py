@@ -241,6 +241,8 @@ class DestinationSink:
                 continue  # a write failed: nothing after it may be committed
             try:
                 result = await asyncio.to_thread(job.run)
+                if self._queue.empty():  # nothing waiting: the destination may tidy up meanwhile
+                    await asyncio.to_thread(self.destination.tidy)
             except BaseException as error:  # surfaced to the engine on its next call, and by close()
                 self._failure = error
                 continue

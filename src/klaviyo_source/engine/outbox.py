@@ -13,6 +13,7 @@ from klaviyo_source.streams.records import Record
 from klaviyo_source.streams.table import PartitionKey
 
 RawBatch = Callable[[], RawRows]
+WAITING_LARGE_PAGES = 8  # large pages queued for the consumer before new large requests wait
 
 
 @dataclass(eq=False)
@@ -93,11 +94,19 @@ class Outbox:
     page before sending its request and the consumer frees it once the Sink has the records, so
     at most `capacity` parsed pages are alive however many windows are open. Large listings (events,
     profiles) and small ones have separate budgets, so small streams never queue behind events.
+    A consumer slower than the API (a sync's database) holds back new large requests once
+    `waiting` pages queue for it, so the pages alive stay near `waiting`, not the budget.
     Notes never block (they are tiny and come from sync callbacks)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, waiting: int = WAITING_LARGE_PAGES) -> None:
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self._gates = {True: asyncio.Semaphore(capacity), False: asyncio.Semaphore(capacity)}
+        # Large pages handed over and not yet taken: while `waiting` of them queue, the consumer
+        # is the slower side and no new large request starts (the budget alone let every worker
+        # fetch one more page to wait in memory).
+        self._waiting = waiting
+        self._queued = 0
+        self._taken = asyncio.Condition()
         # Fan-out children have their own budget per stream: their parent's page holds a
         # reservation while they are read (sharing it would deadlock), and children waiting on a
         # slow rate tier (flow messages) must not hold the budget of another stream's children.
@@ -106,6 +115,20 @@ class Outbox:
 
     async def reserve(self, large: bool) -> None:
         await self._gates[large].acquire()
+        if large and self._queued >= self._waiting:
+            async with self._taken:
+                await self._taken.wait_for(lambda: self._queued < self._waiting)
+
+    def taken(self, item: PageItem) -> None:
+        """The consumer took a page: its reservation is free (and a waiting request may start)."""
+        self.release(item.large)
+        if item.large:
+            self._queued -= 1
+            asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._taken:
+            self._taken.notify_all()
 
     def release(self, large: bool) -> None:
         """Give back a reservation (the page was consumed, or never came)."""
@@ -129,6 +152,8 @@ class Outbox:
 
     def page(self, item: PageItem) -> None:
         """Hand over a page reserved with `reserve()`."""
+        if item.large:
+            self._queued += 1
         self.queue.put_nowait(item)
 
     def note(self, item: Item) -> None:

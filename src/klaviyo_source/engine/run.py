@@ -5,7 +5,8 @@ window's progress, and emits state (after each finished window, every 10,000 rec
 and at stream end) computed from the watermark, so a state always follows the records it covers.
 Workers run concurrently (one asyncio task per window); the client caps requests in flight at
 `num_workers` and paces each rate bucket; the outbox caps parsed pages alive at num_workers + 2
-(per budget: large and small listings), so memory does not grow with the data or the windows.
+(per budget: large and small listings), and starts no large request while 8 large pages wait for
+a slow consumer, so memory does not grow with the data or the windows.
 """
 
 from __future__ import annotations
@@ -358,7 +359,7 @@ class _Run:
         await self.sink.status(member.name, StreamStatus.INCOMPLETE)
 
     async def on_page(self, item: PageItem) -> None:
-        self.outbox.release(item.large)
+        self.outbox.taken(item)
         window = item.window
         track = window.track
         plan = track.plan

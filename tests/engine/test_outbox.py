@@ -1,0 +1,32 @@
+"""The outbox's memory bound: large pages waiting for a slow consumer hold back new large requests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from klaviyo_source.engine.outbox import Outbox, PageItem
+
+
+def page(large: bool = True) -> PageItem:
+    return PageItem(cast(Any, None), [], 0, None, None, False, large=large)
+
+
+def test_queued_large_pages_hold_back_the_next_large_request_until_one_is_taken() -> None:
+    async def body() -> None:
+        outbox = Outbox(capacity=10, waiting=2)
+        for _ in range(2):
+            await outbox.reserve(True)
+            outbox.page(page())
+        third = asyncio.create_task(outbox.reserve(True))
+        await asyncio.sleep(0.05)
+        assert not third.done()  # two pages wait for the consumer: no third request starts
+        await asyncio.wait_for(outbox.reserve(False), 1)  # small listings are not held back
+        outbox.taken(await outbox.queue.get())
+        await asyncio.wait_for(third, 1)
+        outbox.page(page())
+        outbox.taken(await outbox.queue.get())
+        outbox.taken(await outbox.queue.get())
+        await asyncio.wait_for(outbox.reserve(True), 1)  # the budget is whole again
+
+    asyncio.run(body())

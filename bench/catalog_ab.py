@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = args.trees.split(",")
     streams = args.streams.split(",") if args.streams else list(ALL_STREAMS)
-    flags = ("--seed", str(args.seed), "--scale", "medium", "--events", str(args.events))
+    flags: tuple[str, ...] = ("--seed", str(args.seed), "--scale", "medium", "--events", str(args.events))
     flags += ("--profiles", str(args.profiles))
     results: dict[str, list[tuple[float, float]]] = {tree: [] for tree in trees}
     with simulator(*flags) as sim:

@@ -30,7 +30,7 @@ def main() -> None:
     else:
         names = args.streams.split(",") if args.streams else list(ALL_STREAMS)
         groups = [[name] for name in names]
-    flags = ("--seed", str(args.seed), "--scale", "medium", "--events", str(args.events))
+    flags: tuple[str, ...] = ("--seed", str(args.seed), "--scale", "medium", "--events", str(args.events))
     flags += ("--profiles", str(args.profiles))
     print(f"{'streams':<44} {'records':>9} {'CPU s':>7} {'us/rec':>8} {'RSS MB':>7} {'wall s':>7}")
     total_cpu, total_records = 0.0, 0

@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sizes = {"events": 10}  # events are not reconciled: keep their (unchanged) cost out
     options = SimulatorOptions(seed=args.seed, scale=scale, sizes=sizes, now=int(time.time()) - 120)
     with start_in_thread(options) as sim:
-        base = {"api_key": sim.api_key, "base_url": sim.base_url, "backoff_base": 0.05}
+        base: dict[str, Any] = {"api_key": sim.api_key, "base_url": sim.base_url, "backoff_base": 0.05}
         print(f"# deletion checks, {scale} dataset, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
         states: dict[str, Any] = {}
         _, sink, sent, wall = asyncio.run(one_sync(Config(**base), RECONCILED, states))

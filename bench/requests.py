@@ -131,7 +131,7 @@ def minimal_needs(base_url: str) -> list[Need]:
             lo = min(m.starts[partition.key] for m in plan.members)
             params = listing_params(plan, partition.key, lo, hi, page_size=row.page_size, variant=variant)
             bucket = bucket_for(row.path, params)
-            pages = []
+            pages: list[int] = []
             for document in _documents(base_url, row.path, params):
                 pages.append(len(document["data"]))
                 for member in plan.members:
@@ -155,13 +155,13 @@ def minimal_needs(base_url: str) -> list[Need]:
                 for group in groups:
                     params = fanout_params(fanout, group, member.child_start(()), hi)
                     path = fanout.path.format(id=group[0])
-                    pages = tuple(len(d["data"]) for d in _documents(base_url, path, params))
+                    child_pages = tuple(len(d["data"]) for d in _documents(base_url, path, params))
                     bucket = bucket_for(path, params)
                     needs.append(
                         Need(
                             child_label,
                             bucket,
-                            pages,
+                            child_pages,
                             chained=True,
                             after=first_page,
                             page_size=fanout.page_size,

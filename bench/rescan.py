@@ -79,7 +79,12 @@ def measure(rate: int, hours: Sequence[int], days: int) -> list[dict[str, Any]]:
     options = SimulatorOptions(seed=7, sizes={"events": 0, "profiles": 50}, controls=ControlOptions())
     with start_in_thread(options) as sim:
         _fill(sim, per_hour, days)
-        base = {"api_key": sim.api_key, "base_url": sim.base_url, "num_workers": 8, "backoff_base": 0.01}
+        base: dict[str, Any] = {
+            "api_key": sim.api_key,
+            "base_url": sim.base_url,
+            "num_workers": 8,
+            "backoff_base": 0.01,
+        }
         _, _, state, _ = asyncio.run(_sync(Config(**base, late_events_hours=0), {}))
         sim.advance(events=per_hour)  # the hour since the last sync
         time.sleep(1.1)  # a sync reads up to its start second

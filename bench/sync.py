@@ -55,6 +55,8 @@ from bench.rate_bound import klaviyo_conditions
 from bench.requests import Row
 from klaviyo_simulator.server import DEFAULT_KEY
 
+__all__ = ["ALL_STREAMS", "PEER_STREAMS", "main", "measure"]
+
 
 @dataclass(frozen=True)
 class SyncUsage:

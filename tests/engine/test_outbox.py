@@ -30,3 +30,20 @@ def test_queued_large_pages_hold_back_the_next_large_request_until_one_is_taken(
         await asyncio.wait_for(outbox.reserve(True), 1)  # the budget is whole again
 
     asyncio.run(body())
+
+
+def test_a_held_back_request_that_is_cancelled_gives_its_reservation_back() -> None:
+    async def body() -> None:
+        outbox = Outbox(capacity=3, waiting=2)
+        for _ in range(2):
+            await outbox.reserve(True)
+            outbox.page(page())
+        held = asyncio.create_task(outbox.reserve(True))
+        await asyncio.sleep(0.05)
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
+        outbox.taken(await outbox.queue.get())
+        for _ in range(2):  # one page queued, one reservation held: two of three are free
+            await asyncio.wait_for(outbox.reserve(True), 1)
+
+    asyncio.run(body())

@@ -106,7 +106,8 @@ class Outbox:
         # fetch one more page to wait in memory).
         self._waiting = waiting
         self._queued = 0
-        self._taken = asyncio.Condition()
+        self._room = asyncio.Event()  # set while fewer than `waiting` large pages queue
+        self._room.set()
         # Fan-out children have their own budget per stream: their parent's page holds a
         # reservation while they are read (sharing it would deadlock), and children waiting on a
         # slow rate tier (flow messages) must not hold the budget of another stream's children.
@@ -115,20 +116,22 @@ class Outbox:
 
     async def reserve(self, large: bool) -> None:
         await self._gates[large].acquire()
-        if large and self._queued >= self._waiting:
-            async with self._taken:
-                await self._taken.wait_for(lambda: self._queued < self._waiting)
+        if not large:
+            return
+        try:
+            while self._queued >= self._waiting:
+                await self._room.wait()
+        except BaseException:  # cancelled while held back: the reservation was never used
+            self._gates[large].release()
+            raise
 
     def taken(self, item: PageItem) -> None:
-        """The consumer took a page: its reservation is free (and a waiting request may start)."""
+        """The consumer took a page: its reservation is free (and a held-back request may start)."""
         self.release(item.large)
         if item.large:
             self._queued -= 1
-            asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._taken:
-            self._taken.notify_all()
+            if self._queued < self._waiting:
+                self._room.set()
 
     def release(self, large: bool) -> None:
         """Give back a reservation (the page was consumed, or never came)."""
@@ -154,6 +157,8 @@ class Outbox:
         """Hand over a page reserved with `reserve()`."""
         if item.large:
             self._queued += 1
+            if self._queued >= self._waiting:
+                self._room.clear()
         self.queue.put_nowait(item)
 
     def note(self, item: Item) -> None:

@@ -9,17 +9,19 @@ import subprocess
 import sys
 import time
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
 import pytest
 
-from kit.dest_records import EVENT_SCHEMA, EVENTS
+from kit.dest_records import EVENT_SCHEMA, EVENTS, event
 from kit.sim import simulator as kit_simulator
 from klaviyo_simulator import Simulator
 from klaviyo_source.destinations import open_destination
-from klaviyo_source.destinations.base import WriteMode, parse_destination
+from klaviyo_source.destinations.base import Batch, SqlDestination, WriteMode, WriteResult, parse_destination
+from klaviyo_source.destinations.duckdb import ROW_GROUP_SIZE
 from klaviyo_source.errors import ConfigError
 from klaviyo_source.sync.command import main, parse_args, run_sync
 
@@ -142,25 +144,24 @@ def test_a_table_keeps_its_write_mode(destination_url: str) -> None:
         second.close()
 
 
+def write_events(destination: SqlDestination, count: int) -> WriteResult:
+    """`count` new events in one dedup batch (with a state, as the sink commits them)."""
+    destination.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)
+    records = [event(n) for n in range(count)]
+    return destination.write(Batch("events", records, [datetime.now(UTC)] * count, {"cursor": "x"}))
+
+
 @pytest.mark.parametrize("name", ["events.duckdb", "memory.duckdb", "main.duckdb"])
 def test_duckdb_writes_batches_as_small_row_groups_with_one_thread(tmp_path: Path, name: str) -> None:
     """The file is attached with ROW_GROUP_SIZE (a batch spans whole row groups, written at commit
     rather than through the WAL) and one DuckDB thread, whatever DuckDB calls the file's catalog;
     another process then reads every row with a plain `duckdb.connect`."""
-    from datetime import UTC, datetime
-
-    from kit.dest_records import event
-    from klaviyo_source.destinations.base import Batch
-    from klaviyo_source.destinations.duckdb import ROW_GROUP_SIZE
-
     path = tmp_path / name
+    count = 3 * ROW_GROUP_SIZE
     dest = open_destination(f"duckdb:///{path}", "s1")
     try:
         assert dest.query("SELECT current_setting('threads')") == [(1,)]
-        dest.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)
-        records = [event(n) for n in range(3 * ROW_GROUP_SIZE)]
-        result = dest.write(Batch("events", records, [datetime.now(UTC)] * len(records), {"cursor": "x"}))
-        assert result.inserted == len(records)
+        assert write_events(dest, count).inserted == count
     finally:
         dest.close()
     con = duckdb.connect(str(path), read_only=True)
@@ -170,7 +171,7 @@ def test_duckdb_writes_batches_as_small_row_groups_with_one_thread(tmp_path: Pat
             "pragma_storage_info('klaviyo.events') GROUP BY row_group_id)"
         ).fetchall()
         assert groups == [(ROW_GROUP_SIZE,)]
-        assert con.sql("SELECT count(DISTINCT id) FROM klaviyo.events").fetchall() == [(len(records),)]
+        assert con.sql("SELECT count(DISTINCT id) FROM klaviyo.events").fetchall() == [(count,)]
     finally:
         con.close()
 
@@ -178,18 +179,11 @@ def test_duckdb_writes_batches_as_small_row_groups_with_one_thread(tmp_path: Pat
 def test_duckdb_checkpoints_its_wal_when_the_sink_is_idle(tmp_path: Path) -> None:
     """A batch below a row group goes through the WAL; `tidy` (the sink calls it when no batch
     waits) checkpoints a WAL over the threshold, so `close` has little left to do."""
-    from datetime import UTC, datetime
-
-    from kit.dest_records import event
-    from klaviyo_source.destinations.base import Batch
-
     path = tmp_path / "klaviyo.duckdb"
     wal = path.with_name(path.name + ".wal")
     dest = open_destination(f"duckdb:///{path}", "s1")
     try:
-        dest.prepare(EVENTS, WriteMode.DEDUP, EVENT_SCHEMA)
-        records = [event(n) for n in range(500)]
-        dest.write(Batch("events", records, [datetime.now(UTC)] * len(records), None))
+        write_events(dest, 500)
         held = wal.stat().st_size
         assert held > 0
         dest.tidy()  # under the threshold: left for later

@@ -12,15 +12,21 @@ def page(large: bool = True) -> PageItem:
     return PageItem(cast(Any, None), [], 0, None, None, False, large=large)
 
 
+async def held_back(outbox: Outbox, waiting: int) -> asyncio.Task[None]:
+    """Hand over `waiting` large pages, then start one more large request: it must wait."""
+    for _ in range(waiting):
+        await outbox.reserve(True)
+        outbox.page(page())
+    request = asyncio.create_task(outbox.reserve(True))
+    await asyncio.sleep(0.05)
+    assert not request.done()  # the pages wait for the consumer: no further request starts
+    return request
+
+
 def test_queued_large_pages_hold_back_the_next_large_request_until_one_is_taken() -> None:
     async def body() -> None:
         outbox = Outbox(capacity=10, waiting=2)
-        for _ in range(2):
-            await outbox.reserve(True)
-            outbox.page(page())
-        third = asyncio.create_task(outbox.reserve(True))
-        await asyncio.sleep(0.05)
-        assert not third.done()  # two pages wait for the consumer: no third request starts
+        third = await held_back(outbox, 2)
         await asyncio.wait_for(outbox.reserve(False), 1)  # small listings are not held back
         outbox.taken(await outbox.queue.get())
         await asyncio.wait_for(third, 1)
@@ -35,11 +41,7 @@ def test_queued_large_pages_hold_back_the_next_large_request_until_one_is_taken(
 def test_a_held_back_request_that_is_cancelled_gives_its_reservation_back() -> None:
     async def body() -> None:
         outbox = Outbox(capacity=3, waiting=2)
-        for _ in range(2):
-            await outbox.reserve(True)
-            outbox.page(page())
-        held = asyncio.create_task(outbox.reserve(True))
-        await asyncio.sleep(0.05)
+        held = await held_back(outbox, 2)
         held.cancel()
         await asyncio.gather(held, return_exceptions=True)
         outbox.taken(await outbox.queue.get())

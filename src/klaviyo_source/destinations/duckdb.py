@@ -167,7 +167,7 @@ class DuckDBDestination(RawLoadDestination):
             self.con.close()
             self._lock.release()
             if created:  # a failed first open leaves nothing behind
-                for leftover in (path, path.with_name(path.name + ".wal")):
+                for leftover in (path, self._wal):
                     leftover.unlink(missing_ok=True)
             raise
 
@@ -433,7 +433,7 @@ class DuckDBDestination(RawLoadDestination):
         result.unchanged = int(matched) - int(changed)
 
     def tidy(self) -> None:
-        """A WAL of IDLE_CHECKPOINT_BYTES or more is checkpointed while the sink waits on the API,
+        """A WAL of `idle_checkpoint_bytes` or more is checkpointed while the sink waits on the API,
         so that the final checkpoint at `close` (after the last page) has little left to write."""
         try:
             size = self._wal.stat().st_size

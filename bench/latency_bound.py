@@ -21,6 +21,8 @@ Average in flight is the mean of the samples; Little's law (requests x 0.45 s / 
 
 from __future__ import annotations
 
+import math
+
 from bench.harness import (
     InFlightSampler,
     fresh_account,
@@ -35,7 +37,6 @@ from bench.harness import (
 from bench.rate_bound import (
     LATENCY_MS,
     LATENCY_PER_RECORD_MS,
-    fixed_window_send_time,
     klaviyo_conditions,
     klaviyo_tiers,
     latency,
@@ -44,6 +45,32 @@ from bench.rate_bound import (
 from bench.requests import Row
 
 PAGE = 1000
+
+
+def paced_send_time(requests: int, rate: float, burst: int, steady: int, start: float) -> float:
+    """Seconds after `start` (monotonic) at which the last of `requests` can be sent when they go
+    out at most `rate` per second (each worker holds one for a page's latency) into Klaviyo's
+    aligned fixed windows (1 s: burst, 60 s: steady)."""
+    now = start
+    second, in_second = math.floor(now), 0
+    minute, in_minute = math.floor(now / 60.0), 0
+    for sent in range(requests):
+        if sent:
+            now += 1.0 / rate
+        while True:
+            if math.floor(now) != second:
+                second, in_second = math.floor(now), 0
+            if math.floor(now / 60.0) != minute:
+                minute, in_minute = math.floor(now / 60.0), 0
+            if in_minute >= steady:
+                now = (minute + 1) * 60.0
+            elif in_second >= burst:
+                now = second + 1.0
+            else:
+                break
+        in_second += 1
+        in_minute += 1
+    return now - start
 
 
 def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 0.0) -> list[Row]:
@@ -59,10 +86,10 @@ def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 
     results = []
     page_seconds = latency(PAGE, LATENCY_MS, LATENCY_PER_RECORD_MS)
     burst, steady = klaviyo_tiers()["get_events"]
-    # The most the workers can send per second (each request holds one for a page's latency).
-    sendable = min(burst, int(workers / page_seconds))
+    sendable = workers / page_seconds  # the most the workers can send per second
     with simulator(*flags) as sim:
         records = sim.events
+        minimal = -(-records // PAGE)
         for _ in range(runs):
             fresh_account(sim.base_url)
             served_cpu = process_cpu(sim.pid)
@@ -78,8 +105,7 @@ def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 
             # Klaviyo's minutes are aligned: where the run started decides how much of the first
             # one it gets. The floor: the minimum of requests sent as early as those windows and
             # the workers allow, the last answered a page's latency later.
-            minimal = -(-records // PAGE)
-            floor = fixed_window_send_time(minimal, sendable, steady, usage.started) + page_seconds
+            floor = paced_send_time(minimal, sendable, burst, steady, usage.started) + page_seconds
             results.append(
                 {
                     "wall": usage.wall,
@@ -96,7 +122,6 @@ def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 
                 }
             )
     median = median_of(results)
-    minimal = -(-records // PAGE)
     ceilings = {
         # What the tier allows this run: within the first minute's allowance only the burst binds.
         "XL tier": records / (tier_send_time(minimal, burst, steady) + page_seconds),
@@ -128,7 +153,7 @@ def measure(*, events: int, seed: int, workers: int, runs: int, jitter: float = 
             f"{median['over_floor']:.2f}x",
             "",
             f"floor {median['floor']:.1f} s (median): {minimal} requests into Klaviyo's aligned minutes "
-            f"({burst}/s, {steady}/min) at most {sendable}/s ({workers} workers / {page_seconds:.2f} s), "
+            f"({burst}/s, {steady}/min) at most {sendable:.0f}/s ({workers} workers / {page_seconds:.2f} s), "
             "from where the run started, + one page's latency",
         ),
         (
